@@ -1,0 +1,117 @@
+"""Instants as data.
+
+* One stored form: fixed-width UTC text, ``2026-03-27T09:00:00.000000Z``. It sorts as
+  text and SQLite's ``datetime()`` / ``unixepoch()`` read it. Convert in one place
+  (:func:`to_text` / :func:`from_text`), never anywhere else.
+* "Now" always comes from :func:`now_utc`, which reads pendulum, so tests travel in
+  time with ``pendulum.travel_to`` instead of sleeping.
+* The live timer is derived from the stored start. While the machine has not
+  rebooted it uses ``CLOCK_BOOTTIME`` differences (immune to NTP steps and manual
+  clock changes); after a reboot, or on systems without it, wall time minus start.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pendulum
+
+STORED_FORMAT_LEN = len("2026-03-27T09:00:00.000000Z")
+_BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
+
+
+def now_utc() -> pendulum.DateTime:
+    return pendulum.now("UTC")
+
+
+def to_text(dt: pendulum.DateTime) -> str:
+    """The one stored form: UTC, microseconds, trailing Z, always 27 characters."""
+    utc = pendulum.instance(dt).in_timezone("UTC")
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def from_text(text: str) -> pendulum.DateTime:
+    if len(text) != STORED_FORMAT_LEN or not text.endswith("Z"):
+        raise ValueError(f"not a stored instant: {text!r}")
+    try:
+        return pendulum.datetime(
+            int(text[0:4]),
+            int(text[5:7]),
+            int(text[8:10]),
+            int(text[11:13]),
+            int(text[14:16]),
+            int(text[17:19]),
+            int(text[20:26]),
+            tz="UTC",
+        )
+    except ValueError as exc:
+        raise ValueError(f"not a stored instant: {text!r}") from exc
+
+
+def now_text() -> str:
+    return to_text(now_utc())
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A monotonic reading taken when a procedure starts, with the boot it belongs to."""
+
+    boot_id: str
+    boottime: float
+
+
+def _boot_id() -> str | None:
+    try:
+        return _BOOT_ID_PATH.read_text().strip()
+    except OSError:
+        return None
+
+
+def _boottime() -> float | None:
+    clock = getattr(time, "CLOCK_BOOTTIME", None)
+    if clock is None:
+        return None
+    return time.clock_gettime(clock)
+
+
+class Clock:
+    """Where the app reads time.
+
+    ``monotonic=True`` (the app's default) anchors timers to ``CLOCK_BOOTTIME``.
+    ``monotonic=False`` derives every elapsed time from wall time alone, which is
+    what tests want when they travel in time with pendulum.
+    """
+
+    def __init__(self, monotonic: bool = True) -> None:
+        self.monotonic = monotonic and _boottime() is not None and _boot_id() is not None
+
+    def now(self) -> pendulum.DateTime:
+        return now_utc()
+
+    def anchor(self) -> Anchor | None:
+        if not self.monotonic:
+            return None
+        boot, reading = _boot_id(), _boottime()
+        if boot is None or reading is None:
+            return None
+        return Anchor(boot, reading)
+
+    def elapsed(self, start: pendulum.DateTime, anchor: Anchor | None = None) -> float:
+        """Seconds since ``start``; never negative, whatever the wall clock did."""
+        if anchor is not None and self.monotonic and anchor.boot_id == _boot_id():
+            reading = _boottime()
+            if reading is not None:
+                return max(0.0, reading - anchor.boottime)
+        return max(0.0, (self.now() - start).total_seconds())
+
+
+def format_elapsed(seconds: float) -> str:
+    """``mm:ss`` under an hour, ``h:mm:ss`` from an hour on."""
+    total = int(seconds)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}:{minutes:02d}:{secs:02d}"
+    return f"{minutes:02d}:{secs:02d}"

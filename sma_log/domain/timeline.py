@@ -1,0 +1,293 @@
+"""The bedside timeline: events in, derived state out, and the rules between them.
+
+Every key at the bedside becomes one :class:`Event`. The procedure's state (attempt
+count, redirections, milestones, sedation, derived minutes) is never kept by hand:
+:func:`replay` derives it from the events, and :func:`check` says whether a new
+event may be added to that state. Undo does not delete: it marks the last event
+void, and replay skips void events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pendulum
+
+from . import vocab
+
+EventKind = Literal[
+    "start",
+    "attempt",
+    "redirect",
+    "flag",
+    "csf",
+    "injection_start",
+    "injection_end",
+    "sedation",
+    "note",
+    "attempt_detail",
+    "end",
+]
+
+# Milestones in the order they must happen. "first_puncture" is the first attempt.
+MILESTONES: tuple[tuple[str, str], ...] = (
+    ("start", "Start"),
+    ("first_puncture", "First skin puncture"),
+    ("csf", "CSF obtained"),
+    ("injection_start", "Injection start"),
+    ("injection_end", "Injection end"),
+    ("end", "End"),
+)
+
+FLAGS: tuple[tuple[str, str], ...] = (
+    ("bone_contact", "Bone contact"),
+    ("paraesthesia", "Paraesthesia"),
+    ("blood", "Blood in needle"),
+)
+
+UNDOABLE = frozenset(
+    {
+        "attempt",
+        "redirect",
+        "flag",
+        "csf",
+        "injection_start",
+        "injection_end",
+        "sedation",
+        "note",
+        "attempt_detail",
+    }
+)
+
+EVENT_LABELS: dict[str, str] = {
+    "start": "Start",
+    "attempt": "New attempt",
+    "redirect": "Redirection",
+    "flag": "Flag",
+    "csf": "CSF obtained",
+    "injection_start": "Injection start",
+    "injection_end": "Injection end",
+    "sedation": "Sedation changed",
+    "note": "Note",
+    "attempt_detail": "Attempt level/approach",
+    "end": "End",
+}
+
+
+class RuleError(ValueError):
+    """An action that the timeline refuses (out of order, repeated, after the end)."""
+
+
+@dataclass(frozen=True)
+class Event:
+    id: str
+    kind: str
+    at: pendulum.DateTime
+    value: str | None = None
+    attempt_id: str | None = None
+    voided: bool = False
+
+
+@dataclass
+class Attempt:
+    id: str
+    number: int
+    at: pendulum.DateTime
+    level: str | None
+    approach: str | None
+    redirections: int = 0
+    bone_contact: bool = False
+    paraesthesia: bool = False
+    blood: bool = False
+    csf_obtained: bool = False
+    voided: bool = False
+
+
+@dataclass
+class State:
+    """What the live screen shows, derived from the events of one procedure."""
+
+    attempts: list[Attempt] = field(default_factory=list)
+    voided_attempts: list[Attempt] = field(default_factory=list)
+    milestones: dict[str, pendulum.DateTime] = field(default_factory=dict)
+    sedation: str | None = None
+    sedation_agent: str | None = None
+    sedation_changes: list[tuple[pendulum.DateTime, str, str | None]] = field(default_factory=list)
+    notes: list[tuple[pendulum.DateTime, str]] = field(default_factory=list)
+    last_event: Event | None = None
+    undoable: Event | None = None
+    ended: bool = False
+
+    @property
+    def current(self) -> Attempt | None:
+        return self.attempts[-1] if self.attempts else None
+
+    @property
+    def attempt_count(self) -> int:
+        return len(self.attempts)
+
+    @property
+    def redirection_count(self) -> int:
+        return sum(a.redirections for a in self.attempts)
+
+    def minutes(self, a: str, b: str) -> float | None:
+        if a in self.milestones and b in self.milestones:
+            return (self.milestones[b] - self.milestones[a]).total_seconds() / 60
+        return None
+
+    @property
+    def procedure_minutes(self) -> float | None:
+        """Procedure time: start → end."""
+        return self.minutes("start", "end")
+
+    @property
+    def puncture_minutes(self) -> float | None:
+        """Puncture time: first skin puncture → injection end."""
+        return self.minutes("first_puncture", "injection_end")
+
+    @property
+    def first_attempt_success(self) -> bool | None:
+        """CSF obtained on the first attempt (None until CSF is obtained or the end)."""
+        if not self.attempts:
+            return None
+        if "csf" in self.milestones:
+            return self.attempts[0].csf_obtained and len(self.attempts) == 1
+        return False if self.ended else None
+
+
+def replay(events: Iterable[Event], level: str | None = None, approach: str | None = None) -> State:
+    """Derive the state from events in recorded order (void events are skipped).
+
+    ``level`` and ``approach`` are the procedure's intended ones: a new attempt takes
+    them unless the previous attempt was set to something else.
+    """
+    state = State()
+    for ev in events:
+        if ev.voided:
+            if ev.kind == "attempt":
+                state.voided_attempts.append(Attempt(ev.id, 0, ev.at, level, approach, voided=True))
+            continue
+        _apply(state, ev, level, approach)
+        state.last_event = ev
+        state.undoable = ev if ev.kind in UNDOABLE else None
+    return state
+
+
+def _apply(state: State, ev: Event, level: str | None, approach: str | None) -> None:
+    kind = ev.kind
+    if kind == "start":
+        state.milestones["start"] = ev.at
+        if ev.value:
+            state.sedation = ev.value
+            state.sedation_changes.append((ev.at, ev.value, None))
+    elif kind == "attempt":
+        prev = state.current
+        state.attempts.append(
+            Attempt(
+                id=ev.id,
+                number=len(state.attempts) + 1,
+                at=ev.at,
+                level=prev.level if prev else level,
+                approach=prev.approach if prev else approach,
+            )
+        )
+        state.milestones.setdefault("first_puncture", ev.at)
+    elif kind == "redirect" and state.current:
+        state.current.redirections += 1
+    elif kind == "flag" and state.current and ev.value in dict(FLAGS):
+        name = ev.value
+        setattr(state.current, name, not getattr(state.current, name))
+    elif kind == "attempt_detail" and state.current and ev.value:
+        lvl, _, appr = ev.value.partition("|")
+        state.current.level = lvl or state.current.level
+        state.current.approach = appr or state.current.approach
+    elif kind == "csf":
+        state.milestones["csf"] = ev.at
+        if state.current:
+            state.current.csf_obtained = True
+    elif kind in ("injection_start", "injection_end"):
+        state.milestones[kind] = ev.at
+    elif kind == "sedation":
+        code, _, agent = (ev.value or "").partition("|")
+        state.sedation = code or None
+        state.sedation_agent = agent or None
+        state.sedation_changes.append((ev.at, code, agent or None))
+    elif kind == "note" and ev.value:
+        state.notes.append((ev.at, ev.value))
+    elif kind == "end":
+        state.milestones["end"] = ev.at
+        state.ended = True
+
+
+def check(state: State, kind: str, value: str | None = None) -> None:
+    """Raise :class:`RuleError` with a message a person can act on, or return."""
+    if state.ended:
+        raise RuleError("This procedure has ended; nothing more can be added to its timeline")
+    has = state.milestones
+    if kind == "start":
+        raise RuleError("The procedure has already started")
+    if kind == "attempt":
+        if "injection_start" in has:
+            raise RuleError("The injection has started: a new attempt is not possible now")
+        return
+    if kind in ("redirect", "flag", "attempt_detail"):
+        if state.current is None:
+            raise RuleError("No attempt yet: record the skin puncture first (key a)")
+        if "injection_start" in has and kind == "redirect":
+            raise RuleError("The injection has started: a redirection is not possible now")
+        if kind == "flag" and value not in dict(FLAGS):
+            raise RuleError(f"Unknown flag: {value}")
+        return
+    if kind == "csf":
+        if state.current is None:
+            raise RuleError("CSF cannot come before the first skin puncture (key a)")
+        if "csf" in has:
+            raise RuleError("CSF was already recorded; undo it first to record it again")
+        return
+    if kind == "injection_start":
+        if "csf" not in has:
+            raise RuleError("Record CSF obtained (key c) before the injection starts")
+        if "injection_start" in has:
+            raise RuleError("The injection start was already recorded")
+        return
+    if kind == "injection_end":
+        if "injection_start" not in has:
+            raise RuleError("Record the injection start (key i) before its end")
+        if "injection_end" in has:
+            raise RuleError("The injection end was already recorded")
+        return
+    if kind == "sedation":
+        code = (value or "").partition("|")[0]
+        if code not in vocab.codes(vocab.SEDATION):
+            raise RuleError(f"Unknown sedation: {code}")
+        return
+    if kind == "note":
+        if not value or not value.strip():
+            raise RuleError("A note needs some text")
+        return
+    if kind == "end":
+        return
+    raise RuleError(f"Unknown action: {kind}")
+
+
+def check_end(state: State, drug_delivered: bool) -> None:
+    """Ending as delivered needs the whole injection on the timeline."""
+    check(state, "end")
+    if drug_delivered:
+        missing = [label for key, label in MILESTONES[1:5] if key not in state.milestones]
+        if missing:
+            raise RuleError(
+                "Cannot end as delivered: missing " + ", ".join(m.lower() for m in missing)
+            )
+    elif "injection_start" in state.milestones and "injection_end" not in state.milestones:
+        raise RuleError("The injection started: record its end (key f) or undo the start")
+
+
+def check_undo(state: State) -> Event:
+    if state.ended:
+        raise RuleError("This procedure has ended; undo is no longer possible here")
+    if state.undoable is None:
+        raise RuleError("Nothing to undo")
+    return state.undoable

@@ -1,0 +1,651 @@
+"""The Store: every read and write of clinical data, each write one committed transaction.
+
+Rules kept here:
+
+* Every write is one ``BEGIN IMMEDIATE`` … ``COMMIT``; a method returns only after the
+  commit, so whatever the screen shows next is on disk.
+* Every insert, update and delete of a clinical table is written to ``audit_log`` in
+  the same transaction (table, record id, field, old value, new value, user, UTC time).
+* Values are validated with the domain's field specs before they are written.
+* SQLite errors leave as :class:`StorageError` with one readable line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pendulum
+
+from ..domain import fields, timeline, vocab
+from ..domain.clock import Anchor, Clock, from_text, to_text
+from ..domain.ids import new_id
+from .db import open_connection
+from .errors import Conflict, NotFound, StorageError
+
+Row = dict[str, Any]
+
+
+def _friendly(exc: sqlite3.Error) -> str:
+    text = str(exc)
+    low = text.lower()
+    if "locked" in low or "busy" in low:
+        return "The database is busy (another sma-log is writing); nothing was saved, try again"
+    if "readonly" in low or "read-only" in low:
+        return "The database is read-only; nothing was saved (check the file's permissions)"
+    if "disk is full" in low or "database or disk is full" in low:
+        return "The disk is full; nothing was saved (free some space and try again)"
+    if "malformed" in low or "not a database" in low:
+        return "The database file is damaged; nothing was saved (restore it from a backup)"
+    if "disk i/o" in low:
+        return "The disk reported an I/O error; nothing was saved"
+    return f"Database error; nothing was saved ({text})"
+
+
+def _audit_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+@dataclass
+class ProcedureView:
+    """One procedure as the live screen needs it, read from the database."""
+
+    row: Row
+    patient: Row
+    events: list[timeline.Event]
+    state: timeline.State
+
+    @property
+    def id(self) -> str:
+        return str(self.row["id"])
+
+    @property
+    def started_at(self) -> pendulum.DateTime:
+        return from_text(self.row["started_at"])
+
+    @property
+    def anchor(self) -> Anchor | None:
+        if self.row.get("anchor_boot_id") and self.row.get("anchor_boottime") is not None:
+            return Anchor(self.row["anchor_boot_id"], float(self.row["anchor_boottime"]))
+        return None
+
+
+class Store:
+    """All access to one sma-log database file."""
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        path: Path,
+        user: str,
+        clock: Clock | None = None,
+        backup: Path | None = None,
+    ) -> None:
+        import sqlite_utils
+
+        self.conn = conn
+        self.path = path
+        self.user = user
+        self.clock = clock or Clock()
+        self.backup = backup
+        self.db = sqlite_utils.Database(conn)
+
+    # ------------------------------------------------------------------ plumbing
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        user: str | None = None,
+        *,
+        clock: Clock | None = None,
+        create: bool = True,
+        readonly: bool = False,
+    ) -> Store:
+        conn, backup = open_connection(path, create=create, readonly=readonly)
+        return cls(conn, Path(path).expanduser(), user or default_user(), clock, backup)
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One IMMEDIATE transaction: reads inside it see what the writes will build on."""
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StorageError(_friendly(exc)) from None
+        try:
+            yield self.conn
+            self.conn.execute("COMMIT")
+        except BaseException as exc:
+            if self.conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self.conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.IntegrityError):
+                raise Conflict(_friendly(exc)) from None
+            if isinstance(exc, sqlite3.Error):
+                raise StorageError(_friendly(exc)) from None
+            raise
+
+    def query(self, sql: str, params: Any = ()) -> list[Row]:
+        try:
+            cur = self.conn.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise StorageError(_friendly(exc)) from None
+        cols = [c[0] for c in cur.description or ()]
+        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+    def one(self, sql: str, params: Any = ()) -> Row | None:
+        rows = self.query(sql, params)
+        return rows[0] if rows else None
+
+    def data_version(self) -> int:
+        """Changes when another connection commits: cheap to poll for live refresh."""
+        return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def now(self) -> pendulum.DateTime:
+        return self.clock.now()
+
+    def _audit(
+        self,
+        action: str,
+        table: str,
+        record_id: str,
+        field: str | None = None,
+        old: Any = None,
+        new: Any = None,
+        at: str | None = None,
+    ) -> None:
+        self.conn.execute(
+            "INSERT INTO audit_log(id, at, user, action, table_name, record_id, field, "
+            "old_value, new_value) VALUES (?,?,?,?,?,?,?,?,?)",
+            (
+                new_id(),
+                at or to_text(self.now()),
+                self.user,
+                action,
+                table,
+                record_id,
+                field,
+                _audit_text(old),
+                _audit_text(new),
+            ),
+        )
+
+    def _insert(self, table: str, row: Row) -> None:
+        cols = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        self.conn.execute(f"INSERT INTO {table}({cols}) VALUES ({marks})", tuple(row.values()))
+        self._audit(
+            "insert", table, row["id"], "*", None, {k: v for k, v in row.items() if k != "id"}
+        )
+
+    def _update(
+        self,
+        table: str,
+        record_id: str,
+        changes: Mapping[str, Any],
+        audit: bool = True,
+        current: Row | None = None,
+    ) -> dict[str, tuple[Any, Any]]:
+        """Update changed fields only; audit each (old → new). Returns what changed.
+
+        ``current`` is the row as already read in this transaction (saves a read).
+        """
+        if not changes:
+            return {}
+        if current is not None:
+            old = tuple(current.get(k) for k in changes)
+        else:
+            cols = ", ".join(changes)
+            old = self.conn.execute(
+                f"SELECT {cols} FROM {table} WHERE id = ?", (record_id,)
+            ).fetchone()
+            if old is None:
+                raise NotFound(f"No {table[:-1]} with id {record_id}")
+        diff = {k: (o, v) for (k, v), o in zip(changes.items(), old, strict=True) if o != v}
+        if not diff:
+            return {}
+        sets = ", ".join(f"{k} = ?" for k in diff)
+        values = [v for _, v in diff.values()]
+        if table in ("patients", "procedures", "identifiers"):
+            sets += ", updated_at = ?"
+            values.append(to_text(self.now()))
+        self.conn.execute(f"UPDATE {table} SET {sets} WHERE id = ?", (*values, record_id))
+        if audit:
+            for k, (o, v) in diff.items():
+                self._audit("update", table, record_id, k, o, v)
+        return diff
+
+    # ------------------------------------------------------------------ patients
+    def find_patient(self, study_code: str) -> Row | None:
+        return self.one(
+            "SELECT * FROM patients WHERE study_code = ? COLLATE NOCASE", (study_code.strip(),)
+        )
+
+    def patient(self, patient_id: str) -> Row:
+        row = self.one("SELECT * FROM patients WHERE id = ?", (patient_id,))
+        if row is None:
+            raise NotFound(f"No patient with id {patient_id}")
+        return row
+
+    def search_patients(self, prefix: str = "", limit: int = 50) -> list[Row]:
+        like = prefix.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return self.query(
+            "SELECT * FROM patients WHERE study_code LIKE ? ESCAPE '\\' "
+            "ORDER BY study_code LIMIT ?",
+            (like + "%", limit),
+        )
+
+    def create_patient(self, values: Mapping[str, Any]) -> Row:
+        clean = fields.validate(fields.PATIENT_FIELDS, values)
+        if not clean.get("study_code"):
+            raise fields.ValidationError("study_code", "Study code is required")
+        now = to_text(self.now())
+        row = {
+            "id": new_id(),
+            **{k: clean.get(k) for k in fields.PATIENT_FIELDS},
+            "created_at": now,
+            "updated_at": now,
+        }
+        with self.write():
+            if self.find_patient(row["study_code"]):
+                raise Conflict(f"Study code {row['study_code']} already exists")
+            self._insert("patients", row)
+        return row
+
+    def update_patient(self, patient_id: str, values: Mapping[str, Any]) -> None:
+        clean = fields.validate(fields.PATIENT_FIELDS, values)
+        with self.write():
+            self._update("patients", patient_id, clean)
+
+    def set_identifiers(self, patient_id: str, values: Mapping[str, Any]) -> None:
+        clean = fields.validate(fields.IDENTIFIER_FIELDS, values)
+        with self.write():
+            existing = self.conn.execute(
+                "SELECT id FROM identifiers WHERE patient_id = ?", (patient_id,)
+            ).fetchone()
+            if existing:
+                self._update("identifiers", existing[0], clean)
+            else:
+                now = to_text(self.now())
+                self._insert(
+                    "identifiers",
+                    {
+                        "id": new_id(),
+                        "patient_id": patient_id,
+                        **clean,
+                        "created_at": now,
+                        "updated_at": now,
+                    },
+                )
+
+    def list_patients(self, limit: int = 500) -> list[Row]:
+        return self.query(
+            """SELECT pt.*, count(p.id) AS procedures_n, max(p.started_at) AS last_procedure_at
+            FROM patients pt LEFT JOIN procedures p ON p.patient_id = pt.id
+            GROUP BY pt.id ORDER BY pt.study_code LIMIT ?""",
+            (limit,),
+        )
+
+    # ------------------------------------------------------------------ procedures
+    def previous_setup(self, patient_id: str) -> dict[str, Any]:
+        """The carry-over fields of the patient's most recent procedure (for pre-filling)."""
+        cols = ", ".join(fields.CARRY_OVER)
+        row = self.one(
+            f"SELECT {cols} FROM procedures WHERE patient_id = ? ORDER BY started_at DESC LIMIT 1",
+            (patient_id,),
+        )
+        return {k: v for k, v in (row or {}).items() if v is not None}
+
+    def open_procedures(self) -> list[Row]:
+        return self.query(
+            """SELECT p.*, pt.study_code FROM procedures p JOIN patients pt
+            ON pt.id = p.patient_id WHERE p.status = 'open' ORDER BY p.started_at"""
+        )
+
+    def recent_procedures(self, limit: int = 20) -> list[Row]:
+        return self.query(
+            """SELECT p.*, pt.study_code FROM procedures p JOIN patients pt
+            ON pt.id = p.patient_id ORDER BY p.started_at DESC LIMIT ?""",
+            (limit,),
+        )
+
+    def pending_scores(self, limit: int = 50) -> list[Row]:
+        """Ended procedures whose 5-minute satisfaction score is still to be entered."""
+        return self.query(
+            """SELECT p.*, pt.study_code FROM procedures p JOIN patients pt
+            ON pt.id = p.patient_id WHERE p.status = 'ended' AND p.satisfaction_5min IS NULL
+            ORDER BY p.ended_at DESC LIMIT ?""",
+            (limit,),
+        )
+
+    def start_procedure(self, patient_id: str, setup: Mapping[str, Any]) -> str:
+        clean = fields.validate(fields.SETUP_FIELDS, setup)
+        missing = [
+            s.label for n, s in fields.SETUP_FIELDS.items() if s.required and clean.get(n) is None
+        ]
+        if missing:
+            raise fields.ValidationError("setup", "Required: " + ", ".join(missing))
+        now = self.now()
+        anchor = self.clock.anchor()
+        proc_id = new_id()
+        stamp = to_text(now)
+        row: Row = {
+            "id": proc_id,
+            "patient_id": patient_id,
+            "status": "open",
+            **{k: clean.get(k) for k in fields.SETUP_FIELDS},
+            "dose_mg": vocab.DOSE_MG.get(clean["regimen"]),
+            "csf_removed_ml": 5.0,
+            "started_at": stamp,
+            "anchor_boot_id": anchor.boot_id if anchor else None,
+            "anchor_boottime": anchor.boottime if anchor else None,
+            "attempts_n": 0,
+            "redirections_n": 0,
+            "created_at": stamp,
+            "updated_at": stamp,
+        }
+        with self.write():
+            if (
+                self.conn.execute("SELECT 1 FROM patients WHERE id = ?", (patient_id,)).fetchone()
+                is None
+            ):
+                raise NotFound("No such patient")
+            open_row = self.conn.execute(
+                "SELECT id FROM procedures WHERE patient_id = ? AND status = 'open'",
+                (patient_id,),
+            ).fetchone()
+            if open_row:
+                raise Conflict(
+                    "This patient already has a procedure in progress: resume it or end it first"
+                )
+            self._insert("procedures", row)
+            self._insert_event(proc_id, "start", now, clean.get("sedation"), seq=1)
+        return proc_id
+
+    def _events(self, proc_id: str) -> list[timeline.Event]:
+        rows = self.conn.execute(
+            "SELECT id, kind, at, value, attempt_id, voided_at FROM events "
+            "WHERE procedure_id = ? ORDER BY seq",
+            (proc_id,),
+        ).fetchall()
+        return [
+            timeline.Event(
+                id=r[0],
+                kind=r[1],
+                at=from_text(r[2]),
+                value=r[3],
+                attempt_id=r[4],
+                voided=r[5] is not None,
+            )
+            for r in rows
+        ]
+
+    def load_procedure(self, proc_id: str) -> ProcedureView:
+        row = self.one("SELECT * FROM procedures WHERE id = ?", (proc_id,))
+        if row is None:
+            raise NotFound(f"No procedure with id {proc_id}")
+        patient = self.patient(row["patient_id"])
+        events = self._events(proc_id)
+        state = timeline.replay(events, row["level_intended"], row["approach"])
+        return ProcedureView(row, patient, events, state)
+
+    def _insert_event(
+        self,
+        proc_id: str,
+        kind: str,
+        at: pendulum.DateTime,
+        value: str | None,
+        seq: int | None = None,
+        attempt_id: str | None = None,
+    ) -> str:
+        if seq is None:
+            seq = self.conn.execute(
+                "SELECT coalesce(max(seq), 0) + 1 FROM events WHERE procedure_id = ?",
+                (proc_id,),
+            ).fetchone()[0]
+        ev_id = new_id()
+        self._insert(
+            "events",
+            {
+                "id": ev_id,
+                "procedure_id": proc_id,
+                "seq": seq,
+                "kind": kind,
+                "at": to_text(at),
+                "value": value,
+                "attempt_id": attempt_id,
+                "voided_at": None,
+                "recorded_by": self.user,
+            },
+        )
+        return ev_id
+
+    def _stamp(self, events: list[timeline.Event]) -> pendulum.DateTime:
+        """Now, kept in order: if the wall clock stepped back, stay at the last time."""
+        now = self.now()
+        last = max((e.at for e in events), default=None)
+        if last is not None and now < last:
+            return last
+        return now
+
+    def _for_write(self, proc_id: str) -> tuple[Row, list[timeline.Event], timeline.State]:
+        """Inside a write transaction: the procedure row, its events and their state."""
+        cur = self.conn.execute("SELECT * FROM procedures WHERE id = ?", (proc_id,))
+        values = cur.fetchone()
+        if values is None:
+            raise NotFound(f"No procedure with id {proc_id}")
+        row = dict(zip([c[0] for c in cur.description], values, strict=True))
+        events = self._events(proc_id)
+        return row, events, self._replay(row, events)
+
+    @staticmethod
+    def _replay(row: Row, events: list[timeline.Event]) -> timeline.State:
+        return timeline.replay(events, row["level_intended"], row["approach"])
+
+    def _append(
+        self,
+        row: Row,
+        events: list[timeline.Event],
+        kind: str,
+        value: str | None,
+        attempt_id: str | None = None,
+    ) -> timeline.Event:
+        at = self._stamp(events)
+        seq = len(events) + 1
+        ev_id = self._insert_event(row["id"], kind, at, value, seq=seq, attempt_id=attempt_id)
+        event = timeline.Event(ev_id, kind, at, value, attempt_id)
+        events.append(event)
+        return event
+
+    def record(self, proc_id: str, kind: str, value: str | None = None) -> ProcedureView:
+        """Add one bedside action to the timeline; returns the state after the commit."""
+        with self.write():
+            row, events, state = self._for_write(proc_id)
+            timeline.check(state, kind, value)
+            attempt_id = state.current.id if state.current and kind != "attempt" else None
+            self._append(row, events, kind, value, attempt_id)
+            state = self._sync_derived(row, events)
+        return ProcedureView(row, self.patient(row["patient_id"]), events, state)
+
+    def undo(self, proc_id: str) -> tuple[ProcedureView, timeline.Event]:
+        """Void the last undoable event (audited, not deleted)."""
+        with self.write():
+            row, events, state = self._for_write(proc_id)
+            target = timeline.check_undo(state)
+            self._update(
+                "events", target.id, {"voided_at": to_text(self.now())}, current={"voided_at": None}
+            )
+            events = [
+                timeline.Event(e.id, e.kind, e.at, e.value, e.attempt_id, True)
+                if e.id == target.id
+                else e
+                for e in events
+            ]
+            state = self._sync_derived(row, events)
+        return ProcedureView(row, self.patient(row["patient_id"]), events, state), target
+
+    def _sync_derived(self, row: Row, events: list[timeline.Event]) -> timeline.State:
+        """Rewrite the attempts rows and the procedure's derived columns from the events.
+
+        Only what changed is written; ``row`` is updated in place to match the database.
+        """
+        proc_id = row["id"]
+        state = self._replay(row, events)
+        cur = self.conn.execute("SELECT * FROM attempts WHERE procedure_id = ?", (proc_id,))
+        cols = [c[0] for c in cur.description]
+        existing = {r[0]: dict(zip(cols, r, strict=True)) for r in cur.fetchall()}
+        for att in [*state.attempts, *state.voided_attempts]:
+            values = {
+                "number": att.number or None,
+                "level": att.level,
+                "approach": att.approach,
+                "redirections": att.redirections,
+                "bone_contact": int(att.bone_contact),
+                "paraesthesia": int(att.paraesthesia),
+                "blood": int(att.blood),
+                "csf_obtained": int(att.csf_obtained),
+                "voided": int(att.voided),
+            }
+            if att.id in existing:
+                if att.voided:
+                    values = {"voided": 1}
+                self._update("attempts", att.id, values, current=existing[att.id])
+            else:
+                row_values = {"id": att.id, "procedure_id": proc_id, "at": to_text(att.at)}
+                self._insert("attempts", {**row_values, **values})
+        ms = state.milestones
+
+        def t(key: str) -> str | None:
+            return to_text(ms[key]) if key in ms else None
+
+        fas = state.first_attempt_success
+        derived = {
+            "attempts_n": state.attempt_count,
+            "redirections_n": state.redirection_count,
+            "first_attempt_success": None if fas is None else int(fas),
+            "first_puncture_at": t("first_puncture"),
+            "csf_at": t("csf"),
+            "injection_start_at": t("injection_start"),
+            "injection_end_at": t("injection_end"),
+            "procedure_min": state.procedure_minutes,
+            "puncture_min": state.puncture_minutes,
+            "sedation": deepest_sedation(state),
+            "sedation_agent": state.sedation_agent,
+        }
+        # Derived columns are a cache of the audited events: not audited themselves.
+        changed = self._update("procedures", proc_id, derived, audit=False, current=row)
+        row.update({k: new for k, (_, new) in changed.items()})
+        return state
+
+    def end_procedure(self, proc_id: str, outcome: Mapping[str, Any]) -> ProcedureView:
+        clean = fields.validate(fields.OUTCOME_FIELDS, outcome)
+        delivered = clean.get("drug_delivered")
+        if delivered is None:
+            raise fields.ValidationError("drug_delivered", "Was the drug delivered? yes or no")
+        if not delivered and not clean.get("failure_reason"):
+            raise fields.ValidationError("failure_reason", "Say why the drug was not delivered")
+        if not delivered and not clean.get("fallback"):
+            raise fields.ValidationError("fallback", "Choose the fallback")
+        with self.write():
+            row, events, state = self._for_write(proc_id)
+            timeline.check_end(state, bool(delivered))
+            end = self._append(row, events, "end", "delivered" if delivered else "failed")
+            changes = {k: v for k, v in clean.items() if v is not None}
+            changes["drug_delivered"] = int(bool(delivered))
+            if delivered and not changes.get("level_final") and state.current:
+                changes["level_final"] = state.current.level
+            changes["status"] = "ended"
+            changes["ended_at"] = to_text(end.at)
+            changed = self._update("procedures", proc_id, changes, current=row)
+            row.update({k: new for k, (_, new) in changed.items()})
+            self._sync_derived(row, events)
+            self._after_end(proc_id, end.at)
+        return self.load_procedure(proc_id)
+
+    def _after_end(self, proc_id: str, ended_at: pendulum.DateTime) -> None:
+        """Hook run inside the end transaction (follow-ups are scheduled here)."""
+
+    def set_score(self, proc_id: str, score: Any) -> None:
+        value = fields.SCORE_FIELD.parse(score)
+        if value is None:
+            raise fields.ValidationError("satisfaction_5min", "Score must be 1 to 5")
+        with self.write():
+            row = self.conn.execute(
+                "SELECT status FROM procedures WHERE id = ?", (proc_id,)
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"No procedure with id {proc_id}")
+            if row[0] != "ended":
+                raise Conflict("The 5-minute score is taken after the procedure has ended")
+            self._update("procedures", proc_id, {"satisfaction_5min": value})
+
+    def update_procedure(self, proc_id: str, values: Mapping[str, Any]) -> None:
+        """Correct set-up or outcome fields after the fact (audited)."""
+        specs = {**fields.SETUP_FIELDS, **fields.OUTCOME_FIELDS}
+        clean = fields.validate(specs, values)
+        if "drug_delivered" in clean and clean["drug_delivered"] is not None:
+            clean["drug_delivered"] = int(clean["drug_delivered"])
+        if "regimen" in clean:
+            clean["dose_mg"] = vocab.DOSE_MG.get(clean["regimen"])
+        with self.write():
+            self._update("procedures", proc_id, clean)
+
+    # ------------------------------------------------------------------ audit
+    def audit_entries(
+        self, table: str | None = None, record_id: str | None = None, limit: int = 1000
+    ) -> list[Row]:
+        where, params = [], []
+        if table:
+            where.append("table_name = ?")
+            params.append(table)
+        if record_id:
+            where.append("record_id = ?")
+            params.append(record_id)
+        clause = ("WHERE " + " AND ".join(where)) if where else ""
+        return self.query(f"SELECT * FROM audit_log {clause} ORDER BY id LIMIT ?", (*params, limit))
+
+    def counts(self) -> dict[str, int]:
+        return {
+            t: int(self.conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0])
+            for t in ("patients", "procedures", "attempts", "events", "audit_log")
+        }
+
+
+_SEDATION_DEPTH = {code: i for i, code in enumerate(vocab.codes(vocab.SEDATION))}
+
+
+def deepest_sedation(state: timeline.State) -> str | None:
+    """The deepest sedation used during the procedure (what the report counts)."""
+    kinds = [code for _, code, _ in state.sedation_changes if code]
+    return max(kinds, key=lambda k: _SEDATION_DEPTH.get(k, -1), default=None)
+
+
+def default_user() -> str:
+    for var in ("SMA_LOG_USER", "USER", "LOGNAME"):
+        if os.environ.get(var):
+            return os.environ[var]
+    try:
+        import getpass
+
+        return getpass.getuser()
+    except Exception:
+        return "unknown"
