@@ -91,14 +91,21 @@ class Store:
         clock: Clock | None = None,
         backup: Path | None = None,
     ) -> None:
-        import sqlite_utils
-
         self.conn = conn
         self.path = path
         self.user = user
         self.clock = clock or Clock()
         self.backup = backup
-        self.db = sqlite_utils.Database(conn)
+        self._db: Any = None
+
+    @property
+    def db(self) -> Any:
+        """A sqlite-utils view of the connection, imported only when first needed."""
+        if self._db is None:
+            import sqlite_utils
+
+            self._db = sqlite_utils.Database(self.conn)
+        return self._db
 
     # ------------------------------------------------------------------ plumbing
     @classmethod
