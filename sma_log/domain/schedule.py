@@ -1,0 +1,402 @@
+"""Follow-up scheduling: the 5-minute score and the 72-hour (day 3) follow-up.
+
+Pure domain code: pendulum only (no Textual, no sqlite3).
+
+Time rules (see ENGINEERING-NOTES, "Time (pendulum 3)"):
+
+* Every instant going in or out is a timezone-aware pendulum ``DateTime``; the functions
+  here work in UTC and return UTC. Convert for display with :func:`to_local` /
+  :func:`format_local` only.
+* "72 hours" means 72 *elapsed* hours (``add(hours=72)`` in UTC), so across the
+  spring-forward night a 10:00 end is due at 11:00 local, across the fall-back night at
+  09:00 local. ``add(days=3)`` would give 71 or 73 real hours and is never used.
+
+Computed status of an open follow-up (``status``), for a due time ``due`` and a window
+``(before, after)``::
+
+    upcoming  now <  due - before
+    due       due - before <= now <= due
+    overdue   due <  now <= due + after
+    missed    now >  due + after
+
+"done", "unreachable" and "declined" are *stored* closing states, never computed here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import pendulum
+from pendulum.locales.locale import Locale
+
+Choices = tuple[tuple[str, str], ...]
+
+# --------------------------------------------------------------------------- kinds
+
+FOLLOWUP_KINDS: Choices = (
+    ("score_5min", "Satisfaction score at 5 minutes"),
+    ("day3", "72-hour follow-up"),
+)
+
+#: Elapsed time from procedure end to the due time, per kind.
+FOLLOWUP_DELAY: dict[str, pendulum.Duration] = {
+    "score_5min": pendulum.duration(minutes=5),
+    "day3": pendulum.duration(hours=72),
+}
+
+
+@dataclass(frozen=True)
+class Window:
+    """How long before its due time a follow-up counts as "due" and how long after it
+    stays "overdue" before it becomes "missed". Hours, fractions allowed."""
+
+    before_hours: float = 12
+    after_hours: float = 24
+
+    @property
+    def before(self) -> pendulum.Duration:
+        return pendulum.duration(seconds=round(self.before_hours * 3600))
+
+    @property
+    def after(self) -> pendulum.Duration:
+        return pendulum.duration(seconds=round(self.after_hours * 3600))
+
+
+#: Default windows. day3: from 12 h before to 24 h after the 72-hour mark (i.e. a call
+#: between 60 h and 96 h after the end is on time or late-but-valid). score_5min: the
+#: score opens 5 minutes before its due time (i.e. at the end of the procedure) and is
+#: "overdue" for 2 hours, after which a "5-minute" score is no longer meaningful.
+DEFAULT_WINDOWS: dict[str, Window] = {
+    "score_5min": Window(before_hours=5 / 60, after_hours=2),
+    "day3": Window(before_hours=12, after_hours=24),
+}
+
+Status = Literal["upcoming", "due", "overdue", "missed"]
+
+#: Queue order of computed states: overdue first, then due, upcoming, missed.
+STATUS_ORDER: tuple[str, ...] = ("overdue", "due", "upcoming", "missed")
+#: Stored closing states (set by the user, never computed).
+CLOSED_STATUSES: tuple[str, ...] = ("done", "unreachable", "declined")
+
+
+def status_rank(state: str) -> int:
+    """Sort rank for a state: computed states in ``STATUS_ORDER``, closed states after."""
+    order = STATUS_ORDER + CLOSED_STATUSES
+    return order.index(state) if state in order else len(order)
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in FOLLOWUP_DELAY:
+        known = ", ".join(FOLLOWUP_DELAY)
+        raise ValueError(f"unknown follow-up kind {kind!r} (known: {known})")
+
+
+def _utc(dt: pendulum.DateTime, name: str) -> pendulum.DateTime:
+    if dt.tzinfo is None:
+        raise ValueError(f"{name} must be timezone-aware")
+    return pendulum.instance(dt).in_timezone("UTC")
+
+
+def default_window(kind: str) -> Window:
+    _check_kind(kind)
+    return DEFAULT_WINDOWS[kind]
+
+
+def due_at(kind: str, ended_at: pendulum.DateTime) -> pendulum.DateTime:
+    """Due time (UTC) of a follow-up of ``kind`` for a procedure that ended at ``ended_at``.
+
+    ``ended_at`` may carry any time zone; the arithmetic is done in UTC, so the result
+    is always exactly the delay in elapsed seconds after the end.
+    """
+    _check_kind(kind)
+    return _utc(ended_at, "ended_at") + FOLLOWUP_DELAY[kind]
+
+
+def status(
+    kind: str,
+    due: pendulum.DateTime,
+    now: pendulum.DateTime | None = None,
+    window: Window | None = None,
+) -> Status:
+    """Computed state of an open follow-up (see the module docstring for the boundaries).
+
+    ``now`` defaults to ``pendulum.now()``; ``window`` to ``DEFAULT_WINDOWS[kind]``.
+    """
+    _check_kind(kind)
+    w = window if window is not None else DEFAULT_WINDOWS[kind]
+    due_u = _utc(due, "due")
+    now_u = _utc(now if now is not None else pendulum.now("UTC"), "now")
+    if now_u < due_u - w.before:
+        return "upcoming"
+    if now_u <= due_u:
+        return "due"
+    if now_u <= due_u + w.after:
+        return "overdue"
+    return "missed"
+
+
+def queue_key(state: str, due: pendulum.DateTime) -> tuple[int, pendulum.DateTime]:
+    """Sort key for the follow-up queue: by state rank, then earliest due first."""
+    return (status_rank(state), _utc(due, "due"))
+
+
+# --------------------------------------------------------------------------- phrases
+
+# Wrapper templates around pendulum's localised duration ("5 hours", "5 ore").
+_PHRASES: dict[str, tuple[str, str, str]] = {
+    # locale: (future, past, now)
+    "en": ("due in {}", "overdue by {}", "due now"),
+    "it": ("scade tra {}", "in ritardo di {}", "scade ora"),
+}
+
+
+def resolve_locale(locale: str | None) -> str:
+    """The pendulum locale to use: ``locale`` if pendulum has it, else its language
+    (``pt_PT`` -> ``pt`` when present), else ``"en"``."""
+    if not locale:
+        return "en"
+    norm = Locale.normalize_locale(locale)
+    for candidate in (norm, norm.split("_")[0]):
+        try:
+            Locale.load(candidate)
+        except ValueError:
+            continue
+        return candidate
+    return "en"
+
+
+def relative_phrase(
+    due: pendulum.DateTime, now: pendulum.DateTime | None = None, locale: str = "en"
+) -> str:
+    """ "due in 5 hours" / "overdue by 2 hours" (rounded as pendulum's diff_for_humans).
+
+    English and Italian have their own wording; other locales pendulum knows use its
+    relative phrase ("in 5 Stunden" / "vor 2 Stunden"); unknown locales fall back to
+    English.
+    """
+    loc = resolve_locale(locale)
+    due_u = _utc(due, "due")
+    now_u = _utc(now if now is not None else pendulum.now("UTC"), "now")
+    if due_u == now_u:
+        return _PHRASES.get(loc, _PHRASES.get(loc.split("_")[0], _PHRASES["en"]))[2]
+    # An absolute Interval whose ``invert`` flag marks a due time in the future; this is
+    # what diff_for_humans passes to format_diff (a signed diff formats as seconds).
+    diff = due_u.diff(now_u)
+    templates = _PHRASES.get(loc) or _PHRASES.get(loc.split("_")[0])
+    if templates is None:
+        # pendulum's own relative-to-now phrase in that language
+        return pendulum.format_diff(diff, True, False, loc)
+    amount = pendulum.format_diff(diff, True, True, loc)
+    return (templates[0] if due_u > now_u else templates[1]).format(amount)
+
+
+# --------------------------------------------------------------------------- time zones
+
+
+def validate_timezone(name: str) -> str | None:
+    """None if ``name`` is a known IANA time zone, else a message for the user."""
+    if not name or not name.strip():
+        return "Time zone is required (an IANA name such as Europe/Rome)"
+    try:
+        pendulum.timezone(name.strip())
+    except (ValueError, OSError):
+        hint = _suggest_timezone(name.strip())
+        extra = f" — did you mean {hint}?" if hint else " (use an IANA name such as Europe/Rome)"
+        return f"Unknown time zone {name.strip()!r}{extra}"
+    return None
+
+
+def _suggest_timezone(name: str) -> str | None:
+    import zoneinfo
+
+    wanted = name.lower().replace(" ", "_")
+    for tz in zoneinfo.available_timezones():
+        if tz.lower() == wanted:
+            return tz
+    return None
+
+
+def to_local(dt: pendulum.DateTime, tz_name: str) -> pendulum.DateTime:
+    """``dt`` (aware) shown in ``tz_name``; raises ValueError for an unknown zone."""
+    err = validate_timezone(tz_name)
+    if err:
+        raise ValueError(err)
+    return _utc(dt, "dt").in_timezone(tz_name.strip())
+
+
+def format_local(
+    dt: pendulum.DateTime,
+    tz_name: str,
+    fmt: str = "ddd D MMM YYYY HH:mm",
+    locale: str = "en",
+) -> str:
+    """``dt`` formatted in ``tz_name`` with a pendulum format pattern."""
+    return to_local(dt, tz_name).format(fmt, locale=resolve_locale(locale))
+
+
+# --------------------------------------------------------------------------- follow-up fields
+
+PDPH_TREATMENT: Choices = (
+    ("none", "None"),
+    ("conservative", "Conservative / analgesia"),
+    ("caffeine", "Caffeine"),
+    ("blood_patch", "Epidural blood patch"),
+)
+CONTACT_METHOD: Choices = (("phone", "Phone"), ("in_person", "In person"))
+
+
+@dataclass(frozen=True)
+class FieldRule:
+    """How one follow-up field is checked. ``message`` is shown for any bad value."""
+
+    kind: Literal["int", "bool", "choice", "text"]
+    message: str
+    low: int | None = None
+    high: int | None = None
+    choices: tuple[str, ...] = ()
+    max_len: int = 500
+    needs_pdph: bool = False  # only meaningful when pdph is yes
+
+
+def _codes(choices: Choices) -> tuple[str, ...]:
+    return tuple(code for code, _ in choices)
+
+
+_YES_NO = "Answer yes or no"
+
+FOLLOWUP_FIELDS: dict[str, FieldRule] = {
+    "satisfaction": FieldRule("int", "Score must be a whole number from 1 to 5", 1, 5),
+    "pdph": FieldRule("bool", _YES_NO),
+    "pdph_onset_hours": FieldRule(
+        "int", "Onset must be a whole number of hours from 0 to 120", 0, 120, needs_pdph=True
+    ),
+    "pdph_orthostatic": FieldRule("bool", _YES_NO, needs_pdph=True),
+    "pdph_severity": FieldRule(
+        "int", "Severity must be a whole number from 0 to 10", 0, 10, needs_pdph=True
+    ),
+    "pdph_treatment": FieldRule(
+        "choice",
+        "Treatment must be one of: " + ", ".join(_codes(PDPH_TREATMENT)),
+        choices=_codes(PDPH_TREATMENT),
+        needs_pdph=True,
+    ),
+    "pdph_resolved": FieldRule("bool", _YES_NO, needs_pdph=True),
+    "back_pain_nrs": FieldRule("int", "Back pain must be a whole number from 0 to 10", 0, 10),
+    "radicular_pain": FieldRule("bool", _YES_NO),
+    "nausea_vomiting": FieldRule("bool", _YES_NO),
+    "other_event": FieldRule("text", "Describe the event in at most 500 characters"),
+    "other_event_serious": FieldRule("bool", _YES_NO),
+    "contact_method": FieldRule(
+        "choice",
+        "Contact must be one of: " + ", ".join(_codes(CONTACT_METHOD)),
+        choices=_codes(CONTACT_METHOD),
+    ),
+    "assessor": FieldRule("text", "Assessor name must be at most 100 characters", max_len=100),
+}
+
+#: Fields that must be filled when a follow-up is completed ("done").
+REQUIRED_ON_COMPLETE: tuple[str, ...] = ("assessor",)
+
+_INT_RE = re.compile(r"[+-]?[0-9]+", re.ASCII)
+_TRUE = frozenset({"yes", "y", "true", "t", "1", "si", "sì"})
+_FALSE = frozenset({"no", "n", "false", "f", "0"})
+
+
+def _is_blank(value: object) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def parse_field(name: str, value: object) -> tuple[object, str | None]:
+    """Convert one typed-in value: ``(clean value, None)`` or ``(None, message)``.
+
+    Ints accept ``7``, ``"7"`` and ``7.0``; reject ``"7.5"``, ``""``, ``"abc"``, and
+    anything out of range. Booleans accept True/False and yes/no/y/n/true/false/1/0.
+    """
+    rule = FOLLOWUP_FIELDS.get(name)
+    if rule is None:
+        return None, f"Unknown field {name!r}"
+    if rule.kind == "int":
+        number: int | None = None
+        if isinstance(value, bool):
+            number = None
+        elif isinstance(value, int):
+            number = value
+        elif isinstance(value, float) and value.is_integer():
+            number = int(value)
+        elif isinstance(value, str) and _INT_RE.fullmatch(value.strip()):
+            number = int(value.strip())
+        assert rule.low is not None and rule.high is not None
+        if number is None or not rule.low <= number <= rule.high:
+            return None, rule.message
+        return number, None
+    if rule.kind == "bool":
+        if isinstance(value, bool):
+            return value, None
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value), None
+        if isinstance(value, str):
+            text = value.strip().lower()
+            if text in _TRUE:
+                return True, None
+            if text in _FALSE:
+                return False, None
+        return None, rule.message
+    if rule.kind == "choice":
+        if isinstance(value, str) and value.strip() in rule.choices:
+            return value.strip(), None
+        return None, rule.message
+    # text
+    if not isinstance(value, str) or len(value.strip()) > rule.max_len:
+        return None, rule.message
+    return value.strip(), None
+
+
+def clean_followup(
+    values: Mapping[str, object], completing: bool = True
+) -> tuple[dict[str, object], dict[str, str]]:
+    """Parse and check a follow-up form: ``(clean values, errors field -> message)``.
+
+    Blank values ("" or None) mean "not answered" and are dropped, except that the
+    fields in ``REQUIRED_ON_COMPLETE`` must be filled when ``completing``. PDPH details
+    are only accepted when ``pdph`` is yes (a "no"/"none" detail is dropped), and a
+    serious-event flag needs a description.
+    """
+    clean: dict[str, object] = {}
+    errors: dict[str, str] = {}
+    for name, value in values.items():
+        if name not in FOLLOWUP_FIELDS:
+            errors[name] = f"Unknown field {name!r}"
+            continue
+        if _is_blank(value):
+            continue
+        parsed, err = parse_field(name, value)
+        if err:
+            errors[name] = err
+        else:
+            clean[name] = parsed
+    if completing:
+        for name in REQUIRED_ON_COMPLETE:
+            if name not in clean and name not in errors:
+                errors[name] = f"{name.capitalize()} is required to complete the follow-up"
+    if clean.get("pdph") is not True:
+        for name, rule in FOLLOWUP_FIELDS.items():
+            if not (rule.needs_pdph and name in clean):
+                continue
+            if clean[name] in (False, "none"):  # an unticked box / "none" says nothing
+                del clean[name]
+            else:
+                errors[name] = "Only record PDPH details when PDPH is yes"
+    if clean.get("other_event_serious") is True and "other_event" not in clean:
+        errors.setdefault("other_event", "Describe the serious event")
+    return clean, errors
+
+
+def validate_followup(values: Mapping[str, object], completing: bool = True) -> dict[str, str]:
+    """Errors (field -> message) for a follow-up form; empty when it can be saved.
+
+    ``completing=False`` checks a draft (no required fields).
+    """
+    return clean_followup(values, completing=completing)[1]
