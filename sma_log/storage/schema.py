@@ -9,8 +9,10 @@ released migration: add a new one.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import sqlite_utils
+if TYPE_CHECKING:  # imported for real only by the code that runs migrations
+    import sqlite_utils
 
 APPLICATION_ID = 0x534D4C47  # "SMLG"
 
@@ -181,7 +183,7 @@ def _v1(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {1: _v1}
+MIGRATIONS: dict[int, Callable[["sqlite_utils.Database"], None]] = {1: _v1}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 # Tables whose rows are clinical data: every change to them is audited.
