@@ -183,7 +183,7 @@ def _v1(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: dict[int, Callable[["sqlite_utils.Database"], None]] = {1: _v1}
+MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {1: _v1}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 # Tables whose rows are clinical data: every change to them is audited.
