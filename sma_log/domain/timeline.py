@@ -239,6 +239,14 @@ def check(state: State, kind: str, value: str | None = None) -> None:
             raise RuleError("The injection has started: a redirection is not possible now")
         if kind == "flag" and value not in dict(FLAGS):
             raise RuleError(f"Unknown flag: {value}")
+        if kind == "attempt_detail":
+            lvl, _, appr = (value or "").partition("|")
+            if not lvl and not appr:
+                raise RuleError("Give the attempt's level or approach")
+            if lvl and lvl not in vocab.codes(vocab.LEVELS):
+                raise RuleError(f"Unknown level: {lvl}")
+            if appr and appr not in vocab.codes(vocab.APPROACH):
+                raise RuleError(f"Unknown approach: {appr}")
         return
     if kind == "csf":
         if state.current is None:
