@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from pathlib import Path
 import pendulum
 
 STORED_FORMAT_LEN = len("2026-03-27T09:00:00.000000Z")
+_STORED_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
 _BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
 
 
@@ -33,7 +35,7 @@ def to_text(dt: pendulum.DateTime) -> str:
 
 
 def from_text(text: str) -> pendulum.DateTime:
-    if len(text) != STORED_FORMAT_LEN or not text.endswith("Z"):
+    if not isinstance(text, str) or not _STORED_RE.fullmatch(text):
         raise ValueError(f"not a stored instant: {text!r}")
     try:
         return pendulum.datetime(
