@@ -591,7 +591,7 @@ class Store:
     def _after_end(self, proc_id: str, ended_at: pendulum.DateTime) -> None:
         """Hook run inside the end transaction (follow-ups are scheduled here)."""
 
-    def set_score(self, proc_id: str, score: Any) -> None:
+    def set_score(self, proc_id: str, score: Any) -> int:
         value = fields.SCORE_FIELD.parse(score)
         if value is None:
             raise fields.ValidationError("satisfaction_5min", "Score must be 1 to 5")
@@ -604,6 +604,7 @@ class Store:
             if row[0] != "ended":
                 raise Conflict("The 5-minute score is taken after the procedure has ended")
             self._update("procedures", proc_id, {"satisfaction_5min": value})
+        return int(value)
 
     def update_procedure(self, proc_id: str, values: Mapping[str, Any]) -> None:
         """Correct set-up or outcome fields after the fact (audited)."""

@@ -1,0 +1,139 @@
+"""The Textual app and its factory (shared by the CLI and the tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from ..config import Settings
+from ..domain.clock import Clock
+from ..storage.errors import StorageError
+from ..storage.store import Store
+
+STYLES = Path(__file__).parent / "styles"
+
+
+class SmaLogApp(App[int]):
+    """sma-log. Opens the database on mount; refuses a bad file with a message."""
+
+    TITLE = "sma-log"
+    CSS_PATH = [STYLES / "app.tcss", STYLES / "bedside.tcss", STYLES / "forms.tcss"]
+    BINDINGS = [
+        Binding("ctrl+q", "quit", "Quit", priority=True, id="app.quit"),
+    ]
+    # Classes for terminal size: the key legend shows only where there is room.
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
+
+    def __init__(
+        self,
+        db_path: Path,
+        *,
+        user: str | None = None,
+        settings: Settings | None = None,
+        clock: Clock | None = None,
+        demo: bool = False,
+    ) -> None:
+        super().__init__()
+        self.db_path = Path(db_path)
+        self.user = user
+        self.settings = settings or Settings()
+        self.clock = clock or Clock()
+        self.demo = demo
+        self._store: Store | None = None
+        self._data_version: int | None = None
+        if self.settings.theme:
+            self.theme = (
+                self.settings.theme
+                if self.settings.theme in self.available_themes
+                else "textual-dark"
+            )
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise StorageError("The database is not open")
+        return self._store
+
+    @property
+    def tz(self) -> str:
+        return self.settings.tz_name()
+
+    def on_mount(self) -> None:
+        try:
+            self._store = Store.open(self.db_path, self.user, clock=self.clock)
+        except StorageError as exc:
+            from .screens.refused import RefusedScreen
+
+            self.push_screen(RefusedScreen(str(exc)))
+            return
+        if self.demo:
+            self.notify(
+                "Demo database: throw-away data, deleted when you quit.", title="Demo", timeout=6
+            )
+        from .screens.home import HomeScreen
+
+        self.push_screen(HomeScreen())
+        opened = self._store.open_procedures()
+        if opened:
+            # Crash and resume: an open procedure comes straight back, timer running.
+            self.open_procedure(opened[0]["id"])
+        self._data_version = self._store.data_version()
+        self.set_interval(1.0, self._poll_changes)
+
+    def open_procedure(self, proc_id: str) -> None:
+        from .screens.procedure import ProcedureScreen
+
+        self.push_screen(ProcedureScreen(proc_id))
+
+    def _poll_changes(self) -> None:
+        """Another terminal on the same file committed: redraw from the database."""
+        if self._store is None:
+            return
+        try:
+            version = self._store.data_version()
+        except Exception:
+            return
+        if version != self._data_version:
+            self._data_version = version
+            refresh = getattr(self.screen, "refresh_from_store", None)
+            if refresh is not None:
+                refresh()
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        if self._store is None:
+            return
+        yield SystemCommand("New procedure", "Find or create a patient and start", self._cmd_new)
+        yield SystemCommand("Home", "Back to the home screen", self._cmd_home)
+
+    def _cmd_new(self) -> None:
+        from .screens.start import StartScreen
+
+        self.push_screen(StartScreen())
+
+    def _cmd_home(self) -> None:
+        from .screens.home import HomeScreen
+
+        while len(self.screen_stack) > 2 and not isinstance(self.screen, HomeScreen):
+            self.pop_screen()
+
+    def on_unmount(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+
+def create_app(
+    db_path: Path,
+    *,
+    user: str | None = None,
+    settings: Settings | None = None,
+    clock: Clock | None = None,
+    demo: bool = False,
+) -> SmaLogApp:
+    """Build the app; the CLI and the tests both start here."""
+    return SmaLogApp(db_path, user=user, settings=settings, clock=clock, demo=demo)

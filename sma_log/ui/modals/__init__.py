@@ -1,0 +1,1 @@
+"""Modal dialogs. Escape closes each one without saving."""

@@ -1,0 +1,93 @@
+"""End the procedure: confirm, and record the outcome (a failure asks why)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import Button, Select, Static
+
+from ...domain import fields, timeline
+from ..widgets.form import FormField, collect
+from .base import Dialog
+
+FAILURE_ONLY = ("failure_reason", "fallback")
+
+
+class EndDialog(Dialog[dict[str, Any] | None]):
+    """Returns the outcome values for :meth:`Store.end_procedure`, or None."""
+
+    BINDINGS = [Binding("ctrl+s", "save", "End procedure", id="end.save")]
+
+    def __init__(self, state: timeline.State, csf_removed_ml: Any = 5) -> None:
+        super().__init__()
+        self.state = state
+        self.csf_removed_ml = csf_removed_ml
+
+    def compose(self) -> ComposeResult:
+        st = self.state
+        delivered = "injection_end" in st.milestones
+        specs = fields.OUTCOME_FIELDS
+        with VerticalScroll(classes="dialog", id="end-dialog"):
+            yield Static(
+                Text("End the procedure? (ctrl+s ends it, Escape goes back)", style="bold"),
+                classes="dialog-title",
+            )
+            summary = f"{st.attempt_count} attempt(s), {st.redirection_count} redirection(s); " + (
+                "injection complete." if delivered else "no complete injection recorded."
+            )
+            yield Static(Text(summary))
+            yield FormField(specs["drug_delivered"], delivered)
+            yield FormField(specs["level_final"], st.current.level if st.current else None)
+            yield FormField(specs["csf_removed_ml"], self.csf_removed_ml)
+            yield FormField(specs["csf_appearance"], "clear" if "csf" in st.milestones else None)
+            yield FormField(specs["failure_reason"])
+            yield FormField(specs["fallback"])
+            yield FormField(specs["note"])
+            with Horizontal(classes="buttons"):
+                yield Button("End procedure (ctrl+s)", id="end", variant="warning")
+                yield Button("Back (Escape)", id="back")
+
+    def on_mount(self) -> None:
+        self._toggle_failure()
+        self.query_one("#drug_delivered").focus()
+
+    def _delivered(self) -> bool | None:
+        value = self.query_one("#drug_delivered", Select).value
+        return None if value is Select.NULL else value == "yes"
+
+    def _toggle_failure(self) -> None:
+        failed = self._delivered() is False
+        for name in FAILURE_ONLY:
+            self.query_one(f"#field-{name}").display = failed
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id == "drug_delivered":
+            self._toggle_failure()
+
+    def action_save(self) -> None:
+        visible = [f for f in self.query(FormField) if f.display]
+        values, errors = collect(visible)
+        if values.get("drug_delivered") is False:
+            for name, message in (
+                ("failure_reason", "Say why the drug was not delivered"),
+                ("fallback", "Choose the fallback"),
+            ):
+                if not values.get(name):
+                    errors[name] = message
+                    self.query_one(f"#field-{name}", FormField).show_error(message)
+        if errors:
+            self.notify(
+                "Not ended: " + "; ".join(errors.values()), severity="warning", markup=False
+            )
+            return
+        self.dismiss(values)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "end":
+            self.action_save()
+        else:
+            self.dismiss(None)

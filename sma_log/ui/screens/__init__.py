@@ -1,0 +1,1 @@
+"""Full screens: home, start, live procedure."""

@@ -1,0 +1,116 @@
+"""The live procedure's widgets: big timer, big counters, milestones, attempts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Digits, Label, Static
+
+from ...domain import timeline, vocab
+from ...domain.clock import Anchor, Clock, format_elapsed
+from ..fmt import local_time
+
+
+class BigNumber(Vertical):
+    """A titled box with a large number (Textual's Digits), readable from a distance."""
+
+    def __init__(self, title: str, value: str = "0", *, id: str | None = None) -> None:
+        super().__init__(id=id, classes="big-number")
+        self.border_title = title
+        self._value = value
+
+    def compose(self) -> ComposeResult:
+        yield Digits(self._value)
+        yield Label("", classes="big-caption")
+
+    def update(self, value: str, caption: str = "") -> None:
+        digits = self.query_one(Digits)
+        if digits.value != value:
+            digits.update(value)
+        self.query_one(".big-caption", Label).update(Text(caption))
+
+
+class ElapsedTimer(BigNumber):
+    """Elapsed time since the stored start, recomputed from the clock on every tick.
+
+    Nothing is counted in memory: a missed tick, a restart or a wall-clock jump
+    cannot make it drift (see :meth:`Clock.elapsed`).
+    """
+
+    def __init__(self, clock: Clock, *, id: str | None = None) -> None:
+        super().__init__("Elapsed", "00:00", id=id)
+        self.clock = clock
+        self.start: Any = None
+        self.anchor: Anchor | None = None
+        self.stopped_at: Any = None
+
+    def on_mount(self) -> None:
+        self.set_interval(0.25, self.tick)
+
+    def set_start(self, start: Any, anchor: Anchor | None, stopped_at: Any = None) -> None:
+        self.start, self.anchor, self.stopped_at = start, anchor, stopped_at
+        self.tick()
+
+    def tick(self) -> None:
+        if self.start is None:
+            return
+        if self.stopped_at is not None:
+            seconds = (self.stopped_at - self.start).total_seconds()
+        else:
+            seconds = self.clock.elapsed(self.start, self.anchor)
+        self.update(format_elapsed(seconds), "since start")
+
+
+class Milestones(Static):
+    """The milestones, ticked with their local clock times (text marks, not colour)."""
+
+    def show(self, state: timeline.State, tz: str) -> None:
+        text = Text()
+        for key, label in timeline.MILESTONES:
+            at = state.milestones.get(key)
+            mark = "✓" if at else "·"
+            style = "bold" if at else "dim"
+            text.append(f" {mark} ", style=style)
+            text.append(f"{label:<20}", style=style)
+            text.append(local_time(at, tz) if at else "—", style=style)
+            text.append("\n")
+        sed = vocab.label(vocab.SEDATION, state.sedation)
+        if state.sedation_agent:
+            sed += f" ({state.sedation_agent})"
+        text.append(" Sedation: ", style="bold")
+        text.append(sed)
+        if len(state.sedation_changes) > 1:
+            at, _, _ = state.sedation_changes[-1]
+            text.append(f" since {local_time(at, tz)}")
+        self.update(text)
+
+
+class AttemptList(Static):
+    """One line per attempt: number, time, level, redirections and flags in words."""
+
+    def show(self, state: timeline.State, tz: str) -> None:
+        text = Text()
+        if not state.attempts:
+            text.append("No skin puncture yet: press a for the first attempt.", style="dim")
+        for att in state.attempts:
+            current = att is state.current
+            text.append("▶ " if current else "  ", style="bold")
+            text.append(f"#{att.number} ", style="bold")
+            text.append(f"{local_time(att.at, tz)} {att.level or '—'} ")
+            text.append(f"{att.redirections} redir")
+            flags = [label for key, label in timeline.FLAGS if getattr(att, key)]
+            if att.csf_obtained:
+                flags.append("CSF")
+            if flags:
+                text.append(" · " + ", ".join(flags))
+            text.append("\n")
+        if state.notes:
+            text.append("\nNotes\n", style="bold")
+            for at, note in state.notes[-3:]:
+                text.append(f"  {local_time(at, tz)} ")
+                text.append(note.replace("\n", " ")[:200])
+                text.append("\n")
+        self.update(text)

@@ -1,0 +1,169 @@
+"""Form fields that validate as you type, built from the domain's field specs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.suggester import Suggester
+from textual.validation import ValidationResult, Validator
+from textual.widgets import Input, Label, Select, Static
+
+from ...domain.fields import FieldSpec, ValidationError
+
+
+class SpecValidator(Validator):
+    """Wraps a domain :class:`FieldSpec`: the form and the store refuse the same values."""
+
+    def __init__(self, spec: FieldSpec) -> None:
+        super().__init__()
+        self.spec = spec
+
+    def validate(self, value: str) -> ValidationResult:
+        try:
+            self.spec.parse(value)
+        except ValidationError as exc:
+            return self.failure(exc.message)
+        return self.success()
+
+
+class FormField(Horizontal):
+    """A label, a control (Input or Select) and the reason its value is refused."""
+
+    DEFAULT_CSS = """
+    FormField { height: auto; margin: 0 0 0 0; }
+    FormField > Label.field-label { width: 20; padding: 0 1 0 0; text-align: right; }
+    FormField > Vertical { height: auto; width: 1fr; }
+    FormField .field-error { color: $text-error; height: auto; display: none; }
+    FormField.-invalid .field-error { display: block; }
+    """
+
+    def __init__(
+        self,
+        spec: FieldSpec,
+        value: Any = None,
+        *,
+        suggester: Suggester | None = None,
+        placeholder: str = "",
+        id: str | None = None,
+    ) -> None:
+        super().__init__(id=id or f"field-{spec.name}")
+        self.spec = spec
+        self._initial = value
+        self._suggester = suggester
+        self._placeholder = placeholder
+
+    def compose(self) -> ComposeResult:
+        spec = self.spec
+        mark = " *" if spec.required else ""
+        yield Label(f"{spec.label}{mark}", classes="field-label")
+        with Vertical():
+            if spec.kind == "choice" or spec.kind == "bool":
+                options = (
+                    [(label, code) for code, label in spec.choices]
+                    if spec.kind == "choice"
+                    else [("Yes", "yes"), ("No", "no")]
+                )
+                initial = self._initial
+                if spec.kind == "bool" and isinstance(initial, bool):
+                    initial = "yes" if initial else "no"
+                if initial is not None:
+                    initial = str(initial)
+                codes = [code for _, code in options]
+                yield Select(
+                    options,
+                    value=initial if initial in codes else Select.NULL,
+                    allow_blank=not spec.required or initial not in codes,
+                    prompt="—",
+                    id=f"{spec.name}",
+                    compact=True,
+                )
+            else:
+                hint = self._placeholder or _hint(spec)
+                yield Input(
+                    value="" if self._initial is None else _fmt(self._initial),
+                    placeholder=hint,
+                    validators=[SpecValidator(spec)],
+                    validate_on=["changed", "blur", "submitted"],
+                    suggester=self._suggester,
+                    id=f"{spec.name}",
+                    compact=True,
+                    max_length=max(spec.max_length, 40),
+                )
+            yield Static("", classes="field-error", markup=False)
+
+    @property
+    def control(self) -> Input | Select[Any]:
+        return self.query_one(f"#{self.spec.name}")  # type: ignore[return-value]
+
+    @property
+    def raw(self) -> Any:
+        control = self.control
+        if isinstance(control, Select):
+            return None if control.value is Select.NULL else control.value
+        return control.value
+
+    def set_value(self, value: Any) -> None:
+        control = self.control
+        if isinstance(control, Select):
+            if value is None:
+                if control._allow_blank:
+                    control.clear()
+                return
+            control.value = (
+                str(value) if not isinstance(value, bool) else ("yes" if value else "no")
+            )
+        else:
+            control.value = "" if value is None else _fmt(value)
+
+    def check(self) -> tuple[Any, str | None]:
+        """The parsed value and no message, or None and the message (also shown)."""
+        try:
+            value = self.spec.parse(self.raw)
+        except ValidationError as exc:
+            self.show_error(exc.message)
+            return None, exc.message
+        self.show_error(None)
+        return value, None
+
+    def show_error(self, message: str | None) -> None:
+        self.set_class(bool(message), "-invalid")
+        self.query_one(".field-error", Static).update(Text(message or ""))
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        result = event.validation_result
+        if result is None or result.is_valid:
+            self.show_error(None)
+        else:
+            self.show_error(result.failure_descriptions[0])
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        self.check()
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _hint(spec: FieldSpec) -> str:
+    if spec.kind in ("int", "float") and spec.minimum is not None:
+        unit = f" {spec.unit}" if spec.unit else ""
+        return f"{_fmt(spec.minimum)}–{_fmt(spec.maximum)}{unit}"
+    return ""
+
+
+def collect(fields: list[FormField]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Check every field; return (values, errors by field name)."""
+    values: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for f in fields:
+        value, message = f.check()
+        if message:
+            errors[f.spec.name] = message
+        else:
+            values[f.spec.name] = value
+    return values, errors
