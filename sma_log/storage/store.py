@@ -485,6 +485,12 @@ class Store:
 
     def record(self, proc_id: str, kind: str, value: str | None = None) -> ProcedureView:
         """Add one bedside action to the timeline; returns the state after the commit."""
+        if kind == "note":  # free text: same cleaning and length limit as every text field
+            value = fields.NOTE_FIELD.parse(value)
+        elif kind == "sedation" and value:
+            code, _, agent = value.partition("|")
+            agent = fields.SETUP_FIELDS["sedation_agent"].parse(agent)
+            value = f"{code}|{agent}" if agent else code
         with self.write():
             row, events, state = self._for_write(proc_id)
             timeline.check(state, kind, value)
