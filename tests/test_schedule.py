@@ -205,15 +205,15 @@ def test_field_messages() -> None:
     assert parse_field("back_pain_nrs", "0") == (0, None)
     assert parse_field("pdph_severity", "11")[1] == "Severity must be a whole number from 0 to 10"
     assert parse_field("pdph_onset_hours", "-3")[1] == (
-        "Onset must be a whole number of hours from 0 to 120"
+        "Onset must be a whole number from 0 to 120 h"
     )
     assert parse_field("pdph_onset_hours", 121)[1] is not None
     assert parse_field("pdph_onset_hours", "120") == (120, None)
     assert parse_field("pdph", "yes") == (True, None)
-    assert parse_field("pdph", "maybe")[1] == "Answer yes or no"
+    assert parse_field("pdph", "maybe")[1] == "PDPH: answer yes or no"
     assert parse_field("pdph_treatment", "blood_patch") == ("blood_patch", None)
-    assert "Treatment must be one of" in (parse_field("pdph_treatment", "surgery")[1] or "")
-    assert "Contact must be one of" in (parse_field("contact_method", "email")[1] or "")
+    assert "Treatment: choose one of" in (parse_field("pdph_treatment", "surgery")[1] or "")
+    assert "Contact: choose one of" in (parse_field("contact_method", "email")[1] or "")
 
 
 def test_validate_followup_form() -> None:
@@ -243,7 +243,7 @@ def test_validate_followup_form() -> None:
     assert errors == {
         "satisfaction": "Score must be a whole number from 1 to 5",
         "back_pain_nrs": "Back pain must be a whole number from 0 to 10",
-        "pdph_onset_hours": "Onset must be a whole number of hours from 0 to 120",
+        "pdph_onset_hours": "Onset must be a whole number from 0 to 120 h",
     }
 
 

@@ -48,6 +48,17 @@ class FieldSpec:
         """Typed value for ``raw`` (form text or a Python value); raises ValidationError."""
         return parse(self, raw)
 
+    def expected(self) -> str:
+        """What a valid value looks like, as the message a refused value gets."""
+        if self.kind in ("int", "float"):
+            what = "a whole number" if self.kind == "int" else "a number"
+            return f"{self.label} must be {what} {_range_text(self)}"
+        if self.kind == "bool":
+            return f"{self.label}: answer yes or no"
+        if self.kind == "choice":
+            return f"{self.label}: choose one of {', '.join(vocab.codes(self.choices))}"
+        return f"{self.label} is required"
+
 
 def _clean_text(raw: str) -> str:
     # Control characters (other than tab/newline in notes) never belong in a record.
@@ -85,7 +96,7 @@ def parse(spec: FieldSpec, raw: Any) -> Any:
             return True
         if text in ("n", "no", "false", "0"):
             return False
-        raise ValidationError(spec.name, f"{spec.label}: answer yes or no")
+        raise ValidationError(spec.name, spec.expected())
     if spec.kind == "choice":
         code = str(raw).strip()
         allowed = vocab.codes(spec.choices)
@@ -113,8 +124,7 @@ def _fmt(v: float | None) -> str:
 
 def _parse_number(spec: FieldSpec, raw: Any) -> int | float:
     whole = spec.kind == "int"
-    what = "a whole number" if whole else "a number"
-    message = f"{spec.label} must be {what} {_range_text(spec)}"
+    message = spec.expected()
     if isinstance(raw, bool):
         raise ValidationError(spec.name, message)
     if isinstance(raw, (int, float)):
@@ -328,4 +338,71 @@ SCORE_FIELD = FieldSpec(
 
 NOTE_FIELD = FieldSpec(
     "note", "Note", "text", "Timeline note", max_length=MAX_TEXT, identifying=True
+)
+
+# The 72-hour follow-up (and what a nurse records at any follow-up contact).
+FOLLOWUP_FIELDS: dict[str, FieldSpec] = _specs(
+    FieldSpec(
+        "satisfaction",
+        "Score",
+        "int",
+        "Satisfaction 72 h after the procedure (1 very dissatisfied … 5 very satisfied)",
+        minimum=1,
+        maximum=5,
+    ),
+    FieldSpec("pdph", "PDPH", "bool", "Post-dural puncture headache (ICHD-3 7.2.1)"),
+    FieldSpec(
+        "pdph_onset_hours",
+        "Onset",
+        "int",
+        "Hours from the puncture to headache onset",
+        minimum=0,
+        maximum=120,
+        unit="h",
+    ),
+    FieldSpec("pdph_orthostatic", "Orthostatic", "bool", "Headache worse upright"),
+    FieldSpec(
+        "pdph_severity",
+        "Severity",
+        "int",
+        "Worst headache severity, NRS 0–10",
+        minimum=0,
+        maximum=10,
+    ),
+    FieldSpec(
+        "pdph_treatment", "Treatment", "choice", "Treatment of the PDPH", vocab.PDPH_TREATMENT
+    ),
+    FieldSpec("pdph_resolved", "Resolved", "bool", "PDPH resolved at the contact"),
+    FieldSpec(
+        "back_pain_nrs",
+        "Back pain",
+        "int",
+        "Back pain at the puncture site, NRS 0–10",
+        minimum=0,
+        maximum=10,
+    ),
+    FieldSpec("radicular_pain", "Radicular pain", "bool", "Radicular pain since the procedure"),
+    FieldSpec("nausea_vomiting", "Nausea/vomiting", "bool", "Nausea or vomiting"),
+    FieldSpec(
+        "other_event",
+        "Other event",
+        "text",
+        "Other adverse event (free text)",
+        max_length=500,
+        identifying=True,
+    ),
+    FieldSpec("other_event_serious", "Serious", "bool", "The other event was serious"),
+    FieldSpec(
+        "contact_method", "Contact", "choice", "How the patient was assessed", vocab.CONTACT_METHOD
+    ),
+    FieldSpec("assessor", "Assessor", "text", "Who assessed the patient", max_length=100),
+)
+
+#: PDPH details: only meaningful when PDPH is yes.
+PDPH_DETAILS = (
+    "pdph_onset_hours",
+    "pdph_orthostatic",
+    "pdph_severity",
+    "pdph_treatment",
+    "pdph_resolved",
 )

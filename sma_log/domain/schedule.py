@@ -24,7 +24,6 @@ Computed status of an open follow-up (``status``), for a due time ``due`` and a 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -32,14 +31,11 @@ from typing import Literal
 import pendulum
 from pendulum.locales.locale import Locale
 
-Choices = tuple[tuple[str, str], ...]
+from . import fields, vocab
 
 # --------------------------------------------------------------------------- kinds
 
-FOLLOWUP_KINDS: Choices = (
-    ("score_5min", "Satisfaction score at 5 minutes"),
-    ("day3", "72-hour follow-up"),
-)
+FOLLOWUP_KINDS = vocab.FOLLOWUP_KINDS
 
 #: Elapsed time from procedure end to the due time, per kind.
 FOLLOWUP_DELAY: dict[str, pendulum.Duration] = {
@@ -239,70 +235,14 @@ def format_local(
 
 # --------------------------------------------------------------------------- follow-up fields
 
-PDPH_TREATMENT: Choices = (
-    ("none", "None"),
-    ("conservative", "Conservative / analgesia"),
-    ("caffeine", "Caffeine"),
-    ("blood_patch", "Epidural blood patch"),
-)
-CONTACT_METHOD: Choices = (("phone", "Phone"), ("in_person", "In person"))
-
-
-@dataclass(frozen=True)
-class FieldRule:
-    """How one follow-up field is checked. ``message`` is shown for any bad value."""
-
-    kind: Literal["int", "bool", "choice", "text"]
-    message: str
-    low: int | None = None
-    high: int | None = None
-    choices: tuple[str, ...] = ()
-    max_len: int = 500
-    needs_pdph: bool = False  # only meaningful when pdph is yes
-
-
-def _codes(choices: Choices) -> tuple[str, ...]:
-    return tuple(code for code, _ in choices)
-
-
-_YES_NO = "Answer yes or no"
-
-FOLLOWUP_FIELDS: dict[str, FieldRule] = {
-    "satisfaction": FieldRule("int", "Score must be a whole number from 1 to 5", 1, 5),
-    "pdph": FieldRule("bool", _YES_NO),
-    "pdph_onset_hours": FieldRule(
-        "int", "Onset must be a whole number of hours from 0 to 120", 0, 120, needs_pdph=True
-    ),
-    "pdph_orthostatic": FieldRule("bool", _YES_NO, needs_pdph=True),
-    "pdph_severity": FieldRule(
-        "int", "Severity must be a whole number from 0 to 10", 0, 10, needs_pdph=True
-    ),
-    "pdph_treatment": FieldRule(
-        "choice",
-        "Treatment must be one of: " + ", ".join(_codes(PDPH_TREATMENT)),
-        choices=_codes(PDPH_TREATMENT),
-        needs_pdph=True,
-    ),
-    "pdph_resolved": FieldRule("bool", _YES_NO, needs_pdph=True),
-    "back_pain_nrs": FieldRule("int", "Back pain must be a whole number from 0 to 10", 0, 10),
-    "radicular_pain": FieldRule("bool", _YES_NO),
-    "nausea_vomiting": FieldRule("bool", _YES_NO),
-    "other_event": FieldRule("text", "Describe the event in at most 500 characters"),
-    "other_event_serious": FieldRule("bool", _YES_NO),
-    "contact_method": FieldRule(
-        "choice",
-        "Contact must be one of: " + ", ".join(_codes(CONTACT_METHOD)),
-        choices=_codes(CONTACT_METHOD),
-    ),
-    "assessor": FieldRule("text", "Assessor name must be at most 100 characters", max_len=100),
-}
+# The fields themselves (labels, ranges, messages) are FieldSpecs in
+# :mod:`sma_log.domain.fields`, shared with the forms and the data dictionary.
+FOLLOWUP_FIELDS = fields.FOLLOWUP_FIELDS
+PDPH_TREATMENT = vocab.PDPH_TREATMENT
+CONTACT_METHOD = vocab.CONTACT_METHOD
 
 #: Fields that must be filled when a follow-up is completed ("done").
 REQUIRED_ON_COMPLETE: tuple[str, ...] = ("assessor",)
-
-_INT_RE = re.compile(r"[+-]?[0-9]+", re.ASCII)
-_TRUE = frozenset({"yes", "y", "true", "t", "1", "si", "sì"})
-_FALSE = frozenset({"no", "n", "false", "f", "0"})
 
 
 def _is_blank(value: object) -> bool:
@@ -310,48 +250,17 @@ def _is_blank(value: object) -> bool:
 
 
 def parse_field(name: str, value: object) -> tuple[object, str | None]:
-    """Convert one typed-in value: ``(clean value, None)`` or ``(None, message)``.
-
-    Ints accept ``7``, ``"7"`` and ``7.0``; reject ``"7.5"``, ``""``, ``"abc"``, and
-    anything out of range. Booleans accept True/False and yes/no/y/n/true/false/1/0.
-    """
-    rule = FOLLOWUP_FIELDS.get(name)
-    if rule is None:
+    """Convert one typed-in value: ``(clean value, None)`` or ``(None, message)``."""
+    spec = FOLLOWUP_FIELDS.get(name)
+    if spec is None:
         return None, f"Unknown field {name!r}"
-    if rule.kind == "int":
-        number: int | None = None
-        if isinstance(value, bool):
-            number = None
-        elif isinstance(value, int):
-            number = value
-        elif isinstance(value, float) and value.is_integer():
-            number = int(value)
-        elif isinstance(value, str) and _INT_RE.fullmatch(value.strip()):
-            number = int(value.strip())
-        assert rule.low is not None and rule.high is not None
-        if number is None or not rule.low <= number <= rule.high:
-            return None, rule.message
-        return number, None
-    if rule.kind == "bool":
-        if isinstance(value, bool):
-            return value, None
-        if isinstance(value, int) and value in (0, 1):
-            return bool(value), None
-        if isinstance(value, str):
-            text = value.strip().lower()
-            if text in _TRUE:
-                return True, None
-            if text in _FALSE:
-                return False, None
-        return None, rule.message
-    if rule.kind == "choice":
-        if isinstance(value, str) and value.strip() in rule.choices:
-            return value.strip(), None
-        return None, rule.message
-    # text
-    if not isinstance(value, str) or len(value.strip()) > rule.max_len:
-        return None, rule.message
-    return value.strip(), None
+    try:
+        parsed = spec.parse(value)
+    except fields.ValidationError as exc:
+        return None, exc.message
+    if parsed is None:
+        return None, spec.expected()
+    return parsed, None
 
 
 def clean_followup(
@@ -380,10 +289,11 @@ def clean_followup(
     if completing:
         for name in REQUIRED_ON_COMPLETE:
             if name not in clean and name not in errors:
-                errors[name] = f"{name.capitalize()} is required to complete the follow-up"
+                label = FOLLOWUP_FIELDS[name].label
+                errors[name] = f"{label} is required to complete the follow-up"
     if clean.get("pdph") is not True:
-        for name, rule in FOLLOWUP_FIELDS.items():
-            if not (rule.needs_pdph and name in clean):
+        for name in fields.PDPH_DETAILS:
+            if name not in clean:
                 continue
             if clean[name] in (False, "none"):  # an unticked box / "none" says nothing
                 del clean[name]

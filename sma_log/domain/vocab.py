@@ -115,3 +115,22 @@ def label(choices: Choices, code: str | None) -> str:
         if c == code:
             return text
     return str(code)
+
+
+FOLLOWUP_KINDS: Choices = (
+    ("score_5min", "Satisfaction at 5 min"),
+    ("day3", "72-hour follow-up"),
+)
+PDPH_TREATMENT: Choices = (
+    ("none", "None"),
+    ("conservative", "Conservative / analgesia"),
+    ("caffeine", "Caffeine"),
+    ("blood_patch", "Epidural blood patch"),
+)
+CONTACT_METHOD: Choices = (("phone", "Phone"), ("in_person", "In person"))
+FOLLOWUP_STATE: Choices = (
+    ("open", "Open"),
+    ("done", "Done"),
+    ("unreachable", "Not reachable"),
+    ("declined", "Declined"),
+)
