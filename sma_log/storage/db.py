@@ -186,11 +186,30 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> Path | None:
         _write_meta(conn)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
-    except BaseException:
+    except BaseException as exc:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
+        if isinstance(exc, Exception):
+            raise StorageError(
+                f"{path}: upgrading the database from schema {current} to {SCHEMA_VERSION} "
+                f"failed ({exc}); the file was left as it was (backup: {backup.name})"
+            ) from exc
         raise
     return backup
+
+
+def _judge(conn: sqlite3.Connection, path: Path) -> None:
+    """Checked again through SQLite: the header can lag the write-ahead log."""
+    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if app_id != APPLICATION_ID:
+        raise DatabaseRefused(f"{path}: not an sma-log database")
+    if version > SCHEMA_VERSION:
+        raise DatabaseRefused(
+            f"{path}: written by a newer sma-log (schema {version}; this version reads "
+            f"up to {SCHEMA_VERSION}): upgrade sma-log to open it"
+        )
+    conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
 
 
 def open_connection(
@@ -221,27 +240,34 @@ def open_connection(
                 f"{path.parent}: the folder is read-only; SQLite needs to create its "
                 "journal beside the database"
             )
+    wal = Path(f"{path}-wal")
+    if not readonly and wal.exists() and wal.stat().st_size > 0:
+        # Commits still in the log: judge them through a read-only connection first,
+        # because closing a read-write one that refuses would checkpoint the log into
+        # the file (modifying a file we refuse).
+        try:
+            probe = _connect(path, readonly=True)
+        except sqlite3.Error as exc:
+            raise DatabaseRefused(f"{path}: cannot be opened ({exc})") from None
+        try:
+            _judge(probe, path)
+        except sqlite3.DatabaseError as exc:
+            raise DatabaseRefused(
+                f"{path}: the database is damaged or unreadable ({exc})"
+            ) from None
+        finally:
+            probe.close()
     try:
         conn = _connect(path, readonly=readonly)
     except sqlite3.Error as exc:
         raise DatabaseRefused(f"{path}: cannot be opened ({exc})") from None
     try:
-        # Checked again through SQLite: the header can lag the write-ahead log.
-        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if app_id != APPLICATION_ID:
-            raise DatabaseRefused(f"{path}: not an sma-log database")
-        if version > SCHEMA_VERSION:
-            raise DatabaseRefused(
-                f"{path}: written by a newer sma-log (schema {version}; this version reads "
-                f"up to {SCHEMA_VERSION}): upgrade sma-log to open it"
-            )
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        _judge(conn, path)
         _set_pragmas(conn, readonly)
         backup = None if readonly else _migrate(conn, path)
         if not readonly and backup is None:
             _note_versions(conn)
-    except DatabaseRefused:
+    except StorageError:  # refused, or a migration failed (rolled back)
         conn.close()
         raise
     except sqlite3.DatabaseError as exc:
