@@ -183,8 +183,113 @@ def _v1(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {1: _v1}
+def _v2(db: sqlite_utils.Database) -> None:
+    """Follow-ups (5-minute score and 72-hour call) and their contact attempts.
+
+    Ended procedures already in the file get their follow-ups scheduled, so an
+    upgraded database has the same queue a new one would have.
+    """
+    import json
+
+    import pendulum
+
+    from ..domain import schedule
+    from ..domain.clock import from_text, to_text
+    from ..domain.ids import new_id
+
+    db["followups"].create(
+        {
+            "id": T,
+            "procedure_id": T,
+            "kind": T,
+            "due_at": T,
+            "state": T,
+            "closed_reason": T,
+            "completed_at": T,
+            "late": I,
+            "contact_attempts_n": I,
+            "last_contact_at": T,
+            "satisfaction": I,
+            "pdph": I,
+            "pdph_onset_hours": I,
+            "pdph_orthostatic": I,
+            "pdph_severity": I,
+            "pdph_treatment": T,
+            "pdph_resolved": I,
+            "back_pain_nrs": I,
+            "radicular_pain": I,
+            "nausea_vomiting": I,
+            "other_event": T,
+            "other_event_serious": I,
+            "contact_method": T,
+            "assessor": T,
+            "created_at": T,
+            "updated_at": T,
+        },
+        pk="id",
+        foreign_keys=[("procedure_id", "procedures", "id")],
+        not_null={"procedure_id", "kind", "due_at", "state", "created_at", "updated_at"},
+        defaults={"state": "open", "contact_attempts_n": 0, "late": 0},
+    )
+    db["followups"].create_index(["procedure_id", "kind"], unique=True)
+    db["followups"].create_index(["state", "due_at"])
+    db["contact_attempts"].create(
+        {"id": T, "followup_id": T, "at": T, "outcome": T, "by_user": T, "note": T},
+        pk="id",
+        foreign_keys=[("followup_id", "followups", "id")],
+        not_null={"followup_id", "at", "outcome"},
+    )
+    db["contact_attempts"].create_index(["followup_id"])
+    now = to_text(pendulum.now("UTC"))
+    ended = db.execute(
+        "SELECT id, ended_at, satisfaction_5min FROM procedures WHERE status = 'ended'"
+    ).fetchall()
+    for proc_id, ended_at, score in ended:
+        end = from_text(ended_at)
+        for kind, _ in schedule.FOLLOWUP_KINDS:
+            done = kind == "score_5min" and score is not None
+            row = {
+                "id": new_id(),
+                "procedure_id": proc_id,
+                "kind": kind,
+                "due_at": to_text(schedule.due_at(kind, end)),
+                "state": "done" if done else "open",
+                "completed_at": now if done else None,
+                "satisfaction": score if done else None,
+                "created_at": now,
+                "updated_at": now,
+            }
+            db.execute(
+                f"INSERT INTO followups({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                tuple(row.values()),
+            )
+            audit = {k: v for k, v in row.items() if k != "id"}
+            db.execute(
+                "INSERT INTO audit_log(id, at, user, action, table_name, record_id, field, "
+                "new_value) VALUES (?, ?, 'migration', 'insert', 'followups', ?, '*', ?)",
+                (new_id(), now, row["id"], json.dumps(audit, sort_keys=True)),
+            )
+    db.execute(
+        """CREATE VIEW followup_summary AS
+        SELECT f.id, pt.study_code, f.procedure_id, p.ended_at, f.kind, f.due_at, f.state,
+               f.late, f.contact_attempts_n, f.completed_at, f.satisfaction, f.pdph,
+               f.pdph_severity, f.pdph_treatment, f.back_pain_nrs, f.radicular_pain,
+               f.nausea_vomiting, f.other_event_serious, f.contact_method
+        FROM followups f JOIN procedures p ON p.id = f.procedure_id
+        JOIN patients pt ON pt.id = p.patient_id"""
+    )
+
+
+MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {1: _v1, 2: _v2}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 # Tables whose rows are clinical data: every change to them is audited.
-CLINICAL_TABLES = ("patients", "identifiers", "procedures", "attempts", "events")
+CLINICAL_TABLES = (
+    "patients",
+    "identifiers",
+    "procedures",
+    "attempts",
+    "events",
+    "followups",
+    "contact_attempts",
+)

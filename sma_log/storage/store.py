@@ -28,6 +28,7 @@ from ..domain.clock import Anchor, Clock, from_text, to_text
 from ..domain.ids import new_id
 from .db import open_connection
 from .errors import Conflict, NotFound, StorageError
+from .followups import FollowupStore
 
 Row = dict[str, Any]
 
@@ -80,7 +81,7 @@ class ProcedureView:
         return None
 
 
-class Store:
+class Store(FollowupStore):
     """All access to one sma-log database file."""
 
     def __init__(
@@ -595,7 +596,8 @@ class Store:
         return self.load_procedure(proc_id)
 
     def _after_end(self, proc_id: str, ended_at: pendulum.DateTime) -> None:
-        """Hook run inside the end transaction (follow-ups are scheduled here)."""
+        """Run inside the end transaction: schedule the follow-ups."""
+        self._schedule_followups(proc_id, ended_at)
 
     def set_score(self, proc_id: str, score: Any) -> int:
         value = fields.SCORE_FIELD.parse(score)
@@ -610,6 +612,7 @@ class Store:
             if row[0] != "ended":
                 raise Conflict("The 5-minute score is taken after the procedure has ended")
             self._update("procedures", proc_id, {"satisfaction_5min": value})
+            self._close_score_followup(proc_id, int(value))
         return int(value)
 
     def update_procedure(self, proc_id: str, values: Mapping[str, Any]) -> None:

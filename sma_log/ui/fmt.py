@@ -28,3 +28,7 @@ def local_datetime(value: Any, tz: str) -> str:
 
 def minutes(value: Any) -> str:
     return "—" if value is None else f"{float(value):.1f} min"
+
+
+def short_datetime(value: Any, tz: str) -> str:
+    return local_time(value, tz, "DD MMM HH:mm")

@@ -27,6 +27,7 @@ class HomeScreen(AppScreen):
         Binding("n", "new", "New procedure", id="home.new"),
         Binding("r", "resume", "Resume", id="home.resume"),
         Binding("s", "score", "Enter 5-min score", id="home.score"),
+        Binding("f", "followups", "Follow-ups", id="home.followups"),
         Binding("g", "refresh", "Refresh", show=False, id="home.refresh"),
     ]
 
@@ -141,6 +142,11 @@ class HomeScreen(AppScreen):
 
     def action_refresh(self) -> None:
         self.refresh_from_store()
+
+    def action_followups(self) -> None:
+        from .followups import FollowupScreen
+
+        self.app.push_screen(FollowupScreen())
 
     def action_new(self) -> None:
         from .start import StartScreen

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from rich.text import Text
@@ -13,19 +14,26 @@ from textual.widgets import Input, Label, Select, Static
 
 from ...domain.fields import FieldSpec, ValidationError
 
+Check = Callable[[Any], str | None]
+
 
 class SpecValidator(Validator):
     """Wraps a domain :class:`FieldSpec`: the form and the store refuse the same values."""
 
-    def __init__(self, spec: FieldSpec) -> None:
+    def __init__(self, spec: FieldSpec, extra: Check | None = None) -> None:
         super().__init__()
         self.spec = spec
+        self.extra = extra
 
     def validate(self, value: str) -> ValidationResult:
         try:
-            self.spec.parse(value)
+            parsed = self.spec.parse(value)
         except ValidationError as exc:
             return self.failure(exc.message)
+        if self.extra is not None and parsed is not None:
+            message = self.extra(parsed)
+            if message:
+                return self.failure(message)
         return self.success()
 
 
@@ -48,9 +56,11 @@ class FormField(Horizontal):
         suggester: Suggester | None = None,
         placeholder: str = "",
         id: str | None = None,
+        extra: Check | None = None,
     ) -> None:
         super().__init__(id=id or f"field-{spec.name}")
         self.spec = spec
+        self.extra = extra
         self._initial = value
         self._suggester = suggester
         self._placeholder = placeholder
@@ -85,7 +95,7 @@ class FormField(Horizontal):
                 yield Input(
                     value="" if self._initial is None else _fmt(self._initial),
                     placeholder=hint,
-                    validators=[SpecValidator(spec)],
+                    validators=[SpecValidator(spec, self.extra)],
                     validate_on=["changed", "blur", "submitted"],
                     suggester=self._suggester,
                     id=f"{spec.name}",
@@ -125,8 +135,9 @@ class FormField(Horizontal):
         except ValidationError as exc:
             self.show_error(exc.message)
             return None, exc.message
-        self.show_error(None)
-        return value, None
+        message = self.extra(value) if self.extra is not None and value is not None else None
+        self.show_error(message)
+        return (None, message) if message else (value, None)
 
     def show_error(self, message: str | None) -> None:
         self.set_class(bool(message), "-invalid")

@@ -1,0 +1,290 @@
+"""Follow-ups in storage: scheduling at the end of a procedure, the queue, entry.
+
+A mixin of :class:`sma_log.storage.store.Store` (it uses the Store's transaction,
+insert/update and audit helpers). The arithmetic (due times, status, validation,
+next dose) lives in the domain core; this module only reads and writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pendulum
+
+from ..domain import dosing, fields, schedule
+from ..domain.clock import from_text, to_text
+from ..domain.ids import new_id
+from .errors import Conflict, NotFound
+
+if TYPE_CHECKING:
+    from .store import Row
+
+BOOL_FIELDS = tuple(n for n, s in fields.FOLLOWUP_FIELDS.items() if s.kind == "bool")
+
+
+@dataclass
+class QueueItem:
+    """One follow-up as the queue shows it: the stored row plus what is computed now."""
+
+    row: dict[str, Any]
+    status: str  # upcoming / due / overdue / missed, or the closed state
+    due: pendulum.DateTime
+
+    @property
+    def id(self) -> str:
+        return str(self.row["id"])
+
+
+def _db_value(name: str, value: Any) -> Any:
+    if name in BOOL_FIELDS and value is not None:
+        return int(bool(value))
+    return value
+
+
+class FollowupStore:
+    """Follow-up reads and writes (mixed into Store)."""
+
+    # Provided by Store:
+    conn: Any
+    user: str
+
+    def now(self) -> pendulum.DateTime: ...  # pragma: no cover
+    def write(self) -> Any: ...  # pragma: no cover
+    def query(self, sql: str, params: Any = ()) -> list[Row]: ...  # pragma: no cover
+    def one(self, sql: str, params: Any = ()) -> Row | None: ...  # pragma: no cover
+    def _insert(self, table: str, row: Row) -> None: ...  # pragma: no cover
+    def _update(
+        self,
+        table: str,
+        record_id: str,
+        changes: Mapping[str, Any],
+        audit: bool = True,
+        current: Row | None = None,
+    ) -> Any: ...  # pragma: no cover
+
+    windows: dict[str, schedule.Window] = dict(schedule.DEFAULT_WINDOWS)
+
+    def set_window(self, before_hours: float, after_hours: float) -> None:
+        """The 72-hour window (a setting); the 5-minute score keeps its own."""
+        self.windows = {
+            **schedule.DEFAULT_WINDOWS,
+            "day3": schedule.Window(before_hours, after_hours),
+        }
+
+    # ------------------------------------------------------------ scheduling
+    def _schedule_followups(self, proc_id: str, ended_at: pendulum.DateTime) -> None:
+        stamp = to_text(self.now())
+        for kind, _ in schedule.FOLLOWUP_KINDS:
+            self._insert(
+                "followups",
+                {
+                    "id": new_id(),
+                    "procedure_id": proc_id,
+                    "kind": kind,
+                    "due_at": to_text(schedule.due_at(kind, ended_at)),
+                    "state": "open",
+                    "contact_attempts_n": 0,
+                    "late": 0,
+                    "created_at": stamp,
+                    "updated_at": stamp,
+                },
+            )
+
+    # ------------------------------------------------------------ reading
+    def followup(self, followup_id: str) -> Row:
+        row = self.one(
+            """SELECT f.*, pt.study_code, pt.id AS patient_id, p.started_at, p.ended_at,
+                      p.operator, p.status AS procedure_status
+            FROM followups f JOIN procedures p ON p.id = f.procedure_id
+            JOIN patients pt ON pt.id = p.patient_id WHERE f.id = ?""",
+            (followup_id,),
+        )
+        if row is None:
+            raise NotFound(f"No follow-up with id {followup_id}")
+        return row
+
+    def status_of(self, row: Mapping[str, Any], now: pendulum.DateTime | None = None) -> str:
+        if row["state"] != "open":
+            return str(row["state"])
+        window = self.windows.get(row["kind"], schedule.default_window(row["kind"]))
+        return schedule.status(row["kind"], from_text(row["due_at"]), now or self.now(), window)
+
+    def followup_queue(
+        self,
+        statuses: tuple[str, ...] | None = None,
+        now: pendulum.DateTime | None = None,
+        include_closed: bool = False,
+        limit: int = 2000,
+    ) -> list[QueueItem]:
+        """Open follow-ups, overdue first, then due, upcoming and missed; by due time."""
+        now = now or self.now()
+        where = "" if include_closed else "WHERE f.state = 'open'"
+        rows = self.query(
+            f"""SELECT f.*, pt.study_code, pt.id AS patient_id, p.started_at, p.ended_at,
+                       p.operator
+            FROM followups f JOIN procedures p ON p.id = f.procedure_id
+            JOIN patients pt ON pt.id = p.patient_id {where}
+            ORDER BY f.due_at LIMIT ?""",
+            (limit,),
+        )
+        items = [QueueItem(r, self.status_of(r, now), from_text(r["due_at"])) for r in rows]
+        if statuses is not None:
+            items = [i for i in items if i.status in statuses]
+        items.sort(key=lambda i: schedule.queue_key(i.status, i.due))
+        return items
+
+    def contact_attempts(self, followup_id: str) -> list[Row]:
+        return self.query(
+            "SELECT * FROM contact_attempts WHERE followup_id = ? ORDER BY at", (followup_id,)
+        )
+
+    # ------------------------------------------------------------ writing
+    def _open_followup_row(self, followup_id: str) -> Row:
+        cur = self.conn.execute("SELECT * FROM followups WHERE id = ?", (followup_id,))
+        values = cur.fetchone()
+        if values is None:
+            raise NotFound(f"No follow-up with id {followup_id}")
+        row = dict(zip([c[0] for c in cur.description], values, strict=True))
+        status = self.conn.execute(
+            "SELECT status FROM procedures WHERE id = ?", (row["procedure_id"],)
+        ).fetchone()
+        if status is None or status[0] != "ended":
+            raise Conflict("The procedure is still open: its follow-up starts when it ends")
+        return row
+
+    def record_no_answer(self, followup_id: str, note: str | None = None) -> int:
+        """A call nobody answered: logged with its time; the follow-up stays in the queue."""
+        note = fields.NOTE_FIELD.parse(note) if note else None
+        with self.write():
+            row = self._open_followup_row(followup_id)
+            if row["state"] != "open":
+                raise Conflict("This follow-up is already closed")
+            at = to_text(self.now())
+            self._insert(
+                "contact_attempts",
+                {
+                    "id": new_id(),
+                    "followup_id": followup_id,
+                    "at": at,
+                    "outcome": "no_answer",
+                    "by_user": self.user,
+                    "note": note,
+                },
+            )
+            n = int(row["contact_attempts_n"] or 0) + 1
+            self._update(
+                "followups",
+                followup_id,
+                {"contact_attempts_n": n, "last_contact_at": at},
+                current=row,
+            )
+        return n
+
+    def complete_followup(self, followup_id: str, values: Mapping[str, Any]) -> Row:
+        """Enter (or correct) the follow-up's answers; audited field by field.
+
+        Entering after the window is allowed and flagged ``late``.
+        """
+        clean, errors = schedule.clean_followup(values, completing=True)
+        if errors:
+            name, message = next(iter(errors.items()))
+            raise fields.ValidationError(name, message)
+        with self.write():
+            row = self._open_followup_row(followup_id)
+            if row["state"] in ("unreachable", "declined"):
+                raise Conflict(
+                    "This follow-up was closed as "
+                    f"{row['state']}; reopen it before entering answers"
+                )
+            changes: dict[str, Any] = {
+                name: _db_value(name, clean.get(name)) for name in fields.FOLLOWUP_FIELDS
+            }
+            if row["state"] == "open":
+                now = self.now()
+                window = self.windows.get(row["kind"], schedule.default_window(row["kind"]))
+                late = (
+                    schedule.status(row["kind"], from_text(row["due_at"]), now, window) == "missed"
+                )
+                changes.update(state="done", completed_at=to_text(now), late=int(late))
+            self._update("followups", followup_id, changes, current=row)
+            if row["kind"] == "score_5min" and clean.get("satisfaction") is not None:
+                self._update(
+                    "procedures", row["procedure_id"], {"satisfaction_5min": clean["satisfaction"]}
+                )
+        return self.followup(followup_id)
+
+    def close_followup(self, followup_id: str, state: str, reason: str) -> None:
+        """Mark "not reachable" or "declined", with a reason."""
+        if state not in ("unreachable", "declined"):
+            raise fields.ValidationError("state", "Close as unreachable or declined")
+        reason = fields.NOTE_FIELD.parse(reason) or ""
+        if not reason:
+            raise fields.ValidationError("closed_reason", "Give a reason")
+        with self.write():
+            row = self._open_followup_row(followup_id)
+            if row["state"] != "open":
+                raise Conflict("This follow-up is already closed")
+            self._update(
+                "followups",
+                followup_id,
+                {"state": state, "closed_reason": reason, "completed_at": to_text(self.now())},
+                current=row,
+            )
+
+    def reopen_followup(self, followup_id: str) -> None:
+        with self.write():
+            row = self._open_followup_row(followup_id)
+            self._update(
+                "followups",
+                followup_id,
+                {"state": "open", "closed_reason": None, "completed_at": None},
+                current=row,
+            )
+
+    def _close_score_followup(self, proc_id: str, score: int) -> None:
+        """The 5-minute score entered at the bedside closes its follow-up."""
+        cur = self.conn.execute(
+            "SELECT * FROM followups WHERE procedure_id = ? AND kind = 'score_5min'", (proc_id,)
+        )
+        values = cur.fetchone()
+        if values is None:
+            return
+        row = dict(zip([c[0] for c in cur.description], values, strict=True))
+        now = self.now()
+        changes: dict[str, Any] = {"satisfaction": score}
+        if row["state"] == "open":
+            window = self.windows.get("score_5min", schedule.default_window("score_5min"))
+            late = schedule.status("score_5min", from_text(row["due_at"]), now, window) == "missed"
+            changes.update(state="done", completed_at=to_text(now), late=int(late))
+        self._update("followups", row["id"], changes, current=row)
+
+    # ------------------------------------------------------------ next dose
+    def doses(self, patient_id: str, tz: str = "UTC") -> list[dosing.Dose]:
+        """Delivered doses of one patient, as local calendar dates."""
+        rows = self.query(
+            "SELECT ended_at, started_at, regimen FROM procedures "
+            "WHERE patient_id = ? AND drug_delivered = 1 ORDER BY started_at",
+            (patient_id,),
+        )
+        return [
+            dosing.Dose(
+                from_text(r["ended_at"] or r["started_at"]).in_timezone(tz).date(), r["regimen"]
+            )
+            for r in rows
+            if r["regimen"]
+        ]
+
+    def next_dose(
+        self,
+        patient_id: str,
+        label: str = "eu",
+        tz: str = "UTC",
+        today: pendulum.Date | None = None,
+    ) -> dosing.NextDose | None:
+        doses = self.doses(patient_id, tz)
+        if not doses:
+            return None
+        today = today or self.now().in_timezone(tz).date()
+        return dosing.next_dose(doses, label=label, today=today)
