@@ -1,0 +1,273 @@
+"""The command line: ``sma-log`` starts the bedside app; subcommands work headless.
+
+Imports are lazy on purpose: ``sma-log --help`` and ``--version`` must not load
+Textual, sqlite-utils or pendulum (a test checks ``sys.modules``). Every error a user
+can cause (a refused database, a bad value) ends as ONE line on stderr,
+``sma-log: error: ...``, with exit code 2 — never a traceback. Bad options are
+click's own usage errors (also exit code 2).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__
+from .domain.fields import ValidationError
+from .storage.errors import StorageError
+
+EXIT_REFUSED = 2
+
+
+def _user_error(exc: BaseException) -> str | None:
+    """The one line to show for an error the user can act on, or None for a bug."""
+    if isinstance(exc, (StorageError, ValidationError)):
+        return str(exc)
+    timeline = sys.modules.get("sma_log.domain.timeline")
+    if timeline is not None and isinstance(exc, timeline.RuleError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror or exc}"
+    return None
+
+
+class _Group(click.Group):
+    """A group that turns user errors from any command into one line and exit 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:
+            message = _user_error(exc)
+            if message is None:
+                raise
+            click.echo(f"sma-log: error: {' '.join(message.split())}", err=True)
+            ctx.exit(EXIT_REFUSED)
+
+
+class _Options:
+    def __init__(self, db: Path | None, user: str | None, demo: bool) -> None:
+        self.db_option = db
+        self.user_option = user
+        self.demo = demo
+        self.demo_path: Path | None = None
+        self._settings: Any = None
+
+    @property
+    def settings(self) -> Any:
+        if self._settings is None:
+            from .config import Settings
+
+            self._settings = Settings.load()
+        return self._settings
+
+    @property
+    def db_path(self) -> Path:
+        if self.demo_path is not None:
+            return self.demo_path
+        if self.db_option is not None:
+            return self.db_option.expanduser()
+        from .config import default_db_path
+
+        return default_db_path()  # SMA_LOG_DB, else the user data folder
+
+    @property
+    def user(self) -> str:
+        if self.user_option:
+            return self.user_option
+        if self.settings.operator:
+            return str(self.settings.operator)
+        from .storage.store import default_user
+
+        return default_user()
+
+
+@click.group(cls=_Group, invoke_without_command=True, context_settings={"max_content_width": 100})
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Database file (default: $SMA_LOG_DB, else sma-log.db in the user data folder; "
+    "created on first use, permissions 0600).",
+)
+@click.option(
+    "--user",
+    metavar="NAME",
+    default=None,
+    help="Operator name for the audit log (default: settings, else the login name).",
+)
+@click.option(
+    "--demo",
+    is_flag=True,
+    help="Use a throw-away database filled with sample patients and procedures; "
+    "it is deleted on exit.",
+)
+@click.version_option(__version__, "--version", prog_name="sma-log", message="%(prog)s %(version)s")
+@click.pass_context
+def main(ctx: click.Context, db: Path | None, user: str | None, demo: bool) -> None:
+    """Bedside log for ultrasound-guided intrathecal nusinersen injections.
+
+    Without a command, starts the bedside app (a terminal UI) on the database.
+    """
+    if demo and db is not None:
+        raise click.UsageError("--demo and --db cannot be used together", ctx=ctx)
+    opts = _Options(db, user, demo)
+    ctx.obj = opts
+    if demo:
+        import shutil
+        import tempfile
+
+        from .demo import demo_database
+
+        folder = tempfile.mkdtemp(prefix="sma-log-demo-")
+        ctx.call_on_close(lambda: shutil.rmtree(folder, ignore_errors=True))
+        opts.demo_path = demo_database(folder)
+        click.echo(
+            f"sma-log: demo mode: a throw-away database with sample data at {opts.demo_path}; "
+            "nothing you do is kept (it is deleted on exit).",
+            err=True,
+        )
+    if ctx.invoked_subcommand is None:
+        _run_app(ctx, opts)
+
+
+def _run_app(ctx: click.Context, opts: _Options) -> None:
+    path = opts.db_path
+    if path.exists():
+        # Refuse a foreign/newer/damaged file here, from its header alone (nothing written),
+        # so the shell gets exit code 2; the app shows its own message for later problems.
+        from .storage.db import inspect_header
+
+        inspect_header(path)
+    try:
+        from .ui.app import create_app
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("sma_log.ui"):
+            raise click.ClickException(
+                "the terminal interface is not part of this build (sma_log.ui.app is missing)"
+            ) from None
+        raise
+    app = create_app(path, user=opts.user, settings=opts.settings, demo=opts.demo)
+    app.run()
+    if opts.demo:
+        click.echo("sma-log: demo database deleted.", err=True)
+    ctx.exit(app.return_code or 0)
+
+
+@main.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--procedures",
+    "-n",
+    type=click.IntRange(1, 10_000_000),
+    default=60,
+    show_default=True,
+    help="How many procedures (one of them still open).",
+)
+@click.option("--seed", type=int, default=1, show_default=True, help="Random seed.")
+@click.option(
+    "--now",
+    metavar="INSTANT",
+    default=None,
+    help="Pretend it is this UTC instant (ISO 8601, e.g. 2026-03-27T09:00:00Z); "
+    "with the same seed the file's contents are then identical. Default: now.",
+)
+@click.option("--force", is_flag=True, help="Replace PATH if it is an earlier demo database.")
+def demo(path: Path, procedures: int, seed: int, now: str | None, force: bool) -> None:
+    """Write a demo database to PATH (headless; for trying the app and for benchmarks).
+
+    Sample patients DEMO-001…, ended procedures with attempts and scores, some scores
+    pending and one procedure still open. An existing PATH is refused unless --force
+    is given and it is itself a demo database.
+    """
+    from .demo import write_demo
+
+    when = _parse_instant(now) if now else None
+    result = write_demo(path, procedures=procedures, seed=seed, now=when, force=force)
+    click.echo(
+        f"Wrote demo database {path}: {result['patients']} patients, "
+        f"{result['procedures']} procedures (1 open, {result['pending_scores']} scores "
+        f"pending), {result['attempts']} attempts, {result['events']} events "
+        f"in {result['seconds']:.1f} s."
+    )
+
+
+def _parse_instant(text: str) -> Any:
+    from datetime import datetime
+
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is not an ISO 8601 instant such as 2026-03-27T09:00:00Z",
+            param_hint="--now",
+        ) from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value
+
+
+@main.command()
+@click.pass_obj
+def info(opts: _Options) -> None:
+    """Show the database file: path, schema version, counts, SQLite version, permissions.
+
+    Opens the file read-only; a missing file is not created.
+    """
+    import sqlite3
+    import stat
+
+    from .storage.schema import SCHEMA_VERSION
+    from .storage.store import Store
+
+    path = opts.db_path
+    with Store.open(path, opts.user, create=False, readonly=True) as store:
+        version = store.conn.execute("PRAGMA user_version").fetchone()[0]
+        journal = store.conn.execute("PRAGMA journal_mode").fetchone()[0]
+        meta = dict(store.conn.execute("SELECT key, value FROM meta").fetchall())
+        counts = store.counts()
+        open_n = store.conn.execute(
+            "SELECT count(*) FROM procedures WHERE status = 'open'"
+        ).fetchone()[0]
+    st = path.stat()
+    mode = stat.S_IMODE(st.st_mode)
+    perm = f"{mode:04o} ({stat.filemode(st.st_mode)})"
+    if mode & 0o077:
+        perm += "  WARNING: readable by others; run: chmod 600 " + str(path)
+    rows = [
+        ("database", str(path.resolve())),
+        ("schema version", f"{version} (this sma-log {__version__} reads up to {SCHEMA_VERSION})"),
+        ("journal mode", journal),
+        ("SQLite library", f"{sqlite3.sqlite_version} (Python {sys.version.split()[0]})"),
+        ("created by", f"sma-log {meta.get('created_by', '?')} at {meta.get('created_at', '?')}"),
+        (
+            "last opened by",
+            f"sma-log {meta.get('last_opened_by', '?')}, SQLite {meta.get('sqlite_version', '?')}",
+        ),
+        ("permissions", perm),
+        ("size", _size(path)),
+    ]
+    if "demo" in meta:
+        rows.append(("demo data", meta["demo"]))
+    rows += [(table, str(n)) for table, n in counts.items()]
+    rows.append(("open procedures", str(open_n)))
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        click.echo(f"{key + ':':<{width + 2}}{value}")
+
+
+def _size(path: Path) -> str:
+    total = sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if os.path.exists(p))
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if total < 1024 or unit == "GB":
+            return f"{total:.0f} {unit}" if unit == "bytes" else f"{total:.1f} {unit}"
+        total /= 1024
+    return str(total)
