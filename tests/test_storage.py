@@ -372,11 +372,6 @@ def test_audit_log_refuses_update_and_delete(store: Store, patient: dict[str, An
     assert {r["user"] for r in store.audit_entries()} == {"tester"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: INSERT OR REPLACE deletes+reinserts an audit row without firing the "
-    "DELETE trigger (recursive_triggers is off), so an audit row can be rewritten",
-)
 def test_audit_log_refuses_insert_or_replace(store: Store, patient: dict[str, Any]) -> None:
     entry = store.audit_entries("patients", patient["id"])[0]
     raw = sqlite3.connect(store.path)

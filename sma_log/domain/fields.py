@@ -60,9 +60,21 @@ class FieldSpec:
         return f"{self.label} is required"
 
 
-def _clean_text(raw: str) -> str:
-    # Control characters (other than tab/newline in notes) never belong in a record.
-    return "".join(ch for ch in raw if ch in "\t\n" or (ch.isprintable() and ch != "\x00")).strip()
+def _clean_text(raw: str, multiline: bool) -> str:
+    """Control characters never belong in a record; odd spaces become plain spaces.
+
+    Newlines and tabs survive only in multi-line fields (notes); elsewhere they are
+    spaces. Escape sequences lose their ESC and so cannot reach a terminal.
+    """
+    out = []
+    for ch in raw:
+        if ch in "\t\n\r":
+            out.append(ch if multiline and ch != "\r" else " ")
+        elif ch.isprintable():
+            out.append(ch)
+        elif ch.isspace():  # e.g. a non-breaking space
+            out.append(" ")
+    return "".join(out).strip()
 
 
 def parse(spec: FieldSpec, raw: Any) -> Any:
@@ -71,7 +83,7 @@ def parse(spec: FieldSpec, raw: Any) -> Any:
             raise ValidationError(spec.name, f"{spec.label} is required")
         return None
     if spec.kind == "text":
-        text = _clean_text(str(raw))
+        text = _clean_text(str(raw), multiline=spec.max_length > 200)
         if spec.name == "study_code":
             if not STUDY_CODE_RE.match(text):
                 raise ValidationError(
@@ -131,7 +143,7 @@ def _parse_number(spec: FieldSpec, raw: Any) -> int | float:
         value: float = raw
     else:
         text = str(raw).strip().replace(",", ".")
-        if len(text) > 20:
+        if len(text) > 20 or not text.isascii() or "_" in text:
             raise ValidationError(spec.name, message)
         try:
             value = int(text) if whole else float(text)

@@ -117,8 +117,14 @@ def _create(path: Path) -> None:
             conn.close()
         os.chmod(tmp, 0o600)
         # os.link fails if someone created ``path`` meanwhile: then open theirs.
-        with contextlib.suppress(FileExistsError):
+        try:
             os.link(tmp, path)
+        except FileExistsError:
+            pass
+        except OSError:
+            # No hard links here (FAT, some network drives): rename, unless taken.
+            if not path.exists():
+                os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -158,8 +164,14 @@ def _note_versions(conn: sqlite3.Connection) -> None:
 
 
 def backup_path(path: Path, version: int) -> Path:
+    """A new, unused name beside ``path`` for the backup taken before a migration."""
     stamp = now_utc().format("YYYYMMDD[T]HHmmss[Z]")
-    return path.with_name(f"{path.name}.schema{version}-{stamp}.bak")
+    candidate = path.with_name(f"{path.name}.schema{version}-{stamp}.bak")
+    n = 1
+    while candidate.exists():
+        candidate = path.with_name(f"{path.name}.schema{version}-{stamp}-{n}.bak")
+        n += 1
+    return candidate
 
 
 def _migrate(conn: sqlite3.Connection, path: Path) -> Path | None:
@@ -230,7 +242,8 @@ def open_connection(
             raise DatabaseRefused(f"{path}: cannot create the database ({exc})") from None
     inspect_header(path)
     if not readonly:
-        if not os.access(path, os.W_OK):
+        # Root passes os.access whatever the mode says: read the write bits too.
+        if not os.access(path, os.W_OK) or not path.stat().st_mode & 0o222:
             raise DatabaseRefused(
                 f"{path}: the file is read-only; sma-log needs to write to it "
                 "(check its permissions, or use a copy)"

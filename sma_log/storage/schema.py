@@ -240,6 +240,12 @@ def _v2(db: sqlite_utils.Database) -> None:
         not_null={"followup_id", "at", "outcome"},
     )
     db["contact_attempts"].create_index(["followup_id"])
+    # INSERT OR REPLACE deletes without firing DELETE triggers: refuse a reused id.
+    db.execute(
+        """CREATE TRIGGER audit_log_no_replace BEFORE INSERT ON audit_log
+        WHEN EXISTS (SELECT 1 FROM audit_log WHERE id = NEW.id)
+        BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END"""
+    )
     now = to_text(pendulum.now("UTC"))
     ended = db.execute(
         "SELECT id, ended_at, satisfaction_5min FROM procedures WHERE status = 'ended'"
