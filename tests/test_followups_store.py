@@ -48,9 +48,7 @@ def _ended(store: Store, code: str = "FU-001") -> str:
 
 
 def _day3(store: Store, proc_id: str) -> dict[str, Any]:
-    row = store.one(
-        "SELECT * FROM followups WHERE procedure_id = ? AND kind = 'day3'", (proc_id,)
-    )
+    row = store.one("SELECT * FROM followups WHERE procedure_id = ? AND kind = 'day3'", (proc_id,))
     assert row is not None
     return row
 
