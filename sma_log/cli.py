@@ -22,6 +22,7 @@ from .domain.fields import ValidationError
 from .storage.errors import StorageError
 
 EXIT_REFUSED = 2
+DEMO_PREFIX = "sma-log-demo-"
 
 
 def _user_error(exc: BaseException) -> str | None:
@@ -127,7 +128,8 @@ def main(ctx: click.Context, db: Path | None, user: str | None, demo: bool) -> N
 
         from .demo import demo_database
 
-        folder = tempfile.mkdtemp(prefix="sma-log-demo-")
+        _remove_stale_demo_folders()
+        folder = tempfile.mkdtemp(prefix=f"{DEMO_PREFIX}{os.getpid()}-")
         ctx.call_on_close(lambda: shutil.rmtree(folder, ignore_errors=True))
         opts.demo_path = demo_database(folder)
         click.echo(
@@ -137,6 +139,29 @@ def main(ctx: click.Context, db: Path | None, user: str | None, demo: bool) -> N
         )
     if ctx.invoked_subcommand is None:
         _run_app(ctx, opts)
+
+
+def _remove_stale_demo_folders() -> None:
+    """Delete demo folders left by earlier ``--demo`` runs that were killed.
+
+    A folder is named after the process that made it; it is removed only if it
+    belongs to this user and that process is gone.
+    """
+    import shutil
+    import tempfile
+
+    base = Path(tempfile.gettempdir())
+    for folder in base.glob(f"{DEMO_PREFIX}*"):
+        pid_text = folder.name[len(DEMO_PREFIX) :].split("-", 1)[0]
+        try:
+            pid = int(pid_text)
+            if folder.stat().st_uid != os.getuid() or pid == os.getpid():
+                continue
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except (ValueError, OSError):
+            continue
 
 
 def _run_app(ctx: click.Context, opts: _Options) -> None:

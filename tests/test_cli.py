@@ -318,3 +318,28 @@ def test_demo_flag_with_info_reads_the_demo_database(runner: CliRunner) -> None:
     assert "open procedures: 1" in result.output
     shown = next(line for line in result.output.splitlines() if line.startswith("database:"))
     assert not Path(shown.split(":", 1)[1].strip()).exists()
+
+
+def test_demo_folders_of_killed_runs_are_cleaned_up(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f"sma-log-demo-{dead.pid}-abc"
+    stale.mkdir()
+    (stale / "sma-log-demo.db").write_bytes(b"x")
+    alive = tmp_path / f"sma-log-demo-{os.getpid()}-def"  # this process: kept
+    alive.mkdir()
+    unrelated = tmp_path / "sma-log-demo-notapid"
+    unrelated.mkdir()
+    result = runner.invoke(main, ["--demo", "info"])
+    assert result.exit_code == 0, result.output
+    assert not stale.exists()
+    assert alive.exists() and unrelated.exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("sma-log-demo")) == [
+        alive.name,
+        unrelated.name,
+    ]
