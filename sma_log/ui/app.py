@@ -37,8 +37,10 @@ class SmaLogApp(App[int]):
         settings: Settings | None = None,
         clock: Clock | None = None,
         demo: bool = False,
+        settings_path: Path | None = None,
     ) -> None:
         super().__init__()
+        self.settings_path = settings_path
         self.db_path = Path(db_path)
         self.user = user
         self.settings = settings or Settings()
@@ -71,6 +73,8 @@ class SmaLogApp(App[int]):
 
             self.push_screen(RefusedScreen(str(exc)))
             return
+        self._store.set_window(self.settings.window_before_hours, self.settings.window_after_hours)
+        self.theme_changed_signal.subscribe(self, self._remember_theme)
         if self.demo:
             self.notify(
                 "Demo database: throw-away data, deleted when you quit.", title="Demo", timeout=6
@@ -84,6 +88,36 @@ class SmaLogApp(App[int]):
             self.open_procedure(opened[0]["id"])
         self._data_version = self._store.data_version()
         self.set_interval(1.0, self._poll_changes)
+
+    def _remember_theme(self, theme: Any) -> None:
+        if self.settings.theme != theme.name:
+            self.settings.theme = theme.name
+            self._save_settings()
+
+    def _save_settings(self) -> None:
+        try:
+            self.settings.save(self.settings_path)
+        except OSError as exc:
+            self.notify(f"Settings not saved: {exc.strerror}", severity="warning")
+
+    def action_settings(self) -> None:
+        from .modals.settings import SettingsDialog
+
+        def done(new: Settings | None) -> None:
+            if new is None:
+                return
+            self.settings = new
+            self._save_settings()
+            if self._store is not None:
+                self._store.set_window(new.window_before_hours, new.window_after_hours)
+                if new.operator:
+                    self._store.user = new.operator
+            self.notify("Settings saved")
+            refresh = getattr(self.screen, "refresh_from_store", None)
+            if refresh is not None:
+                refresh()
+
+        self.push_screen(SettingsDialog(self.settings), done)
 
     def open_procedure(self, proc_id: str) -> None:
         from .screens.procedure import ProcedureScreen
@@ -110,11 +144,20 @@ class SmaLogApp(App[int]):
             return
         yield SystemCommand("New procedure", "Find or create a patient and start", self._cmd_new)
         yield SystemCommand("Home", "Back to the home screen", self._cmd_home)
+        yield SystemCommand("Follow-ups", "The nurses' queue", self._cmd_followups)
+        yield SystemCommand(
+            "Settings", "Operator, time zone, dosing label, window", self.action_settings
+        )
 
     def _cmd_new(self) -> None:
         from .screens.start import StartScreen
 
         self.push_screen(StartScreen())
+
+    def _cmd_followups(self) -> None:
+        from .screens.followups import FollowupScreen
+
+        self.push_screen(FollowupScreen())
 
     def _cmd_home(self) -> None:
         from .screens.home import HomeScreen
@@ -134,6 +177,13 @@ def create_app(
     settings: Settings | None = None,
     clock: Clock | None = None,
     demo: bool = False,
+    settings_path: Path | None = None,
 ) -> SmaLogApp:
-    """Build the app; the CLI and the tests both start here."""
-    return SmaLogApp(db_path, user=user, settings=settings, clock=clock, demo=demo)
+    """Build the app; the CLI and the tests both start here.
+
+    ``settings_path`` is where changed settings are saved (default: the user config
+    file); tests pass a path in tmp_path.
+    """
+    return SmaLogApp(
+        db_path, user=user, settings=settings, clock=clock, demo=demo, settings_path=settings_path
+    )

@@ -28,6 +28,7 @@ class HomeScreen(AppScreen):
         Binding("r", "resume", "Resume", id="home.resume"),
         Binding("s", "score", "Enter 5-min score", id="home.score"),
         Binding("f", "followups", "Follow-ups", id="home.followups"),
+        Binding("o", "app.settings", "Settings", id="home.settings"),
         Binding("g", "refresh", "Refresh", show=False, id="home.refresh"),
     ]
 
@@ -171,6 +172,10 @@ class HomeScreen(AppScreen):
             self._ask_score(key)
         elif event.data_table.id == "recent" and key:
             self.sma.open_procedure(key)
+        elif event.data_table.id == "patients" and key:
+            from .patient import PatientScreen
+
+            self.app.push_screen(PatientScreen(key))
 
     def action_score(self) -> None:
         table = self.query_one("#scores", DataTable)

@@ -1,0 +1,139 @@
+"""A patient's page: details, procedures, follow-ups and the next dose by the label."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.widgets import DataTable, Footer, Header, Static
+
+from ...domain import dosing, vocab
+from ..fmt import local_datetime, minutes
+from ..modals.followup import kind_words, state_words
+from .base import AppScreen
+
+
+class PatientScreen(AppScreen):
+    BINDINGS = [Binding("escape", "back", "Back", id="patient.back")]
+
+    def __init__(self, patient_id: str) -> None:
+        super().__init__()
+        self.patient_id = patient_id
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with VerticalScroll(id="patient"):
+            yield Static("", id="patient-facts")
+            yield Static("", id="next-dose")
+            yield Static(Text("Procedures", style="bold"), classes="section")
+            yield DataTable(id="patient-procedures", cursor_type="row", zebra_stripes=True)
+            yield Static(Text("Follow-ups", style="bold"), classes="section")
+            yield DataTable(id="patient-followups", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = "sma-log"
+        self.query_one("#patient-procedures", DataTable).add_columns(
+            "Started",
+            "Regimen",
+            "Guidance",
+            "Approach",
+            "Level",
+            "Attempts",
+            "Time",
+            "Outcome",
+            "Score 5′",
+        )
+        self.query_one("#patient-followups", DataTable).add_columns(
+            "Procedure", "What", "Status", "Score", "PDPH", "Calls"
+        )
+        self.refresh_from_store()
+
+    def refresh_from_store(self) -> None:
+        s = self.store
+        pt = self.guarded(lambda: s.patient(self.patient_id))
+        if pt is None:
+            return
+        self.sub_title = f"Patient {pt['study_code']}"
+        facts = Text()
+        facts.append(f" {pt['study_code']}", style="bold")
+        for label, value in (
+            ("SMA type", pt.get("sma_type")),
+            ("born", pt.get("birth_year")),
+            ("sex", vocab.label(vocab.SEX, pt.get("sex")) if pt.get("sex") else None),
+            (
+                "motor",
+                vocab.label(vocab.MOTOR_STATUS, pt.get("motor_status"))
+                if pt.get("motor_status")
+                else None,
+            ),
+        ):
+            if value:
+                facts.append(f"   {label} {value}")
+        self.query_one("#patient-facts", Static).update(facts)
+        settings = self.sma.settings
+        today = s.now().in_timezone(self.tz).date()
+        nd = s.next_dose(self.patient_id, settings.label, self.tz, today)
+        text = Text()
+        if nd is None:
+            text.append(" No dose delivered yet: the schedule starts with the first dose.")
+        else:
+            text.append(f" {dosing.describe(nd, today).capitalize()}", style="bold")
+            text.append(f" — {vocab.label(vocab.REGIMENS, nd.regimen)}; {nd.reason}")
+            label = "EU SmPC" if settings.label == "eu" else "US label"
+            text.append(f" ({label})")
+            if nd.missed_rule:
+                text.append(f"\n ! {nd.missed_rule}", style="bold")
+            for warning in nd.warnings:
+                text.append(f"\n ! {warning}")
+        self.query_one("#next-dose", Static).update(text)
+        table = self.query_one("#patient-procedures", DataTable)
+        table.clear()
+        for r in s.query(
+            "SELECT * FROM procedures WHERE patient_id = ? ORDER BY started_at DESC",
+            (self.patient_id,),
+        ):
+            outcome = (
+                "in progress"
+                if r["status"] == "open"
+                else "delivered"
+                if r["drug_delivered"]
+                else "not delivered"
+            )
+            table.add_row(
+                Text(local_datetime(r["started_at"], self.tz)),
+                Text(vocab.label(vocab.REGIMENS, r["regimen"])),
+                Text(vocab.label(vocab.GUIDANCE, r["guidance"])),
+                Text(vocab.label(vocab.APPROACH, r["approach"])),
+                Text(r["level_final"] or r["level_intended"] or "—"),
+                Text(str(r["attempts_n"])),
+                Text(minutes(r["procedure_min"])),
+                Text(outcome),
+                Text(str(r["satisfaction_5min"] or "—")),
+                key=r["id"],
+            )
+        table = self.query_one("#patient-followups", DataTable)
+        table.clear()
+        for r in s.query(
+            """SELECT f.*, p.ended_at FROM followups f JOIN procedures p ON p.id = f.procedure_id
+            WHERE p.patient_id = ? ORDER BY f.due_at DESC""",
+            (self.patient_id,),
+        ):
+            pdph = "—" if r["pdph"] is None else ("yes" if r["pdph"] else "no")
+            table.add_row(
+                Text(local_datetime(r["ended_at"], self.tz)),
+                Text(kind_words(r["kind"])),
+                Text(state_words(s.status_of(r), r["late"])),
+                Text(str(r["satisfaction"] or "—")),
+                Text(pdph),
+                Text(str(r["contact_attempts_n"] or 0)),
+                key=r["id"],
+            )
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.data_table.id == "patient-procedures" and event.row_key.value:
+            self.sma.open_procedure(event.row_key.value)
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
