@@ -179,9 +179,11 @@ def _apply(state: State, ev: Event, level: str | None, approach: str | None) -> 
     kind = ev.kind
     if kind == "start":
         state.milestones["start"] = ev.at
-        if ev.value:
-            state.sedation = ev.value
-            state.sedation_changes.append((ev.at, ev.value, None))
+        if ev.value:  # "code|agent": the sedation confirmed at the start
+            code, _, agent = ev.value.partition("|")
+            state.sedation = code or None
+            state.sedation_agent = agent or None
+            state.sedation_changes.append((ev.at, code, agent or None))
     elif kind == "attempt":
         prev = state.current
         state.attempts.append(

@@ -12,6 +12,7 @@ import contextlib
 import os
 import sqlite3
 import struct
+import urllib.parse
 from pathlib import Path
 
 from ..domain.clock import now_utc
@@ -66,9 +67,8 @@ def inspect_header(path: Path) -> int:
 
 def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
     if readonly:
-        conn = sqlite3.connect(
-            f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
-        )
+        uri = f"file:{urllib.parse.quote(str(path.absolute()))}?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
     else:
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")

@@ -386,7 +386,8 @@ class Store(FollowupStore):
                     "This patient already has a procedure in progress: resume it or end it first"
                 )
             self._insert("procedures", row)
-            self._insert_event(proc_id, "start", now, clean.get("sedation"), seq=1)
+            start_value = f"{clean.get('sedation') or ''}|{clean.get('sedation_agent') or ''}"
+            self._insert_event(proc_id, "start", now, start_value.rstrip("|") or None, seq=1)
         return proc_id
 
     def _events(self, proc_id: str) -> list[timeline.Event]:
@@ -584,6 +585,8 @@ class Store(FollowupStore):
             timeline.check_end(state, bool(delivered))
             end = self._append(row, events, "end", "delivered" if delivered else "failed")
             changes = {k: v for k, v in clean.items() if v is not None}
+            if "csf_removed_ml" not in changes and "csf" not in state.milestones:
+                changes["csf_removed_ml"] = 0.0  # no CSF was reached: none removed
             changes["drug_delivered"] = int(bool(delivered))
             if delivered and not changes.get("level_final") and state.current:
                 changes["level_final"] = state.current.level
@@ -651,7 +654,10 @@ _SEDATION_DEPTH = {code: i for i, code in enumerate(vocab.codes(vocab.SEDATION))
 
 
 def deepest_sedation(state: timeline.State) -> str | None:
-    """The deepest sedation used during the procedure (what the report counts)."""
+    """The deepest sedation used during the procedure (what reports count).
+
+    ``sedation_agent`` beside it is the agent most recently recorded.
+    """
     kinds = [code for _, code, _ in state.sedation_changes if code]
     return max(kinds, key=lambda k: _SEDATION_DEPTH.get(k, -1), default=None)
 

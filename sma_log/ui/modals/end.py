@@ -42,7 +42,9 @@ class EndDialog(Dialog[dict[str, Any] | None]):
             yield Static(Text(summary))
             yield FormField(specs["drug_delivered"], delivered)
             yield FormField(specs["level_final"], st.current.level if st.current else None)
-            yield FormField(specs["csf_removed_ml"], self.csf_removed_ml)
+            yield FormField(
+                specs["csf_removed_ml"], self.csf_removed_ml if "csf" in st.milestones else 0
+            )
             yield FormField(specs["csf_appearance"], "clear" if "csf" in st.milestones else None)
             yield FormField(specs["failure_reason"])
             yield FormField(specs["fallback"])
