@@ -1,0 +1,183 @@
+"""End to end: the installed ``sma-log`` in a real terminal (tmux), killed with SIGKILL.
+
+A fresh database; keys typed as the assistant would; ``kill -9`` in the middle of
+the procedure; a restart finds every attempt and the timer still counting from the
+original start (read off the screen's big digits).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from textual.renderables.digits import DIGITS, DIGITS3X3_BOLD
+
+from sma_log.domain.clock import from_text
+
+pytestmark = pytest.mark.e2e
+
+TMUX = shutil.which("tmux")
+SMA_LOG = shutil.which("sma-log")
+if TMUX is None or SMA_LOG is None:  # pragma: no cover - .ci/run installs both
+    raise RuntimeError("the end-to-end test needs tmux and the installed sma-log command")
+
+
+class Terminal:
+    """One tmux session running one command, on its own tmux server socket."""
+
+    def __init__(self, tmp: Path, name: str, command: list[str], env: dict[str, str]) -> None:
+        self.socket = str(tmp / f"tmux-{name}")
+        self.name = name
+        env_args = [f"{k}={v}" for k, v in env.items()]
+        subprocess.run(
+            [
+                TMUX,
+                "-S",
+                self.socket,
+                "new-session",
+                "-d",
+                "-s",
+                name,
+                "-x",
+                "100",
+                "-y",
+                "32",
+                "env",
+                *env_args,
+                *command,
+            ],
+            check=True,
+        )
+
+    def tmux(self, *args: str) -> str:
+        out = subprocess.run(
+            [TMUX, "-S", self.socket, *args], check=True, capture_output=True, text=True
+        )
+        return out.stdout
+
+    def keys(self, *keys: str, pause: float = 0.15) -> None:
+        for key in keys:
+            self.tmux("send-keys", "-t", self.name, key)
+            time.sleep(pause)  # a person's pace; the app reads keys as they come
+
+    def type(self, text: str) -> None:
+        self.tmux("send-keys", "-t", self.name, "-l", text)
+
+    def screen(self) -> str:
+        return self.tmux("capture-pane", "-p", "-t", self.name)
+
+    def wait_for(self, predicate: Callable[[str], bool], timeout: float = 20.0) -> str:
+        deadline = time.monotonic() + timeout
+        text = ""
+        while time.monotonic() < deadline:
+            text = self.screen()
+            if predicate(text):
+                return text
+            time.sleep(0.1)
+        raise AssertionError(f"screen never matched; last screen:\n{text}")
+
+    def pid(self) -> int:
+        return int(self.tmux("list-panes", "-t", self.name, "-F", "#{pane_pid}").split()[0])
+
+    def kill_server(self) -> None:
+        subprocess.run([TMUX, "-S", self.socket, "kill-server"], capture_output=True)
+
+
+def big_digits(text: str) -> list[str]:
+    """The three screen rows Textual's Digits draws for ``text`` (bold font)."""
+    rows = ["", "", ""]
+    for ch in text:
+        i = DIGITS.index(ch) * 3
+        for r in range(3):
+            rows[r] += DIGITS3X3_BOLD[i + r].ljust(3)
+    return rows
+
+
+def shows_elapsed(screen: str, seconds: int) -> bool:
+    minutes, secs = divmod(seconds, 60)
+    rows = big_digits(f"{minutes:02d}:{secs:02d}")
+    lines = screen.splitlines()
+    return any(
+        rows[0].strip() in lines[i]
+        and rows[1].strip() in lines[i + 1]
+        and rows[2].strip() in lines[i + 2]
+        for i in range(len(lines) - 2)
+    )
+
+
+@pytest.fixture
+def terminals(tmp_path: Path) -> Iterator[list[Terminal]]:
+    made: list[Terminal] = []
+    yield made
+    for t in made:
+        t.kill_server()
+
+
+def test_kill_9_mid_procedure_then_resume(tmp_path: Path, terminals: list[Terminal]) -> None:
+    db = tmp_path / "e2e.db"
+    env = {
+        "SMA_LOG_CONFIG": str(tmp_path / "settings.json"),
+        "TERM": "xterm-256color",
+        "TZ": "UTC",
+    }
+    cmd = [SMA_LOG, "--db", str(db), "--user", "e2e-tester"]  # type: ignore[list-item]
+    term = Terminal(tmp_path, "one", cmd, env)
+    terminals.append(term)
+    term.wait_for(lambda s: "No procedure in progress" in s)
+    assert db.exists() and db.stat().st_mode & 0o777 == 0o600
+
+    term.keys("n")
+    term.wait_for(lambda s: "Study code" in s)
+    time.sleep(0.3)
+    term.type("E2E-001")
+    term.wait_for(lambda s: "New patient E2E-001" in s)
+    term.keys("C-s")
+    term.wait_for(lambda s: "IN PROGRESS" in s)
+    for key in ("a", "r", "a", "a"):
+        term.keys(key)
+    term.wait_for(lambda s: "Attempt 3 recorded" in s)
+
+    # SIGKILL: no clean-up, no atexit, exactly like a crash or a pulled plug.
+    os.kill(term.pid(), signal.SIGKILL)
+    time.sleep(0.3)
+    with sqlite3.connect(db) as raw:
+        attempts = raw.execute("SELECT count(*) FROM attempts WHERE voided = 0").fetchone()[0]
+        redirections = raw.execute("SELECT redirections_n FROM procedures").fetchone()[0]
+        started_at = raw.execute("SELECT started_at FROM procedures").fetchone()[0]
+        assert raw.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert (attempts, redirections) == (3, 1)
+
+    again = Terminal(tmp_path, "two", cmd, env)
+    terminals.append(again)
+    screen = again.wait_for(lambda s: "IN PROGRESS" in s and "Procedure started at" in s)
+    assert "E2E-001" in screen
+    assert "#3" in screen and "#1" in screen  # every attempt is listed
+
+    # The timer counts from the stored start, not from the restart: it reads the
+    # elapsed time since the original start (give or take a second of drawing).
+    def elapsed_now() -> int:
+        return int(time.time() - from_text(started_at).timestamp())
+
+    screen = again.wait_for(
+        lambda s: any(shows_elapsed(s, elapsed_now() + d) for d in (-1, 0, 1)), timeout=10
+    )
+    first = elapsed_now()
+    time.sleep(2.2)
+    again.wait_for(
+        lambda s: any(shows_elapsed(s, elapsed_now() + d) for d in (-1, 0, 1)), timeout=10
+    )
+    assert elapsed_now() > first  # still counting
+    # And the procedure goes on from there: a fourth attempt, then a clean exit.
+    again.keys("a")
+    again.wait_for(lambda s: "Attempt 4 recorded" in s)
+    again.keys("C-q")
+    time.sleep(0.5)
+    with sqlite3.connect(db) as raw:
+        assert raw.execute("SELECT attempts_n FROM procedures").fetchone()[0] == 4
