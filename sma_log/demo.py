@@ -21,7 +21,14 @@ What is in it (all invented; study codes ``DEMO-001`` …):
   roughly 2–30 minutes; a few failures with a reason and a fallback;
 * satisfaction at 5 minutes mostly 4–5; the two most recent ended procedures (and a
   rare older one) still have the score pending;
-* exactly one procedure still open, started a few minutes before ``now``.
+* exactly one procedure still open, started a few minutes before ``now``;
+* the follow-ups the Store schedules at each end (5-minute score due end + 5 min,
+  72-hour call due end + 72 h, in UTC), as of ``now``: the 5-minute one done iff the
+  procedure has its score; the 72-hour ones of the last days upcoming, due or overdue
+  (some with unanswered calls, three patients always have one around today), older ones
+  mostly done (satisfaction mostly 4–5, a few PDPH with onset, severity and treatment,
+  some back pain; a few entered late), some "not reachable" or "declined", and a few of
+  the last month left open, i.e. missed.
 
 How it stays consistent with the app: the timeline is generated as events, and the
 derived columns of ``procedures`` and the rows of ``attempts`` are computed from those
@@ -37,11 +44,12 @@ Speed: rows are generated in Python and written with ``executemany`` in one
 Audit log (a deliberate choice): the app audits every insert/update of every clinical
 row as it happens. A demo has no history of people doing things, and one audit row per
 event/attempt/update would triple the file for nothing, so the demo writes exactly one
-``audit_log`` row per inserted patient and per inserted procedure: action ``insert``,
-field ``*``, user ``demo``, at the record's creation time, new value = the row as
-written (JSON, as the Store writes it). Events and attempts are not audited
-individually. A ``meta`` row ``demo`` (JSON: seed, procedures, now) marks the file as a
-demo database; ``sma-log demo --force`` only ever replaces files carrying it.
+``audit_log`` row per inserted patient, procedure, follow-up and contact attempt:
+action ``insert``, field ``*``, user ``demo``, at the record's creation time, new
+value = the row as finally written (JSON, as the Store writes it). Events and
+attempts are not audited individually. (The follow-ups' ``updated_at`` stays at their
+creation, as the Store leaves it.) A ``meta`` row ``demo`` (JSON: seed, procedures, now)
+marks the file as a demo database; ``sma-log demo --force`` only ever replaces files carrying it.
 """
 
 from __future__ import annotations
@@ -60,14 +68,14 @@ from typing import Any
 
 from ulid.base32 import ENCODE as CROCKFORD
 
-from .domain import timeline, vocab
+from .domain import fields, schedule, timeline, vocab
 from .storage.errors import DatabaseRefused, StorageError
 from .storage.store import Store, deepest_sedation
 
 DEMO_USER = "demo"
 DEMO_FILE_NAME = "sma-log-demo.db"
 DEMO_META_KEY = "demo"
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: follow-ups and contact attempts
 
 _EPOCH = datetime(1970, 1, 1)
 _SEC = 1_000_000
@@ -90,6 +98,15 @@ PROCEDURE_NOTES = (
     "Rescanned before the next attempt",
     "Long needle needed",
     "Brief vasovagal episode, resolved lying flat",
+)
+CLOSE_REASONS = {
+    "unreachable": ("No answer after 3 calls", "Phone number not in service"),
+    "declined": ("Family declined the call", "Patient asked not to be called"),
+}
+OTHER_EVENTS = (
+    "Mild fever the evening after, resolved without treatment",
+    "Dizziness on standing for a day",
+    "Bruise at the puncture site",
 )
 OUTCOME_NOTES = (
     "Uneventful after a difficult start",
@@ -152,6 +169,37 @@ PROCEDURE_COLUMNS = (
     "created_at",
     "updated_at",
 )
+FOLLOWUP_COLUMNS = (
+    "id",
+    "procedure_id",
+    "kind",
+    "due_at",
+    "state",
+    "closed_reason",
+    "completed_at",
+    "late",
+    "contact_attempts_n",
+    "last_contact_at",
+    "satisfaction",
+    "pdph",
+    "pdph_onset_hours",
+    "pdph_orthostatic",
+    "pdph_severity",
+    "pdph_treatment",
+    "pdph_resolved",
+    "back_pain_nrs",
+    "radicular_pain",
+    "nausea_vomiting",
+    "other_event",
+    "other_event_serious",
+    "contact_method",
+    "assessor",
+    "created_at",
+    "updated_at",
+)
+CONTACT_ATTEMPT_COLUMNS = ("id", "followup_id", "at", "outcome", "by_user", "note")
+#: The follow-up answers (``complete_followup`` writes all of them, unanswered ones None).
+ANSWER_COLUMNS = tuple(fields.FOLLOWUP_FIELDS)
 ATTEMPT_COLUMNS = (
     "id",
     "procedure_id",
@@ -189,6 +237,9 @@ AUDIT_COLUMNS = (
     "new_value",
 )
 _LEVELS = vocab.codes(vocab.LEVELS)
+#: Patients (by index) whose last procedure was this many days before today, so the
+#: queue always has 72-hour calls around "now" (due today, tomorrow, yesterday).
+RECENT_DAYS_AGO = {3: 3, 4: 2, 5: 4}
 # Crockford base32 (the ULID alphabet), two digits at a time: 26 digits = 13 pairs.
 _PAIRS = tuple(a + b for a in CROCKFORD for b in CROCKFORD)
 _SHIFTS = tuple(range(120, -1, -10))
@@ -280,11 +331,21 @@ class _Generator:
         self.year = _dt(now_us).year
         self.open_id: str | None = None
         self.pending = 0
+        self.followups = self.open_followups = self.contact_attempts = 0
+        # Follow-ups draw from their own streams, so adding them left the patients,
+        # procedures and events of a seed as they were.
+        self.fu_rng = random.Random(f"sma-log-demo-followups-{seed}")
+        self.fu_id_rng = random.Random(f"sma-log-demo-followup-ids-{seed}")
 
     # ------------------------------------------------------------------ helpers
     def _id(self, us: int) -> str:
         """A ULID for the instant ``us``: 48-bit milliseconds + 80 seeded random bits."""
         value = (us // 1000) << 80 | self.id_rng.getrandbits(80)
+        return "".join([_PAIRS[(value >> s) & 1023] for s in _SHIFTS])
+
+    def _fid(self, us: int) -> str:
+        """A follow-up or contact-attempt ULID (its own random stream)."""
+        value = (us // 1000) << 80 | self.fu_id_rng.getrandbits(80)
         return "".join([_PAIRS[(value >> s) & 1023] for s in _SHIFTS])
 
     def _sec(self, lo: float, hi: float) -> int:
@@ -467,9 +528,9 @@ class _Generator:
             attempts += 1
         failed = attempts >= 4 and rng.random() < 0.04 + 0.3 * d
         guidance = setup["guidance"]
-        events: list[tuple[str, int, str | None, int | None]] = [
-            ("start", t0, setup["sedation"], None)
-        ]
+        # As Store.start_procedure writes it: "code|agent", or the bare code.
+        start = "|".join(v for v in (setup["sedation"], setup["sedation_agent"]) if v)
+        events: list[tuple[str, int, str | None, int | None]] = [("start", t0, start, None)]
         prep = {
             "us_marking": (120, 420),
             "us_realtime": (60, 240),
@@ -679,9 +740,10 @@ class _Generator:
                 last_start = self.now - self._sec(150 * 60, 220 * 60)
             else:
                 last_start = None
-            last_day = (
-                self.today - self.rng.randint(1, 120) * _DAY if last_start is None else self.today
-            )
+            days_ago = self.rng.randint(1, 120)
+            if i in RECENT_DAYS_AGO:  # a 72-hour call due today, one tomorrow, one late
+                days_ago = RECENT_DAYS_AGO[i]
+            last_day = self.today - days_ago * _DAY if last_start is None else self.today
             starts = []
             for j, (offset, regimen) in enumerate(plan):
                 if j == k - 1 and last_start is not None:
@@ -712,6 +774,17 @@ class _Generator:
                 batch["attempts"].extend(attempts)
                 batch["events"].extend(events)
                 batch["audit_log"].append(self._audit(_us_of(row["created_at"]), "procedures", row))
+                if row["status"] == "ended":
+                    made, calls = self._followups(row)
+                    for table, records in (("followups", made), ("contact_attempts", calls)):
+                        columns = _COLUMNS[table]
+                        for rec in records:
+                            batch[table].append(tuple(rec[c] for c in columns))
+                            at = rec["created_at"] if table == "followups" else rec["at"]
+                            batch["audit_log"].append(self._audit(_us_of(at), table, rec, True))
+                    self.followups += len(made)
+                    self.open_followups += sum(r["state"] == "open" for r in made)
+                    self.contact_attempts += len(calls)
                 procs_in_batch += 1
             if procs_in_batch >= _CHUNK:
                 yield batch
@@ -719,9 +792,155 @@ class _Generator:
         if any(batch.values()):
             yield batch
 
-    def _audit(self, at: int, table: str, row: dict[str, Any]) -> tuple[Any, ...]:
+    # ------------------------------------------------------------------ follow-ups
+    def _followups(self, proc: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The follow-ups of an ended procedure and their contact attempts, as of ``now``.
+
+        As the Store writes them: both kinds scheduled at the end (created_at = the
+        end; ``updated_at`` is not touched by later updates), due end + 5 min / + 72 h
+        in UTC (``schedule.due_at``). The 5-minute one is done iff the procedure has its
+        score (closed by ``set_score``: satisfaction, completed_at, late). The 72-hour
+        one gets a whole history planned (no-answer calls, then answers, "not reachable"
+        or "declined", or nothing) and only what happened before ``now`` is kept, so
+        recent ones are upcoming or due, some overdue with calls, older ones mostly done,
+        a few missed.
+        """
+        end = _us_of(proc["ended_at"])
+        stamp = proc["ended_at"]
+        made: list[dict[str, Any]] = []
+        calls: list[dict[str, Any]] = []
+        for kind, _ in schedule.FOLLOWUP_KINDS:
+            delay = schedule.FOLLOWUP_DELAY[kind]
+            due = end + int(delay.total_seconds()) * _SEC
+            row: dict[str, Any] = dict.fromkeys(FOLLOWUP_COLUMNS)
+            row.update(
+                id=self._fid(end),
+                procedure_id=proc["id"],
+                kind=kind,
+                due_at=_text(due),
+                state="open",
+                late=0,
+                contact_attempts_n=0,
+                created_at=stamp,
+                updated_at=stamp,
+            )
+            made.append(row)
+            if kind == "score_5min":
+                if proc["satisfaction_5min"] is not None:
+                    at = _us_of(proc["updated_at"])  # when set_score ran
+                    row.update(
+                        state="done",
+                        satisfaction=proc["satisfaction_5min"],
+                        completed_at=_text(at),
+                        late=int(self._missed(kind, due, at)),
+                    )
+                continue
+            calls.extend(self._day3_history(row, proc, end, due))
+        return made, calls
+
+    @staticmethod
+    def _missed(kind: str, due: int, at: int) -> bool:
+        window = schedule.DEFAULT_WINDOWS[kind]
+        return at > due + round(window.after_hours * 3600) * _SEC
+
+    def _day3_history(
+        self, row: dict[str, Any], proc: dict[str, Any], end: int, due: int
+    ) -> list[dict[str, Any]]:
+        rng = self.fu_rng
+        window = schedule.DEFAULT_WINDOWS["day3"]
+        opens = due - round(window.before_hours * 3600) * _SEC
+        closes = due + round(window.after_hours * 3600) * _SEC
+        outcome = self._fu_pick({"done": 80, "late": 4, "unreachable": 6, "declined": 3, "open": 7})
+        if outcome == "open" and self.now - end > 30 * _DAY:
+            outcome = "done"  # old follow-ups were all dealt with in the end
+        n_calls = {
+            "done": self._fu_pick({0: 65, 1: 25, 2: 10}),
+            "late": self._fu_pick({1: 40, 2: 60}),
+            "unreachable": 3,
+            "declined": self._fu_pick({0: 70, 1: 30}),
+            "open": self._fu_pick({0: 40, 1: 35, 2: 25}),
+        }[outcome]
+        assessor = rng.choice(ASSISTANTS)
+        # The first call around the due time (the end's clock time three days on, within
+        # the window), the next ones 1-6 hours apart: all before the window closes.
+        t = max(opens, due + int(rng.uniform(-3, 5) * _HOUR))
+        planned: list[int] = []
+        for _ in range(n_calls):
+            planned.append(t)
+            t += int(rng.uniform(1, 6) * _HOUR)
+        if outcome == "late" or outcome == "unreachable":
+            t = closes + int(rng.uniform(1, 48) * _HOUR)
+        finished = t if outcome != "open" else None
+        calls = []
+        for at in planned:
+            if at > self.now:
+                break
+            calls.append(
+                {
+                    "id": self._fid(at),
+                    "followup_id": row["id"],
+                    "at": _text(at),
+                    "outcome": "no_answer",
+                    "by_user": DEMO_USER,
+                    "note": "Voicemail left" if rng.random() < 0.3 else None,
+                }
+            )
+        if calls:
+            row["contact_attempts_n"] = len(calls)
+            row["last_contact_at"] = calls[-1]["at"]
+        if finished is None or finished > self.now:
+            return calls  # still open: upcoming, due, overdue or missed as of now
+        row["completed_at"] = _text(finished)
+        if outcome in ("unreachable", "declined"):
+            row["state"] = outcome
+            row["closed_reason"] = rng.choice(CLOSE_REASONS[outcome])
+            return calls
+        row.update(self._day3_answers(proc, assessor))
+        row.update(state="done", late=int(self._missed("day3", due, finished)))
+        return calls
+
+    def _day3_answers(self, proc: dict[str, Any], assessor: str) -> dict[str, Any]:
+        """Plausible answers at 72 h (as ``complete_followup`` stores them)."""
+        rng = self.fu_rng
+        answers: dict[str, Any] = dict.fromkeys(ANSWER_COLUMNS)
+        risk = (0.04 if proc["needle_tip"] == "pencil_point" else 0.1) + 0.02 * max(
+            0, (proc["attempts_n"] or 0) - 1
+        )
+        pdph = rng.random() < risk
+        answers["pdph"] = int(pdph)
+        if pdph:
+            answers.update(
+                pdph_onset_hours=rng.randint(6, 60),
+                pdph_orthostatic=int(rng.random() < 0.85),
+                pdph_severity=rng.randint(3, 9),
+                pdph_treatment=self._fu_pick(
+                    {"conservative": 50, "caffeine": 25, "blood_patch": 10, "none": 15}
+                ),
+                pdph_resolved=int(rng.random() < 0.6),
+            )
+            answers["satisfaction"] = self._fu_pick({5: 15, 4: 30, 3: 35, 2: 15, 1: 5})
+        else:
+            answers["satisfaction"] = self._fu_pick({5: 62, 4: 28, 3: 7, 2: 2, 1: 1})
+        answers["back_pain_nrs"] = (
+            rng.randint(1, 5) if rng.random() < 0.25 else 0
+        )  # some back pain at the site
+        answers["radicular_pain"] = int(rng.random() < 0.03)
+        answers["nausea_vomiting"] = int(rng.random() < (0.3 if pdph else 0.04))
+        if rng.random() < 0.01:
+            answers["other_event"] = rng.choice(OTHER_EVENTS)
+            answers["other_event_serious"] = 0
+        answers["contact_method"] = "phone" if rng.random() < 0.85 else "in_person"
+        answers["assessor"] = assessor
+        return answers
+
+    def _fu_pick(self, weighted: dict[Any, float]) -> Any:
+        return self.fu_rng.choices(tuple(weighted), tuple(weighted.values()))[0]
+
+    def _audit(
+        self, at: int, table: str, row: dict[str, Any], own_ids: bool = False
+    ) -> tuple[Any, ...]:
         return (
-            self._id(at),
+            self._fid(at) if own_ids else self._id(at),
             _text(at),
             DEMO_USER,
             "insert",
@@ -738,7 +957,8 @@ def _us_of(text: str) -> int:
 
 
 def _empty() -> dict[str, list[tuple[Any, ...]]]:
-    return {"patients": [], "procedures": [], "attempts": [], "events": [], "audit_log": []}
+    # Parents before children: the batch is inserted in this order.
+    return {table: [] for table in _COLUMNS}
 
 
 _COLUMNS = {
@@ -746,6 +966,8 @@ _COLUMNS = {
     "procedures": PROCEDURE_COLUMNS,
     "attempts": ATTEMPT_COLUMNS,
     "events": EVENT_COLUMNS,
+    "followups": FOLLOWUP_COLUMNS,
+    "contact_attempts": CONTACT_ATTEMPT_COLUMNS,
     "audit_log": AUDIT_COLUMNS,
 }
 
@@ -873,6 +1095,9 @@ def write_demo(
                 leftover.unlink()
     counts["open"] = 1
     counts["pending_scores"] = gen.pending
+    counts["followups"] = gen.followups
+    counts["open_followups"] = gen.open_followups
+    counts["contact_attempts"] = gen.contact_attempts
     counts["open_procedure_id"] = gen.open_id
     counts["seconds"] = round(time.perf_counter() - began, 3)
     return counts

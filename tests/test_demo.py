@@ -8,18 +8,27 @@ import stat
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pendulum
 import pytest
 from ulid import ULID
 
 from sma_log import demo
-from sma_log.domain import fields, timeline
+from sma_log.domain import fields, schedule, timeline
 from sma_log.domain.clock import Clock, from_text
 from sma_log.storage.store import Store
 
 NOW = datetime(2026, 3, 27, 9, 0, tzinfo=UTC)
-TABLES = ("patients", "procedures", "attempts", "events", "audit_log")
+TABLES = (
+    "patients",
+    "procedures",
+    "attempts",
+    "events",
+    "followups",
+    "contact_attempts",
+    "audit_log",
+)
 
 
 def _readonly(path: Path) -> sqlite3.Connection:
@@ -93,6 +102,8 @@ def test_ids_are_ulids_at_the_records_time(demo_file: Path) -> None:
         ("procedures", "started_at"),
         ("attempts", "at"),
         ("events", "at"),
+        ("followups", "created_at"),
+        ("contact_attempts", "at"),
         ("audit_log", "at"),
     ):
         for r in rows(demo_file, f"SELECT id, {column} AS t FROM {table}"):
@@ -133,21 +144,79 @@ def test_realistic_shape(demo_file: Path) -> None:
         fields.validate(fields.SETUP_FIELDS, {k: p[k] for k in fields.SETUP_FIELDS})
 
 
-def test_audit_rows_one_per_patient_and_procedure(demo_file: Path) -> None:
+def test_audit_rows_one_per_inserted_record(demo_file: Path) -> None:
+    audited = ("patients", "procedures", "followups", "contact_attempts")
     audit = rows(demo_file, "SELECT * FROM audit_log")
     n = rows(
-        demo_file,
-        "SELECT (SELECT count(*) FROM patients) + (SELECT count(*) FROM procedures) AS n",
+        demo_file, "SELECT " + " + ".join(f"(SELECT count(*) FROM {t})" for t in audited) + " AS n"
     )[0]["n"]
     assert len(audit) == n
     assert {(a["action"], a["field"], a["user"]) for a in audit} == {("insert", "*", "demo")}
-    procs = {p["id"]: p for p in rows(demo_file, "SELECT * FROM procedures")}
+    assert {a["table_name"] for a in audit} == set(audited)
+    records = {
+        table: {r["id"]: r for r in rows(demo_file, f"SELECT * FROM {table}")} for table in audited
+    }
     for a in audit:
-        if a["table_name"] == "procedures":
-            written = json.loads(a["new_value"])
-            row = dict(procs[a["record_id"]])
-            row.pop("id")
-            assert written == row
+        written = json.loads(a["new_value"])
+        row = dict(records[a["table_name"]].pop(a["record_id"]))
+        row.pop("id")
+        assert written == row
+    assert all(not left for left in records.values())  # each record audited exactly once
+
+
+def test_followups_as_the_store_schedules_them_and_a_queue_around_now(demo_file: Path) -> None:
+    procs = {p["id"]: p for p in rows(demo_file, "SELECT * FROM procedures")}
+    fus = rows(demo_file, "SELECT * FROM followups")
+    now = pendulum.instance(NOW)
+    ended = [p for p in procs.values() if p["status"] == "ended"]
+    assert len(fus) == 2 * len(ended)
+    assert {(f["procedure_id"], f["kind"]) for f in fus} == {
+        (p["id"], k) for p in ended for k in ("score_5min", "day3")
+    }
+    calls = rows(demo_file, "SELECT * FROM contact_attempts")
+    per_followup: dict[str, list[dict]] = {}
+    for c in calls:
+        per_followup.setdefault(c["followup_id"], []).append(c)
+        assert c["outcome"] == "no_answer" and from_text(c["at"]) <= now
+    for f in fus:
+        p = procs[f["procedure_id"]]
+        end = from_text(p["ended_at"])
+        assert from_text(f["due_at"]) == schedule.due_at(f["kind"], end)
+        assert f["created_at"] == p["ended_at"]
+        assert f["state"] in ("open", "done", "unreachable", "declined")
+        mine = sorted(per_followup.get(f["id"], []), key=lambda c: c["at"])
+        assert f["contact_attempts_n"] == len(mine)
+        assert f["last_contact_at"] == (mine[-1]["at"] if mine else None)
+        if f["state"] == "open":
+            assert f["completed_at"] is None
+        else:
+            done_at = from_text(f["completed_at"])
+            assert end < done_at <= now
+            assert all(from_text(c["at"]) <= done_at for c in mine)
+            window = schedule.DEFAULT_WINDOWS[f["kind"]]
+            missed = schedule.status(f["kind"], from_text(f["due_at"]), done_at, window)
+            assert f["late"] == int(f["state"] == "done" and missed == "missed")
+        if f["kind"] == "score_5min":
+            assert (f["state"] == "done") == (p["satisfaction_5min"] is not None)
+            assert f["satisfaction"] == p["satisfaction_5min"]
+            assert not mine
+        if f["state"] == "done" and f["kind"] == "day3":
+            answers = {k: f[k] for k in fields.FOLLOWUP_FIELDS if f[k] is not None}
+            assert schedule.clean_followup(answers)[1] == {}
+        if f["state"] in ("unreachable", "declined"):
+            assert f["closed_reason"]
+    day3 = [f for f in fus if f["kind"] == "day3" and f["state"] == "done"]
+    assert sum(f["satisfaction"] >= 4 for f in day3) / len(day3) > 0.75
+    pdph = [f for f in day3 if f["pdph"]]
+    assert pdph and all(f["pdph_severity"] is not None for f in pdph)
+    assert all(f["pdph_onset_hours"] is None for f in day3 if not f["pdph"])
+    assert any(f["back_pain_nrs"] for f in day3)
+    assert any(f["late"] for f in day3)
+    assert {"unreachable", "declined"} <= {f["state"] for f in fus}
+    with Store.open(demo_file, readonly=True, create=False) as store:
+        statuses = {i.status for i in store.followup_queue(now=now)}
+    assert {"upcoming", "missed"} <= statuses
+    assert statuses & {"due", "overdue"}
 
 
 def test_every_event_is_one_the_timeline_rules_accept(demo_file: Path) -> None:
@@ -238,7 +307,9 @@ def test_replaying_a_demo_through_the_store_api_gives_the_same_rows(
             assert first["kind"] == "start"
             clock.at = from_text(first["at"])
             setup = {k: p[k] for k in SETUP}
-            setup["sedation"] = first["value"]
+            # The sedation confirmed at the start ("code|agent"); the row has the deepest.
+            code, _, agent = first["value"].partition("|")
+            setup["sedation"], setup["sedation_agent"] = code, agent or None
             pid = store.start_procedure(new_patient[p["patient_id"]], setup)
             for ev in events[1:]:
                 clock.at = from_text(ev["at"])
@@ -271,6 +342,43 @@ def test_replaying_a_demo_through_the_store_api_gives_the_same_rows(
             sql = "SELECT seq, kind, at, value, voided_at, recorded_by FROM events "
             sql += "WHERE procedure_id = ? ORDER BY seq"
             assert store.query(sql, (new,)) == rows(source, sql, (old,))
+
+        # The follow-ups: what the nurses did, replayed in time order through the Store.
+        new_proc = dict(pairs)
+        theirs = rows(source, "SELECT * FROM followups")
+        mine = {
+            (r["procedure_id"], r["kind"]): r["id"]
+            for r in store.query("SELECT id, procedure_id, kind FROM followups")
+        }
+        assert len(mine) == len(theirs)
+        new_fu = {f["id"]: mine[(new_proc[f["procedure_id"]], f["kind"])] for f in theirs}
+        actions: list[tuple[str, int, str, Any]] = []
+        for c in rows(source, "SELECT * FROM contact_attempts"):
+            actions.append((c["at"], 0, "call", c))
+        for f in theirs:
+            if f["kind"] == "day3" and f["state"] != "open":
+                actions.append((f["completed_at"], 1, f["state"], f))
+        for at, _, what, rec in sorted(actions, key=lambda a: (a[0], a[1])):
+            clock.at = from_text(at)
+            if what == "call":
+                store.record_no_answer(new_fu[rec["followup_id"]], rec["note"])
+            elif what == "done":
+                answers = {k: rec[k] for k in fields.FOLLOWUP_FIELDS if rec[k] is not None}
+                for k, spec in fields.FOLLOWUP_FIELDS.items():
+                    if spec.kind == "bool" and k in answers:
+                        answers[k] = bool(answers[k])
+                store.complete_followup(new_fu[rec["id"]], answers)
+            else:
+                store.close_followup(new_fu[rec["id"]], what, rec["closed_reason"])
+        for f in theirs:
+            got = store.one("SELECT * FROM followups WHERE id = ?", (new_fu[f["id"]],))
+            assert got is not None
+            skip = ("id", "procedure_id")
+            assert {k: v for k, v in got.items() if k not in skip} == {
+                k: v for k, v in f.items() if k not in skip
+            }, f["id"]
+        sql = "SELECT at, outcome, by_user, note FROM contact_attempts ORDER BY at"
+        assert store.query(sql) == rows(source, sql)
 
 
 def test_a_hundred_procedures_are_quick(tmp_path: Path) -> None:
