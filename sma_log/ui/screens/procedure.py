@@ -129,7 +129,13 @@ class ProcedureScreen(AppScreen):
         self.sub_title = f"{view.patient['study_code']} · " + ("ENDED" if ended else "IN PROGRESS")
         self.title = "sma-log"
         stopped = st.milestones.get("end")
-        self.query_one(ElapsedTimer).set_start(view.started_at, view.anchor, stopped)
+        started = local_time(view.started_at, self.tz, "HH:mm:ss")
+        caption = (
+            f"{started} → {local_time(stopped, self.tz, 'HH:mm:ss')}"
+            if stopped
+            else (f"since {started}")
+        )
+        self.query_one(ElapsedTimer).set_start(view.started_at, view.anchor, stopped, caption)
         current = st.current
         self.query_one("#attempts", BigNumber).update(
             str(st.attempt_count),

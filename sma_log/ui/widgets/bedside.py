@@ -46,12 +46,16 @@ class ElapsedTimer(BigNumber):
         self.start: Any = None
         self.anchor: Anchor | None = None
         self.stopped_at: Any = None
+        self.caption = "since start"
 
     def on_mount(self) -> None:
         self.set_interval(0.25, self.tick)
 
-    def set_start(self, start: Any, anchor: Anchor | None, stopped_at: Any = None) -> None:
+    def set_start(
+        self, start: Any, anchor: Anchor | None, stopped_at: Any = None, caption: str = ""
+    ) -> None:
         self.start, self.anchor, self.stopped_at = start, anchor, stopped_at
+        self.caption = caption or "since start"
         self.tick()
 
     def tick(self) -> None:
@@ -61,7 +65,7 @@ class ElapsedTimer(BigNumber):
             seconds = (self.stopped_at - self.start).total_seconds()
         else:
             seconds = self.clock.elapsed(self.start, self.anchor)
-        self.update(format_elapsed(seconds), "since start")
+        self.update(format_elapsed(seconds), self.caption)
 
 
 class Milestones(Static):
