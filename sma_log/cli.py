@@ -444,7 +444,9 @@ def _queue_rows(
 
 def _text_table(rows: list[tuple[dict[str, Any], Any]], tz: str, locale: str) -> list[str]:
     from .domain import schedule
-    from .domain.clock import from_text
+    from .domain.clock import from_text, now_utc
+
+    this_year = schedule.to_local(now_utc(), tz).year
 
     header = (
         "Status",
@@ -467,7 +469,12 @@ def _text_table(rows: list[tuple[dict[str, Any], Any]], tz: str, locale: str) ->
                 schedule.format_local(ended, tz, "D MMM YYYY", locale),
                 r["operator"] or "—",
                 r["what"],
-                schedule.format_local(item.due, tz, "ddd D MMM HH:mm", locale),
+                schedule.format_local(
+                    item.due,
+                    tz,
+                    "ddd D MMM HH:mm" if item.due.year == this_year else "ddd D MMM YYYY HH:mm",
+                    locale,
+                ),
                 r["relative"],
                 str(r["contact_attempts"]),
                 r["next_dose"]["text"] if r["next_dose"] else "—",
