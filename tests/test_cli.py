@@ -73,8 +73,29 @@ def test_version(runner: CliRunner) -> None:
 def test_help_lists_options_and_commands(runner: CliRunner) -> None:
     result = runner.invoke(main, ["--help"])
     assert result.exit_code == 0
-    for word in ("--db", "--user", "--demo", "--version", "demo", "info"):
+    for word in ("--db", "--user", "--demo", "--version", "demo", "info", "followups", "settings"):
         assert word in result.output
+
+
+def test_followups_and_settings_help_load_nothing_heavy() -> None:
+    """The headless commands' help (and the JSON keys it documents) stays cheap."""
+    probe = (
+        "import sys\n"
+        "from sma_log.cli import main\n"
+        "for args in (['followups', '--help'], ['settings', '--help']):\n"
+        "    try:\n"
+        "        main(args)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('textual', 'sqlite_utils', 'pendulum', 'rich', 'icalendar'))\n"
+        "print('HEAVY', heavy)\n"
+    )
+    result = run("-c", probe)
+    assert result.returncode == 0, result.stderr
+    assert "HEAVY []" in result.stdout, result.stdout
+    for word in ("--status", "--format", "--ics", "due_utc", "due_local", "next-dose-"):
+        assert word in result.stdout
 
 
 def test_python_dash_m_version_and_help_in_a_real_process() -> None:
