@@ -1,9 +1,19 @@
-"""Record identifiers: ULIDs (sortable by creation time, unique across laptops)."""
+"""Record identifiers: ULIDs (sortable by creation time, unique across laptops).
+
+python-ulid is imported on the first new id, not at start-up (reading needs none).
+"""
 
 from __future__ import annotations
 
-from ulid import ULID
+from typing import Any
+
+_ULID: Any = None
 
 
 def new_id() -> str:
-    return str(ULID())
+    global _ULID
+    if _ULID is None:
+        from ulid import ULID
+
+        _ULID = ULID
+    return str(_ULID())

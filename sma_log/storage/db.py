@@ -176,11 +176,10 @@ def backup_path(path: Path, version: int) -> Path:
 
 def _migrate(conn: sqlite3.Connection, path: Path) -> Path | None:
     """Bring the file to :data:`SCHEMA_VERSION`; return the backup taken, if any."""
-    import sqlite_utils
-
     current = conn.execute("PRAGMA user_version").fetchone()[0]
     if current == SCHEMA_VERSION:
         return None
+    import sqlite_utils  # only when there is something to migrate (start-up pays otherwise)
     backup = backup_path(path, current)
     fd = os.open(backup, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     os.close(fd)

@@ -62,9 +62,17 @@ class ProcedureView:
     """One procedure as the live screen needs it, read from the database."""
 
     row: Row
-    patient: Row
     events: list[timeline.Event]
     state: timeline.State
+    _patient: Row | None = None
+    _load_patient: Any = None
+
+    @property
+    def patient(self) -> Row:
+        """The patient row, read on first use (the attempt key does not need it)."""
+        if self._patient is None:
+            self._patient = self._load_patient(self.row["patient_id"])
+        return self._patient
 
     @property
     def id(self) -> str:
@@ -415,7 +423,7 @@ class Store(FollowupStore):
         patient = self.patient(row["patient_id"])
         events = self._events(proc_id)
         state = timeline.replay(events, row["level_intended"], row["approach"])
-        return ProcedureView(row, patient, events, state)
+        return ProcedureView(row, events, state, _patient=patient)
 
     def _insert_event(
         self,
@@ -499,7 +507,7 @@ class Store(FollowupStore):
             attempt_id = state.current.id if state.current and kind != "attempt" else None
             self._append(row, events, kind, value, attempt_id)
             state = self._sync_derived(row, events)
-        return ProcedureView(row, self.patient(row["patient_id"]), events, state)
+        return ProcedureView(row, events, state, _load_patient=self.patient)
 
     def undo(self, proc_id: str) -> tuple[ProcedureView, timeline.Event]:
         """Void the last undoable event (audited, not deleted)."""
@@ -516,7 +524,7 @@ class Store(FollowupStore):
                 for e in events
             ]
             state = self._sync_derived(row, events)
-        return ProcedureView(row, self.patient(row["patient_id"]), events, state), target
+        return ProcedureView(row, events, state, _load_patient=self.patient), target
 
     def _sync_derived(self, row: Row, events: list[timeline.Event]) -> timeline.State:
         """Rewrite the attempts rows and the procedure's derived columns from the events.

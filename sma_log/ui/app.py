@@ -79,13 +79,13 @@ class SmaLogApp(App[int]):
             self.notify(
                 "Demo database: throw-away data, deleted when you quit.", title="Demo", timeout=6
             )
-        from .screens.home import HomeScreen
-
-        self.push_screen(HomeScreen())
         opened = self._store.open_procedures()
         if opened:
             # Crash and resume: an open procedure comes straight back, timer running.
+            # (Home is built only when someone goes there: the live screen comes first.)
             self.open_procedure(opened[0]["id"])
+        else:
+            self.go_home()
         self._data_version = self._store.data_version()
         self.set_interval(1.0, self._poll_changes)
 
@@ -160,9 +160,18 @@ class SmaLogApp(App[int]):
         self.push_screen(FollowupScreen())
 
     def _cmd_home(self) -> None:
+        self.go_home()
+
+    def go_home(self) -> None:
+        """Back to the home screen (built the first time it is needed)."""
         from .screens.home import HomeScreen
 
-        while len(self.screen_stack) > 2 and not isinstance(self.screen, HomeScreen):
+        if not any(isinstance(s, HomeScreen) for s in self.screen_stack):
+            while len(self.screen_stack) > 1:
+                self.pop_screen()
+            self.push_screen(HomeScreen())
+            return
+        while not isinstance(self.screen, HomeScreen):
             self.pop_screen()
 
     def on_unmount(self) -> None:

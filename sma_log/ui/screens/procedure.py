@@ -18,11 +18,6 @@ from textual.widgets import Footer, Header, Static
 from ...domain import timeline, vocab
 from ...storage.store import ProcedureView
 from ..fmt import local_time
-from ..modals.attempt import AttemptDialog
-from ..modals.end import EndDialog
-from ..modals.note import NoteDialog
-from ..modals.score import ScoreDialog
-from ..modals.sedation import SedationDialog
 from ..widgets.bedside import AttemptList, BigNumber, ElapsedTimer, Milestones
 from .base import AppScreen
 
@@ -221,6 +216,8 @@ class ProcedureScreen(AppScreen):
             if value:
                 self.action_record("attempt_detail", value)
 
+        from ..modals.attempt import AttemptDialog
+
         self.app.push_screen(AttemptDialog(current.number, current.level, current.approach), done)
 
     def action_sedation(self) -> None:
@@ -230,6 +227,8 @@ class ProcedureScreen(AppScreen):
         def done(value: str | None) -> None:
             if value:
                 self.action_record("sedation", value)
+
+        from ..modals.sedation import SedationDialog
 
         st = self.view.state
         self.app.push_screen(SedationDialog(st.sedation, st.sedation_agent), done)
@@ -241,6 +240,8 @@ class ProcedureScreen(AppScreen):
         def done(value: str | None) -> None:
             if value:
                 self.action_record("note", value)
+
+        from ..modals.note import NoteDialog
 
         self.app.push_screen(NoteDialog(), done)
 
@@ -261,6 +262,8 @@ class ProcedureScreen(AppScreen):
             self.show(ended)
             self.ask_score()
 
+        from ..modals.end import EndDialog
+
         self.app.push_screen(EndDialog(view.state, view.row.get("csf_removed_ml") or 5), done)
 
     def ask_score(self) -> None:
@@ -276,9 +279,11 @@ class ProcedureScreen(AppScreen):
                 self.notify(f"Satisfaction at 5 min: {saved} saved", markup=False)
             else:
                 self.notify("5-minute score left pending: it shows on the home screen.")
-            self.app.pop_screen()
+            self.sma.go_home()
+
+        from ..modals.score import ScoreDialog
 
         self.app.push_screen(ScoreDialog(code), done)
 
     def action_home(self) -> None:
-        self.app.pop_screen()
+        self.sma.go_home()
