@@ -599,6 +599,7 @@ def _calendar(
     from datetime import date, timedelta
 
     import icalendar
+    import pendulum
 
     from .domain import schedule, vocab
     from .domain.clock import from_text
@@ -644,10 +645,11 @@ def _calendar(
         ev.add("transp", "TRANSPARENT")
         cal.add_component(ev)
     doses = 0
-    today = store.now().in_timezone(tz).date()
+    zone = pendulum.timezone(tz)  # parsed once, not once per patient
+    today = store.now().in_timezone(zone).date()
     patients = store.query("SELECT id, study_code, created_at FROM patients ORDER BY study_code")
     for p in patients:
-        nd = store.next_dose(p["id"], settings.label, tz, today)
+        nd = store.next_dose(p["id"], settings.label, zone, today)
         if nd is None:
             continue
         procs = store.query("SELECT id FROM procedures WHERE patient_id = ?", (p["id"],))
