@@ -390,7 +390,7 @@ def _queue_rows(
     store.set_window(settings.window_before_hours, settings.window_after_hours)
     now = store.now()
     today = now.in_timezone(tz).date()
-    items = store.followup_queue(statuses=statuses, now=now, limit=1_000_000_000)
+    items = store.followup_queue(statuses=statuses, now=now)
     next_doses: dict[str, Any] = {}
     out = []
     for item in items:

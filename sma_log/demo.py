@@ -47,8 +47,7 @@ event/attempt/update would triple the file for nothing, so the demo writes exact
 ``audit_log`` row per inserted patient, procedure, follow-up and contact attempt:
 action ``insert``, field ``*``, user ``demo``, at the record's creation time, new
 value = the row as finally written (JSON, as the Store writes it). Events and
-attempts are not audited individually. (The follow-ups' ``updated_at`` stays at their
-creation, as the Store leaves it.) A ``meta`` row ``demo`` (JSON: seed, procedures, now)
+attempts are not audited individually. A ``meta`` row ``demo`` (JSON: seed, procedures, now)
 marks the file as a demo database; ``sma-log demo --force`` only ever replaces files carrying it.
 """
 
@@ -797,7 +796,7 @@ class _Generator:
         """The follow-ups of an ended procedure and their contact attempts, as of ``now``.
 
         As the Store writes them: both kinds scheduled at the end (created_at = the
-        end; ``updated_at`` is not touched by later updates), due end + 5 min / + 72 h
+        end; ``updated_at`` = the last change), due end + 5 min / + 72 h
         in UTC (``schedule.due_at``). The 5-minute one is done iff the procedure has its
         score (closed by ``set_score``: satisfaction, completed_at, late). The 72-hour
         one gets a whole history planned (no-answer calls, then answers, "not reachable"
@@ -836,6 +835,10 @@ class _Generator:
                     )
                 continue
             calls.extend(self._day3_history(row, proc, end, due))
+        for row in made:  # as the Store does: updated_at follows the last change
+            row["updated_at"] = max(
+                v for v in (row["created_at"], row["last_contact_at"], row["completed_at"]) if v
+            )
         return made, calls
 
     @staticmethod

@@ -2,7 +2,7 @@
 
 A fresh database; keys typed as the assistant would; ``kill -9`` in the middle of
 the procedure; a restart finds every attempt and the timer still counting from the
-original start (read off the screen's big digits).
+original start (read off the screen's big figures).
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from textual.renderables.digits import DIGITS, DIGITS3X3_BOLD
 
 from sma_log.domain.clock import from_text
+from sma_log.ui.widgets.bigtext import render_big
 
 pytestmark = pytest.mark.e2e
 
@@ -35,7 +35,8 @@ class Terminal:
     def __init__(self, tmp: Path, name: str, command: list[str], env: dict[str, str]) -> None:
         self.socket = str(tmp / f"tmux-{name}")
         self.name = name
-        env_args = [f"{k}={v}" for k, v in env.items()]
+        # COLUMNS/LINES (set under pytest) would override the terminal's real size.
+        env_args = ["-u", "COLUMNS", "-u", "LINES", *(f"{k}={v}" for k, v in env.items())]
         subprocess.run(
             [
                 TMUX,
@@ -90,25 +91,14 @@ class Terminal:
         subprocess.run([TMUX, "-S", self.socket, "kill-server"], capture_output=True)
 
 
-def big_digits(text: str) -> list[str]:
-    """The three screen rows Textual's Digits draws for ``text`` (bold font)."""
-    rows = ["", "", ""]
-    for ch in text:
-        i = DIGITS.index(ch) * 3
-        for r in range(3):
-            rows[r] += DIGITS3X3_BOLD[i + r].ljust(3)
-    return rows
-
-
 def shows_elapsed(screen: str, seconds: int) -> bool:
+    """The screen shows ``mm:ss`` in the big block font (the 100x32 terminal's size)."""
     minutes, secs = divmod(seconds, 60)
-    rows = big_digits(f"{minutes:02d}:{secs:02d}")
+    rows = [r.strip() for r in render_big(f"{minutes:02d}:{secs:02d}", 1)]
     lines = screen.splitlines()
     return any(
-        rows[0].strip() in lines[i]
-        and rows[1].strip() in lines[i + 1]
-        and rows[2].strip() in lines[i + 2]
-        for i in range(len(lines) - 2)
+        all(rows[k] in lines[i + k] for k in range(len(rows)))
+        for i in range(len(lines) - len(rows) + 1)
     )
 
 

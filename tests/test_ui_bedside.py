@@ -14,7 +14,7 @@ from typing import Any
 import pendulum
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Digits, Input
+from textual.widgets import Input
 
 from sma_log.config import Settings
 from sma_log.domain.clock import Clock
@@ -26,6 +26,7 @@ from sma_log.ui.screens.home import HomeScreen
 from sma_log.ui.screens.procedure import ProcedureScreen
 from sma_log.ui.screens.refused import RefusedScreen
 from sma_log.ui.screens.start import StartScreen
+from sma_log.ui.widgets.bigtext import BigText
 
 SIZE = (100, 34)
 T0 = pendulum.datetime(2026, 3, 27, 9, 0, 0, tz="UTC")
@@ -77,8 +78,8 @@ def test_whole_bedside_flow_lands_in_the_database(tmp_path: Path) -> None:
         await keys(pilot, "a", "a", "r", "a", "c", "i", "f")
         screen = app.screen
         assert isinstance(screen, ProcedureScreen)
-        assert screen.query_one("#attempts").query_one(Digits).value == "3"
-        assert screen.query_one("#redirections").query_one(Digits).value == "1"
+        assert screen.query_one("#attempts").query_one(BigText).value == "3"
+        assert screen.query_one("#redirections").query_one(BigText).value == "1"
         await keys(pilot, "e")
         assert isinstance(app.screen, EndDialog)
         await keys(pilot, "ctrl+s")
@@ -126,7 +127,7 @@ def test_undo_voids_the_last_action_and_is_audited(tmp_path: Path) -> None:
         await start_procedure(app, pilot)
         await keys(pilot, "a", "a", "u")
         screen = app.screen
-        assert screen.query_one("#attempts").query_one(Digits).value == "1"
+        assert screen.query_one("#attempts").query_one(BigText).value == "1"
         assert "Undone" in str(screen.query_one("#last-action").render())
 
     drive(db, script)
@@ -153,7 +154,7 @@ def test_out_of_order_milestones_are_refused_with_a_message(tmp_path: Path) -> N
         await keys(pilot, "a", "i")  # injection before CSF
         await keys(pilot, "f")  # injection end before its start
         messages.extend(n.message for n in app._notifications)
-        assert app.screen.query_one("#attempts").query_one(Digits).value == "1"
+        assert app.screen.query_one("#attempts").query_one(BigText).value == "1"
 
     drive(db, script)
     assert any("CSF cannot come before the first skin puncture" in m for m in messages)
@@ -253,12 +254,12 @@ def test_restart_resumes_the_open_procedure_with_the_timer_from_the_stored_start
         async def second(app: SmaLogApp, pilot: Pilot[Any]) -> None:
             screen = app.screen
             assert isinstance(screen, ProcedureScreen)  # straight back into it
-            assert screen.query_one("#timer").query_one(Digits).value == "07:05"
-            assert screen.query_one("#attempts").query_one(Digits).value == "2"
-            assert screen.query_one("#redirections").query_one(Digits).value == "1"
+            assert screen.query_one("#timer").query_one(BigText).value == "07:05"
+            assert screen.query_one("#attempts").query_one(BigText).value == "2"
+            assert screen.query_one("#redirections").query_one(BigText).value == "1"
             pendulum.travel_to(T0.add(minutes=8), freeze=True)
             await pilot.pause(0.3)  # the timer redraws from the clock, not from a counter
-            assert screen.query_one("#timer").query_one(Digits).value == "08:00"
+            assert screen.query_one("#timer").query_one(BigText).value == "08:00"
 
         drive(db, second)
     finally:

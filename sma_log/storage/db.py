@@ -180,6 +180,7 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> Path | None:
     if current == SCHEMA_VERSION:
         return None
     import sqlite_utils  # only when there is something to migrate (start-up pays otherwise)
+
     backup = backup_path(path, current)
     fd = os.open(backup, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     os.close(fd)

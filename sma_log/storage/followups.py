@@ -116,19 +116,21 @@ class FollowupStore:
         statuses: tuple[str, ...] | None = None,
         now: pendulum.DateTime | None = None,
         include_closed: bool = False,
-        limit: int = 2000,
+        closed_limit: int = 500,
     ) -> list[QueueItem]:
-        """Open follow-ups, overdue first, then due, upcoming and missed; by due time."""
+        """Every open follow-up (overdue first, then due, upcoming, missed; by due time),
+        and with ``include_closed`` the most recently closed ones too."""
         now = now or self.now()
-        where = "" if include_closed else "WHERE f.state = 'open'"
-        rows = self.query(
-            f"""SELECT f.*, pt.study_code, pt.id AS patient_id, p.started_at, p.ended_at,
+        select = """SELECT f.*, pt.study_code, pt.id AS patient_id, p.started_at, p.ended_at,
                        p.operator
             FROM followups f JOIN procedures p ON p.id = f.procedure_id
-            JOIN patients pt ON pt.id = p.patient_id {where}
-            ORDER BY f.due_at LIMIT ?""",
-            (limit,),
-        )
+            JOIN patients pt ON pt.id = p.patient_id"""
+        rows = self.query(f"{select} WHERE f.state = 'open' ORDER BY f.due_at")
+        if include_closed:
+            rows += self.query(
+                f"{select} WHERE f.state != 'open' ORDER BY f.completed_at DESC LIMIT ?",
+                (closed_limit,),
+            )
         items = [QueueItem(r, self.status_of(r, now), from_text(r["due_at"])) for r in rows]
         if statuses is not None:
             items = [i for i in items if i.status in statuses]

@@ -27,7 +27,7 @@ class SmaLogApp(App[int]):
         Binding("ctrl+q", "quit", "Quit", priority=True, id="app.quit"),
     ]
     # Classes for terminal size: the key legend shows only where there is room.
-    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall"), (50, "-huge")]
 
     def __init__(
         self,

@@ -7,15 +7,16 @@ from typing import Any
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Digits, Label, Static
+from textual.widgets import Label, Static
 
 from ...domain import timeline, vocab
 from ...domain.clock import Anchor, Clock, format_elapsed
 from ..fmt import local_time
+from .bigtext import BigText
 
 
 class BigNumber(Vertical):
-    """A titled box with a large number (Textual's Digits), readable from a distance."""
+    """A titled box with a large number, as large as the terminal allows."""
 
     def __init__(self, title: str, value: str = "0", *, id: str | None = None) -> None:
         super().__init__(id=id, classes="big-number")
@@ -23,13 +24,17 @@ class BigNumber(Vertical):
         self._value = value
 
     def compose(self) -> ComposeResult:
-        yield Digits(self._value)
+        yield BigText(self._value)
         yield Label("", classes="big-caption")
 
+    @property
+    def value(self) -> str:
+        return self.query_one(BigText).value
+
     def update(self, value: str, caption: str = "") -> None:
-        digits = self.query_one(Digits)
-        if digits.value != value:
-            digits.update(value)
+        big = self.query_one(BigText)
+        if big.value != value:
+            big.update(value)
         self.query_one(".big-caption", Label).update(Text(caption))
 
 
