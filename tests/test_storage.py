@@ -42,6 +42,7 @@ UNAUDITED = {
     },
     "patients": {"updated_at"},
     "identifiers": {"updated_at"},
+    "followups": {"updated_at"},
 }
 
 
