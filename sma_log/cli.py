@@ -45,6 +45,28 @@ def _user_error(exc: BaseException) -> str | None:
 class _Group(click.Group):
     """A group that turns user errors from any command into one line and exit 2."""
 
+    def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        """Click's usage errors as ONE line too (click prints three), exit code 2."""
+        kwargs["standalone_mode"] = False
+        try:
+            result = super().main(*args, **kwargs)
+            # Without standalone mode click returns ctx.exit()'s code instead of exiting.
+            sys.exit(result if isinstance(result, int) else 0)
+        except click.UsageError as exc:
+            hint = ""
+            if exc.ctx is not None:
+                hint = f" (see {exc.ctx.command_path} --help)"
+            click.echo(f"sma-log: error: {' '.join(exc.format_message().split())}{hint}", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            click.echo(f"sma-log: error: {' '.join(exc.format_message().split())}", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("sma-log: aborted", err=True)
+            sys.exit(1)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -190,7 +212,11 @@ def _run_app(ctx: click.Context, opts: _Options) -> None:
                 "the terminal interface is not part of this build (sma_log.ui.app is missing)"
             ) from None
         raise
-    app = create_app(path, user=opts.user, settings=opts.settings, demo=opts.demo)
+    # In demo mode settings changed in the app stay in the throw-away folder too.
+    settings_path = path.parent / "settings.json" if opts.demo else None
+    app = create_app(
+        path, user=opts.user, settings=opts.settings, demo=opts.demo, settings_path=settings_path
+    )
     app.run()
     if opts.demo:
         click.echo("sma-log: demo database deleted.", err=True)

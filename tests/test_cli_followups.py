@@ -419,7 +419,7 @@ def test_ics_uids_stable_across_exports_and_sequence_grows_on_change(
     assert all(c[u].to_ical() == a[u].to_ical() for u in others)
     # The follow-up done: its event leaves the file; the UIDs of the others stay.
     with Store.open(clinic["path"], "nurse", clock=Clock(monotonic=False)) as store:
-        store.complete_followup(fid, {"satisfaction": 5, "assessor": "Nurse Bianchi"})
+        store.complete_followup(fid, {"satisfaction": 5, "pdph": "no", "assessor": "Nurse Bianchi"})
     assert followups(clinic, "--ics", str(second), "--force").exit_code == 0
     assert set(_events(second)) == set(a) - {uid}
 

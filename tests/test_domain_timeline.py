@@ -303,14 +303,14 @@ def test_undo_after_undo_of_flag_restores_toggle() -> None:
 # ---------------------------------------------------------------- check_end
 def test_check_end_delivered_needs_the_injection_milestones() -> None:
     log = Log()
-    with pytest.raises(RuleError, match="missing first skin puncture, csf obtained, injection st"):
+    with pytest.raises(RuleError, match="missing First skin puncture, CSF obtained, Injection st"):
         log.end(True)
     log.do("attempt")
     log.do("csf")
-    with pytest.raises(RuleError, match=r"missing injection start, injection end$"):
+    with pytest.raises(RuleError, match=r"missing Injection start, Injection end$"):
         log.end(True)
     log.do("injection_start")
-    with pytest.raises(RuleError, match=r"missing injection end$"):
+    with pytest.raises(RuleError, match=r"missing Injection end$"):
         log.end(True)
 
 

@@ -146,7 +146,7 @@ def test_kill_9_mid_procedure_then_resume(tmp_path: Path, terminals: list[Termin
 
     again = Terminal(tmp_path, "two", cmd, env)
     terminals.append(again)
-    screen = again.wait_for(lambda s: "IN PROGRESS" in s and "Procedure started at" in s)
+    screen = again.wait_for(lambda s: "IN PROGRESS" in s and "In progress since" in s)
     assert "E2E-001" in screen
     assert "#3" in screen and "#1" in screen  # every attempt is listed
 

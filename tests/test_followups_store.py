@@ -185,7 +185,7 @@ def test_late_entry_is_allowed_and_flagged(tmp_path: Path, travel: Any) -> None:
         pid = _ended(store)
         fid = _day3(store, pid)["id"]
         travel(end.add(days=6))
-        row = store.complete_followup(fid, {"satisfaction": 5, "assessor": "N"})
+        row = store.complete_followup(fid, {"satisfaction": 5, "pdph": "no", "assessor": "N"})
         assert row["state"] == "done" and row["late"] == 1
 
 
@@ -211,7 +211,13 @@ def test_not_reachable_and_declined_need_a_reason_and_can_be_reopened(tmp_path: 
         ({"satisfaction": "6", "assessor": "N"}, "satisfaction"),
         ({"back_pain_nrs": "11", "assessor": "N"}, "back_pain_nrs"),
         ({"pdph": "yes", "pdph_onset_hours": "-3", "assessor": "N"}, "pdph_onset_hours"),
-        ({"satisfaction": "5"}, "assessor"),
+        ({"satisfaction": "5", "pdph": "no"}, "assessor"),
+        ({"pdph": "no", "assessor": "N"}, "satisfaction"),  # an empty call is not "done"
+        ({"satisfaction": "5", "assessor": "N"}, "pdph"),
+        (
+            {"satisfaction": "5", "pdph": "no", "other_event": "fainted", "assessor": "N"},
+            "other_event_serious",
+        ),
     ],
 )
 def test_bad_followup_values_are_refused_and_nothing_is_saved(
@@ -240,7 +246,7 @@ def test_a_followup_of_a_procedure_still_open_is_refused(tmp_path: Path) -> None
             (pid,),
         )
         with pytest.raises(Conflict, match="still open"):
-            store.complete_followup("F1", {"satisfaction": 5, "assessor": "N"})
+            store.complete_followup("F1", {"satisfaction": 5, "pdph": "no", "assessor": "N"})
         with pytest.raises(Conflict, match="still open"):
             store.record_no_answer("F1")
 

@@ -78,7 +78,7 @@ def test_live_procedure_screen(
 
 def test_end_dialog(snap_compare: Any, live_db: Path, tmp_path: Path) -> None:
     async def open_end(pilot: Any) -> None:
-        await pilot.press("i", "f", "e")
+        await pilot.press("i", "j", "e")
         await pilot.pause()
 
     assert snap_compare(_app(live_db, tmp_path), terminal_size=(100, 32), run_before=open_end)

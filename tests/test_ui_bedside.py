@@ -75,7 +75,7 @@ def test_whole_bedside_flow_lands_in_the_database(tmp_path: Path) -> None:
         assert isinstance(app.screen, HomeScreen)
         await start_procedure(app, pilot)
         # 3 attempts, a redirection in the second; CSF; injection start and end.
-        await keys(pilot, "a", "a", "r", "a", "c", "i", "f")
+        await keys(pilot, "a", "a", "r", "a", "c", "i", "j")
         screen = app.screen
         assert isinstance(screen, ProcedureScreen)
         assert screen.query_one("#attempts").query_one(BigText).value == "3"
@@ -152,7 +152,7 @@ def test_out_of_order_milestones_are_refused_with_a_message(tmp_path: Path) -> N
         await start_procedure(app, pilot)
         await keys(pilot, "c")  # CSF before any skin puncture
         await keys(pilot, "a", "i")  # injection before CSF
-        await keys(pilot, "f")  # injection end before its start
+        await keys(pilot, "j")  # injection end before its start
         messages.extend(n.message for n in app._notifications)
         assert app.screen.query_one("#attempts").query_one(BigText).value == "1"
 
@@ -271,7 +271,7 @@ def test_pending_score_is_entered_from_home(tmp_path: Path) -> None:
 
     async def script(app: SmaLogApp, pilot: Pilot[Any]) -> None:
         await start_procedure(app, pilot)
-        await keys(pilot, "a", "c", "i", "f", "e", "ctrl+s", "l")
+        await keys(pilot, "a", "c", "i", "j", "e", "ctrl+s", "l")
         assert isinstance(app.screen, HomeScreen)
         await keys(pilot, "s")
         assert isinstance(app.screen, ScoreDialog)

@@ -127,7 +127,7 @@ def test_score_entry_no_answer_twice_then_a_score_and_late_entry(
         table.move_cursor(row=[c for c, _ in codes(app)].index("MISSED"))
         await pilot.press("enter")
         await pilot.pause()
-        await pilot.press("5", "ctrl+s")
+        await pilot.press("5", "ctrl+n", "ctrl+s")
         await pilot.pause()
 
     run(app, script)
@@ -156,7 +156,7 @@ def test_editing_a_followup_is_audited(clinic: Path, tmp_path: Path) -> None:
         await pilot.pause()
         await pilot.press("enter")
         await pilot.pause()
-        await pilot.press("3", "ctrl+s")
+        await pilot.press("3", "ctrl+n", "ctrl+s")
         await pilot.pause()
         await pilot.press("v")  # show done ones
         await pilot.pause()
@@ -223,7 +223,7 @@ def test_a_followup_entered_in_one_app_appears_in_the_others_queue(
             assert codes(bedside)[0] == ("OVERDUE", "OVERDUE")
             await p1.press("enter")
             await p1.pause()
-            await p1.press("5", "ctrl+s")
+            await p1.press("5", "ctrl+n", "ctrl+s")
             await p1.pause()
             # The other instance notices the file changed (PRAGMA data_version poll).
             for _ in range(30):

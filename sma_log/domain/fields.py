@@ -327,7 +327,13 @@ OUTCOME_FIELDS: dict[str, FieldSpec] = _specs(
     FieldSpec(
         "csf_appearance", "CSF appearance", "choice", "Appearance of the CSF", vocab.CSF_APPEARANCE
     ),
-    FieldSpec("failure_reason", "Reason for failure", "text", "Why the drug was not delivered"),
+    FieldSpec(
+        "failure_reason",
+        "Reason for failure",
+        "text",
+        "Why the drug was not delivered",
+        max_length=500,
+    ),
     FieldSpec("fallback", "Fallback", "choice", "What happens instead", vocab.FALLBACK),
     FieldSpec(
         "note",

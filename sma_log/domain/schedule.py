@@ -243,6 +243,12 @@ CONTACT_METHOD = vocab.CONTACT_METHOD
 
 #: Fields that must be filled when a follow-up is completed ("done").
 REQUIRED_ON_COMPLETE: tuple[str, ...] = ("assessor",)
+#: What a completed follow-up of each kind must hold (else: close it as declined or
+#: not reachable): the outcomes the case series report.
+REQUIRED_BY_KIND: dict[str, tuple[str, ...]] = {
+    "score_5min": ("satisfaction",),
+    "day3": ("satisfaction", "pdph"),
+}
 
 
 def _is_blank(value: object) -> bool:
@@ -264,7 +270,7 @@ def parse_field(name: str, value: object) -> tuple[object, str | None]:
 
 
 def clean_followup(
-    values: Mapping[str, object], completing: bool = True
+    values: Mapping[str, object], completing: bool = True, kind: str | None = None
 ) -> tuple[dict[str, object], dict[str, str]]:
     """Parse and check a follow-up form: ``(clean values, errors field -> message)``.
 
@@ -287,6 +293,13 @@ def clean_followup(
         else:
             clean[name] = parsed
     if completing:
+        for name in REQUIRED_BY_KIND.get(kind or "", ()):
+            if name not in clean and name not in errors:
+                label = FOLLOWUP_FIELDS[name].label
+                errors[name] = (
+                    f"{label} is required to complete the follow-up "
+                    "(or close it as declined / not reachable)"
+                )
         for name in REQUIRED_ON_COMPLETE:
             if name not in clean and name not in errors:
                 label = FOLLOWUP_FIELDS[name].label
@@ -301,6 +314,8 @@ def clean_followup(
                 errors[name] = "Only record PDPH details when PDPH is yes"
     if clean.get("other_event_serious") is True and "other_event" not in clean:
         errors.setdefault("other_event", "Describe the serious event")
+    if "other_event" in clean and "other_event_serious" not in clean:
+        errors.setdefault("other_event_serious", "Say whether the event was serious")
     return clean, errors
 
 

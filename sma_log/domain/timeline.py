@@ -288,11 +288,9 @@ def check_end(state: State, drug_delivered: bool) -> None:
     if drug_delivered:
         missing = [label for key, label in MILESTONES[1:5] if key not in state.milestones]
         if missing:
-            raise RuleError(
-                "Cannot end as delivered: missing " + ", ".join(m.lower() for m in missing)
-            )
+            raise RuleError("Cannot end as delivered: missing " + ", ".join(missing))
     elif "injection_start" in state.milestones and "injection_end" not in state.milestones:
-        raise RuleError("The injection started: record its end (key f) or undo the start")
+        raise RuleError("The injection started: record its end (key j) or undo the start")
 
 
 def check_undo(state: State) -> Event:

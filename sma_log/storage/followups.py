@@ -189,12 +189,12 @@ class FollowupStore:
 
         Entering after the window is allowed and flagged ``late``.
         """
-        clean, errors = schedule.clean_followup(values, completing=True)
-        if errors:
-            name, message = next(iter(errors.items()))
-            raise fields.ValidationError(name, message)
         with self.write():
             row = self._open_followup_row(followup_id)
+            clean, errors = schedule.clean_followup(values, completing=True, kind=row["kind"])
+            if errors:
+                name, message = next(iter(errors.items()))
+                raise fields.ValidationError(name, message)
             if row["state"] in ("unreachable", "declined"):
                 raise Conflict(
                     "This follow-up was closed as "

@@ -81,6 +81,12 @@ class EndDialog(Dialog[dict[str, Any] | None]):
                 if not values.get(name):
                     errors[name] = message
                     self.query_one(f"#field-{name}", FormField).show_error(message)
+        if not errors and values.get("drug_delivered") is not None:
+            try:  # the same rule the store applies, checked here so nothing typed is lost
+                timeline.check_end(self.state, bool(values["drug_delivered"]))
+            except timeline.RuleError as exc:
+                errors["drug_delivered"] = str(exc)
+                self.query_one("#field-drug_delivered", FormField).show_error(str(exc))
         if errors:
             self.notify(
                 "Not ended: " + "; ".join(errors.values()), severity="warning", markup=False

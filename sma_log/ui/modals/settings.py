@@ -31,10 +31,20 @@ SPECS = {
         required=True,
     ),
     "window_before_hours": fields.FieldSpec(
-        "window_before_hours", "72-h window opens", "float", minimum=0, maximum=72, unit="h"
+        "window_before_hours",
+        "Call window opens",
+        "float",
+        minimum=0,
+        maximum=72,
+        unit="h before due",
     ),
     "window_after_hours": fields.FieldSpec(
-        "window_after_hours", "72-h window closes", "float", minimum=0, maximum=168, unit="h"
+        "window_after_hours",
+        "Call window closes",
+        "float",
+        minimum=0,
+        maximum=168,
+        unit="h after due",
     ),
 }
 

@@ -28,7 +28,7 @@ ACTION_WORDS = {
     "injection_start": "Injection start",
     "injection_end": "Injection end",
     "sedation": "Sedation changed",
-    "note": "Note added",
+    "note": "Note",
     "attempt_detail": "Attempt level/approach set",
 }
 
@@ -41,7 +41,7 @@ def _keys() -> Text:
         ("r", "redirect"),
         ("c", "CSF obtained"),
         ("i", "inj. start"),
-        ("f", "inj. end"),
+        ("j", "inj. end"),
         ("u", "undo"),
         ("e", "end"),
         ("b", "bone contact"),
@@ -63,21 +63,24 @@ KEYS = _keys()
 
 
 class ProcedureScreen(AppScreen):
+    # Recording keys are chosen not to collide with the keys of other screens (f opens
+    # the follow-up queue at home, o the settings): a nurse who starts the app on a
+    # resumed procedure and presses f records nothing. Esc is early so it always shows.
     BINDINGS = [
         Binding("a", "record('attempt')", "Attempt", id="bedside.attempt"),
-        Binding("r", "record('redirect')", "Redirect", id="bedside.redirect"),
+        Binding("r", "record('redirect')", "Redir", id="bedside.redirect"),
         Binding("c", "record('csf')", "CSF", id="bedside.csf"),
         Binding("i", "record('injection_start')", "Inject", id="bedside.injection_start"),
-        Binding("f", "record('injection_end')", "Finished", id="bedside.injection_end"),
+        Binding("j", "record('injection_end')", "Inj.end", id="bedside.injection_end"),
         Binding("u,ctrl+z", "undo", "Undo", id="bedside.undo"),
         Binding("e", "end", "End", id="bedside.end"),
+        Binding("escape", "home", "Home", id="bedside.home"),
         Binding("b", "flag('bone_contact')", "Bone", id="bedside.bone"),
         Binding("p", "flag('paraesthesia')", "Paraes.", id="bedside.paraesthesia"),
         Binding("h", "flag('blood')", "Blood", id="bedside.blood"),
         Binding("d", "attempt_detail", "Level", id="bedside.detail"),
         Binding("s", "sedation", "Sedation", id="bedside.sedation"),
         Binding("n", "note", "Note", id="bedside.note"),
-        Binding("escape", "home", "Home", id="bedside.home"),
     ]
 
     def __init__(self, procedure_id: str) -> None:
@@ -100,7 +103,7 @@ class ProcedureScreen(AppScreen):
             with Vertical(id="attempts-box"):
                 yield AttemptList(id="attempt-list")
         yield Static("", id="last-action")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#milestones-box").border_title = "Milestones"
@@ -108,7 +111,7 @@ class ProcedureScreen(AppScreen):
         self.refresh_from_store()
         if self.view is not None and self.view.row["status"] == "open":
             started = local_time(self.view.started_at, self.tz, "HH:mm:ss")
-            self._say(f"Procedure started at {started}; the timer runs from that time")
+            self._say(f"In progress since {started}: keys record at once · Esc goes home")
 
     # ------------------------------------------------------------- drawing
     def refresh_from_store(self) -> None:

@@ -42,7 +42,7 @@ class FormField(Horizontal):
 
     DEFAULT_CSS = """
     FormField { height: auto; margin: 0 0 0 0; }
-    FormField > Label.field-label { width: 20; padding: 0 1 0 0; text-align: right; }
+    FormField > Label.field-label { width: 24; padding: 0 1 0 0; text-align: right; }
     FormField > Vertical { height: auto; width: 1fr; }
     FormField .field-error { color: $text-error; height: auto; display: none; }
     FormField.-invalid .field-error { display: block; }
@@ -68,7 +68,8 @@ class FormField(Horizontal):
     def compose(self) -> ComposeResult:
         spec = self.spec
         mark = " *" if spec.required else ""
-        yield Label(f"{spec.label}{mark}", classes="field-label")
+        unit = f" ({spec.unit})" if spec.unit else ""
+        yield Label(f"{spec.label}{unit}{mark}", classes="field-label")
         with Vertical():
             if spec.kind == "choice" or spec.kind == "bool":
                 options = (
