@@ -1,0 +1,1 @@
+"""Headless subcommands of sma-log (registered by sma_log.cli)."""

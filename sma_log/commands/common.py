@@ -1,0 +1,134 @@
+"""What the headless commands share: options, refusals, reading the database, private files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+EXIT_REFUSED = 2
+
+
+class CommandRefused(Exception):
+    """A refusal of a headless command: one line, exit code 2, nothing changed."""
+
+
+class Options:
+    def __init__(self, db: Path | None, user: str | None, demo: bool) -> None:
+        self.db_option = db
+        self.user_option = user
+        self.demo = demo
+        self.demo_path: Path | None = None
+        self._settings: Any = None
+
+    @property
+    def settings(self) -> Any:
+        if self._settings is None:
+            from ..config import Settings
+
+            self._settings = Settings.load()
+        return self._settings
+
+    @property
+    def db_path(self) -> Path:
+        if self.demo_path is not None:
+            return self.demo_path
+        if self.db_option is not None:
+            return self.db_option.expanduser()
+        from ..config import default_db_path
+
+        return default_db_path()  # SMA_LOG_DB, else the user data folder
+
+    @property
+    def user(self) -> str:
+        if self.user_option:
+            return self.user_option
+        if self.settings.operator:
+            return str(self.settings.operator)
+        from ..storage.store import default_user
+
+        return default_user()
+
+
+def open_for_reading(path: Path, user: str) -> Any:
+    """The database opened read-only if possible; a missing file is never created.
+
+    A file of an older schema cannot be upgraded read-only: it is opened normally
+    (which upgrades it, with a backup, as the app would). If SQLite refuses the
+    read-only open of an existing file, the normal open is tried (it refuses a foreign
+    or damaged file in the same words).
+    """
+    from ..storage.errors import DatabaseRefused
+    from ..storage.schema import SCHEMA_VERSION
+    from ..storage.store import Store
+
+    try:
+        store = Store.open(path, user, create=False, readonly=True)
+    except DatabaseRefused:
+        if not path.exists():
+            raise
+        return Store.open(path, user, create=False)
+    version = store.conn.execute("PRAGMA user_version").fetchone()[0]
+    if version < SCHEMA_VERSION:
+        store.close()
+        return Store.open(path, user, create=False)
+    return store
+
+
+def site_timezone(settings: Any) -> str:
+    from ..domain import schedule
+
+    name = settings.tz_name()
+    problem = schedule.validate_timezone(name)
+    if problem:
+        raise CommandRefused(f"settings: {problem}; fix it with: sma-log settings --timezone NAME")
+    return str(name)
+
+
+def utc_text(value: Any) -> str | None:
+    """The stored UTC form as ISO 8601 with a Z (seconds, no microseconds)."""
+    if value is None:
+        return None
+    from ..domain.clock import from_text
+
+    dt = from_text(value) if isinstance(value, str) else value
+    return str(dt.in_timezone("UTC").strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+
+def local_iso(value: Any, tz: str) -> str | None:
+    if value is None:
+        return None
+    from ..domain.clock import from_text
+
+    dt = from_text(value) if isinstance(value, str) else value
+    return str(dt.in_timezone(tz).isoformat(timespec="seconds"))
+
+
+def write_private(path: Path, data: bytes, force: bool) -> None:
+    """Write ``data`` to ``path`` as a new 0600 file, complete or not at all.
+
+    Written beside ``path`` and moved into place; without ``force`` an existing
+    ``path`` is never replaced (even one that appeared meanwhile).
+    """
+    import contextlib
+
+    path = path.expanduser()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if force:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise CommandRefused(
+                    f"{path}: already exists; choose another path or use --force"
+                ) from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()

@@ -1,0 +1,337 @@
+"""``sma-log followups``: the nurses' queue headless (text, JSON) and as an iCalendar file."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .common import (
+    CommandRefused,
+    Options,
+    local_iso,
+    open_for_reading,
+    site_timezone,
+    utc_text,
+    write_private,
+)
+
+STATUS_CHOICES = ("overdue", "due", "upcoming", "missed", "all")
+STATUS_WORDS = {
+    "overdue": "overdue",
+    "due": "due now",
+    "upcoming": "upcoming",
+    "missed": "missed",
+    "done": "done",
+    "unreachable": "not reachable",
+    "declined": "declined",
+}
+KIND_WORDS = {"score_5min": "5-min score", "day3": "72-h call"}
+ICS_PRODID = "-//sma-log//follow-ups//EN"
+ICS_DOMAIN = "sma-log"
+#: Length of a follow-up's calendar event: the 5-minute score is a moment at the end
+#: of the procedure, the 72-hour call a 30-minute slot at its due time.
+ICS_MINUTES = {"score_5min": 15, "day3": 30}
+
+
+def _queue_rows(
+    store: Any, settings: Any, tz: str, statuses: tuple[str, ...] | None
+) -> list[tuple[dict[str, Any], Any]]:
+    """The queue: (the JSON object, the QueueItem) per follow-up, in queue order."""
+    from ..domain import dosing, schedule
+
+    store.set_window(settings.window_before_hours, settings.window_after_hours)
+    now = store.now()
+    today = now.in_timezone(tz).date()
+    items = store.followup_queue(statuses=statuses, now=now)
+    next_doses: dict[str, Any] = {}
+    out = []
+    for item in items:
+        row = item.row
+        pid = row["patient_id"]
+        if pid not in next_doses:
+            nd = store.next_dose(pid, settings.label, tz, today)
+            next_doses[pid] = None
+            if nd is not None:
+                next_doses[pid] = {
+                    "due_date": nd.due.isoformat(),
+                    "regimen": nd.regimen,
+                    "reason": nd.reason,
+                    "warnings": list(nd.warnings),
+                    "missed_rule": nd.missed_rule,
+                    "text": dosing.describe(nd, today),
+                }
+        window = store.windows.get(row["kind"], schedule.default_window(row["kind"]))
+        opens = item.due - window.before
+        closes = item.due + window.after
+        out.append(
+            (
+                {
+                    "id": item.id,
+                    "kind": row["kind"],
+                    "what": KIND_WORDS.get(row["kind"], row["kind"]),
+                    "status": item.status,
+                    "status_words": STATUS_WORDS.get(item.status, item.status),
+                    "study_code": row["study_code"],
+                    "patient_id": pid,
+                    "procedure_id": row["procedure_id"],
+                    "procedure_ended_utc": utc_text(row["ended_at"]),
+                    "procedure_ended_local": local_iso(row["ended_at"], tz),
+                    "operator": row["operator"],
+                    "due_utc": utc_text(item.due),
+                    "due_local": local_iso(item.due, tz),
+                    "window_opens_utc": utc_text(opens),
+                    "window_closes_utc": utc_text(closes),
+                    "relative": schedule.relative_phrase(item.due, now, settings.locale),
+                    "contact_attempts": int(row["contact_attempts_n"] or 0),
+                    "last_contact_utc": utc_text(row["last_contact_at"]),
+                    "last_contact_local": local_iso(row["last_contact_at"], tz),
+                    "timezone": tz,
+                    "next_dose": next_doses[pid],
+                },
+                item,
+            )
+        )
+    return out
+
+
+def _text_table(rows: list[tuple[dict[str, Any], Any]], tz: str, locale: str) -> list[str]:
+    from ..domain import schedule
+    from ..domain.clock import from_text, now_utc
+
+    this_year = schedule.to_local(now_utc(), tz).year
+
+    header = (
+        "Status",
+        "Study code",
+        "Procedure",
+        "Operator",
+        "What",
+        f"Due ({tz})",
+        "When",
+        "Calls",
+        "Next dose",
+    )
+    table = [header]
+    for r, item in rows:
+        ended = from_text(item.row["ended_at"])
+        table.append(
+            (
+                r["status_words"],
+                r["study_code"],
+                schedule.format_local(ended, tz, "D MMM YYYY", locale),
+                r["operator"] or "—",
+                r["what"],
+                schedule.format_local(
+                    item.due,
+                    tz,
+                    "ddd D MMM HH:mm" if item.due.year == this_year else "ddd D MMM YYYY HH:mm",
+                    locale,
+                ),
+                r["relative"],
+                str(r["contact_attempts"]),
+                r["next_dose"]["text"] if r["next_dose"] else "—",
+            )
+        )
+    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+    return [
+        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+        for line in table
+    ]
+
+
+@click.command()
+@click.option(
+    "--status",
+    type=click.Choice(STATUS_CHOICES),
+    default="all",
+    show_default=True,
+    help="Only follow-ups in this state (all: every open follow-up).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(("text", "json")),
+    default="text",
+    show_default=True,
+    help="An aligned table, or JSON for scripts.",
+)
+@click.option(
+    "--ics",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the follow-ups and every patient's next dose as an iCalendar file "
+    "instead (permissions 0600).",
+)
+@click.option("--force", is_flag=True, help="With --ics: replace PATH if it exists.")
+@click.pass_obj
+def followups(opts: Options, status: str, fmt: str, ics: Path | None, force: bool) -> None:
+    """The follow-up queue: overdue first, then due now, upcoming and missed.
+
+    \b
+    Open follow-ups only (the 5-minute score and the 72-hour call of each ended
+    procedure); "missed" ones are open past their window (late entry is still
+    allowed). Statuses use the follow-up window of the settings; times are shown in
+    the settings' time zone and locale (see: sma-log settings). The database is opened
+    read-only; a missing file is not created. Exit code 0, also when the queue is empty.
+
+    \b
+    --format json prints a list of objects, one per follow-up, in queue order, with
+    these keys (times as UTC "...Z" and local ISO 8601 with offset):
+      id, kind (score_5min | day3), what, status (overdue | due | upcoming | missed),
+      status_words, study_code, patient_id, procedure_id, procedure_ended_utc,
+      procedure_ended_local, operator, due_utc, due_local, window_opens_utc,
+      window_closes_utc, relative ("due in 5 hours"), contact_attempts,
+      last_contact_utc, last_contact_local, timezone, next_dose (null or {due_date,
+      regimen, reason, warnings, missed_rule, text}).
+
+    \b
+    --ics PATH writes one event per open follow-up (UID followup-<id>@sma-log, at its
+    due time) and one all-day event per patient's next dose (UID
+    next-dose-<patient id>@sma-log), so importing again updates the same events. Only
+    the study code identifies a patient: no names, record numbers or notes. An
+    existing PATH is refused unless --force is given.
+    """
+    if force and ics is None:
+        raise click.UsageError("--force only applies with --ics")
+    settings = opts.settings
+    tz = site_timezone(settings)
+    statuses = None if status == "all" else (status,)
+    if ics is not None and ics.exists() and not force:
+        raise CommandRefused(f"{ics}: already exists; choose another path or use --force")
+    with open_for_reading(opts.db_path, opts.user) as store:
+        rows = _queue_rows(store, settings, tz, statuses)
+        if ics is not None:
+            data, n_doses = _calendar(store, rows, settings, tz)
+    if ics is not None:
+        write_private(ics, data, force)
+        click.echo(
+            f"Wrote {ics}: {len(rows)} follow-up(s) and {n_doses} next dose(s) "
+            f"as calendar events (times in UTC; shown in {tz} by your calendar)."
+        )
+        return
+    if fmt == "json":
+        import json
+
+        click.echo(json.dumps([r for r, _ in rows], ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        which = "open follow-ups" if status == "all" else f"follow-ups {STATUS_WORDS[status]}"
+        click.echo(f"No {which}.")
+        return
+    for line in _text_table(rows, tz, settings.locale):
+        click.echo(line)
+
+
+def _revision(store: Any, records: list[tuple[str, str]], fallback: str) -> tuple[int, Any]:
+    """How often these records changed (audited updates) and when last: SEQUENCE and
+    DTSTAMP of a calendar event. The audit log is append-only, so both only grow, and
+    they stay the same from one export to the next while nothing changes."""
+    from ..domain.clock import from_text
+
+    where = " OR ".join("(table_name = ? AND record_id = ?)" for _ in records)
+    params = [v for pair in records for v in pair]
+    n, last = store.conn.execute(
+        f"SELECT count(*) FILTER (WHERE action != 'insert'), max(at) FROM audit_log WHERE {where}",
+        params,
+    ).fetchone()
+    return int(n or 0), from_text(last or fallback)
+
+
+def _utc_datetime(value: Any) -> Any:
+    """A stdlib datetime in UTC (so the calendar file says ...Z, not TZID=UTC)."""
+    from datetime import datetime
+
+    return datetime.fromtimestamp(value.timestamp(), tz=UTC)
+
+
+def _calendar(
+    store: Any, rows: list[tuple[dict[str, Any], Any]], settings: Any, tz: str
+) -> tuple[bytes, int]:
+    """The iCalendar file (bytes) and how many next-dose events it holds."""
+    from datetime import date, timedelta
+
+    import icalendar
+    import pendulum
+
+    from ..domain import schedule, vocab
+    from ..domain.clock import from_text
+
+    regimens = dict(vocab.REGIMENS)
+    when = "ddd D MMM YYYY HH:mm"
+    cal = icalendar.Calendar()
+    cal.add("prodid", ICS_PRODID)
+    cal.add("version", "2.0")
+    cal.add("calscale", "GREGORIAN")
+    cal.add("x-wr-calname", "sma-log follow-ups")
+    for r, item in rows:
+        row = item.row
+        n, last = _revision(
+            store,
+            [
+                ("followups", r["id"]),
+                ("procedures", r["procedure_id"]),
+                ("patients", r["patient_id"]),
+            ],
+            row["created_at"],
+        )
+        due = from_text(row["due_at"])
+        ended = from_text(row["ended_at"])
+        ev = icalendar.Event()
+        ev.add("uid", f"followup-{r['id']}@{ICS_DOMAIN}")
+        ev.add("dtstamp", _utc_datetime(last))
+        ev.add("last-modified", _utc_datetime(last))
+        ev.add("created", _utc_datetime(from_text(row["created_at"])))
+        ev.add("sequence", n)
+        ev.add("dtstart", _utc_datetime(due))
+        ev.add("duration", timedelta(minutes=ICS_MINUTES.get(row["kind"], 30)))
+        ev.add("summary", f"{r['what']} — {r['study_code']}")
+        lines = [
+            f"{KIND_WORDS.get(row['kind'], row['kind'])} for {r['study_code']}",
+            "Procedure: " + schedule.format_local(ended, tz, when, settings.locale),
+            f"Operator: {row['operator'] or '—'}",
+            "Due: " + schedule.format_local(due, tz, when, settings.locale) + f" ({tz})",
+            f"Calls without answer so far: {int(row['contact_attempts_n'] or 0)}",
+        ]
+        ev.add("description", "\n".join(lines))
+        ev.add("categories", ["sma-log", r["what"]])
+        ev.add("transp", "TRANSPARENT")
+        cal.add_component(ev)
+    doses = 0
+    zone = pendulum.timezone(tz)  # parsed once, not once per patient
+    today = store.now().in_timezone(zone).date()
+    patients = store.query("SELECT id, study_code, created_at FROM patients ORDER BY study_code")
+    for p in patients:
+        nd = store.next_dose(p["id"], settings.label, zone, today)
+        if nd is None:
+            continue
+        procs = store.query("SELECT id FROM procedures WHERE patient_id = ?", (p["id"],))
+        n, last = _revision(
+            store,
+            [("patients", p["id"]), *[("procedures", q["id"]) for q in procs]],
+            p["created_at"],
+        )
+        due_day = date(nd.due.year, nd.due.month, nd.due.day)
+        ev = icalendar.Event()
+        ev.add("uid", f"next-dose-{p['id']}@{ICS_DOMAIN}")
+        ev.add("dtstamp", _utc_datetime(last))
+        ev.add("last-modified", _utc_datetime(last))
+        # A new procedure (an insert) moves the next dose too: count those as changes.
+        ev.add("sequence", n + len(procs))
+        ev.add("dtstart", due_day)
+        ev.add("dtend", due_day + timedelta(days=1))
+        ev.add("summary", f"Next nusinersen dose — {p['study_code']}")
+        lines = [
+            f"{regimens.get(nd.regimen, nd.regimen)} for {p['study_code']}",
+            f"Why: {nd.reason}",
+            f"Dosing label: {settings.label.upper()}",
+            *[f"Warning: {w}" for w in nd.warnings],
+        ]
+        ev.add("description", "\n".join(lines))
+        ev.add("categories", ["sma-log", "Next dose"])
+        ev.add("transp", "TRANSPARENT")
+        cal.add_component(ev)
+        doses += 1
+    return cal.to_ical(), doses
