@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from ...domain import dosing, schedule
 from ...storage.followups import QueueItem
-from ..fmt import local_datetime, short_datetime
+from ..fmt import local_datetime, local_time, short_datetime
 from ..modals.followup import CloseDialog, FollowupDialog, kind_words, state_words
 from ..modals.score import ScoreDialog
 from .base import AppScreen
@@ -24,13 +24,13 @@ STATUS_STYLE = {"overdue": "bold reverse", "due": "bold", "missed": "dim", "upco
 
 
 def _next_dose_short(nd: dosing.NextDose | None, today: Any) -> str:
-    """ "26 Mar 2027 (in 120 d)" / "12 Jan 2027 (3 d late)": fits the queue's last column."""
+    """ "26 Mar 27 (120 d)" / "12 Jan 27 (3 d late)": fits the queue's last column at 120."""
     if nd is None:
         return "—"
     days = (nd.due - today).days
-    when = f"in {days} d" if days > 0 else ("today" if days == 0 else f"{-days} d late")
+    when = f"{days} d" if days > 0 else ("today" if days == 0 else f"{-days} d late")
     flag = " !" if nd.warnings or nd.missed_rule else ""
-    return f"{nd.due.format('D MMM YYYY')} ({when}){flag}"
+    return f"{nd.due.format('D MMM YY')} ({when}){flag}"
 
 
 class FollowupScreen(AppScreen):
@@ -105,7 +105,7 @@ class FollowupScreen(AppScreen):
                     style=STATUS_STYLE.get(item.status, ""),
                 ),
                 Text(row["study_code"]),
-                Text(short_datetime(row["ended_at"], self.tz)),
+                Text(local_time(row["ended_at"], self.tz, "DD MMM YY")),
                 Text(row["operator"] or "—"),
                 Text(kind_words(row["kind"])),
                 Text(short_datetime(row["due_at"], self.tz)),
