@@ -296,9 +296,11 @@ def _size(path: Path) -> str:
 # ---------------------------------------------------------------- more commands
 def _register() -> None:
     """Commands that live in sma_log.commands (each imports its heavy parts lazily)."""
+    from .commands.export import export
     from .commands.followups import followups
     from .commands.settings import settings_command
 
+    main.add_command(export)
     main.add_command(followups)
     main.add_command(settings_command)
 

@@ -1,0 +1,152 @@
+"""``sma-log export``: the research export (csv, json, sqlite, redcap)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .common import CommandRefused, Options, open_for_reading, site_timezone
+
+FORMATS = ("csv", "json", "sqlite", "redcap")
+WARNING = (
+    "sma-log: WARNING: --identifiers: this export CONTAINS IDENTIFYING DATA (names, record "
+    "numbers, birth dates, free-text notes, exact times). Keep it encrypted and share it "
+    "only under your data-protection agreement."
+)
+
+
+@click.command("export")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    required=True,
+    help="csv: a folder of CSV files with a data dictionary; json: one document; "
+    "sqlite: a consistent copy of the database; redcap: a REDCap data dictionary and "
+    "import file.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Where to write: a folder (csv, redcap) or a file (json, sqlite).",
+)
+@click.option(
+    "--identifiers",
+    is_flag=True,
+    help="Include names, record numbers, birth dates, free-text notes and exact times "
+    "(default: de-identified).",
+)
+@click.option(
+    "--from",
+    "date_from",
+    metavar="DATE",
+    help="Only procedures started on or after DATE (YYYY-MM-DD, site time zone).",
+)
+@click.option(
+    "--to",
+    "date_to",
+    metavar="DATE",
+    help="Only procedures started on or before DATE (YYYY-MM-DD, site time zone).",
+)
+@click.option("--force", is_flag=True, help="Replace --out if it exists (an earlier export).")
+@click.pass_obj
+def export(
+    opts: Options,
+    fmt: str,
+    out: Path,
+    identifiers: bool,
+    date_from: str | None,
+    date_to: str | None,
+    force: bool,
+) -> None:
+    """Export the database for research: de-identified unless --identifiers is given.
+
+    \b
+    De-identified (default): no identifiers table, no free-text notes (notes, failure
+    reasons, other adverse events, closed reasons, contact notes), no time of day
+    (dates in the site time zone, elapsed times in minutes; the SQLite copy moves each
+    procedure to start at 12:00 local time on its date, keeping every interval), and
+    no audit log in the SQLite copy. Study codes are kept.
+
+    \b
+    csv     PATH/ holds patients, procedures, attempts, events, followups,
+            contact_attempts, procedures_analysis and data_dictionary .csv
+    json    PATH is one JSON document (its JSON Schema ships with sma-log)
+    sqlite  PATH is a consistent copy, safe while another sma-log is writing
+    redcap  PATH/ holds redcap_data_dictionary.csv and redcap_import.csv
+
+    Text cells that begin with =, +, -, @, a tab or a carriage return get a leading '
+    in CSV files (spreadsheet formula injection). Every file is created 0600. An
+    existing PATH is refused unless --force is given.
+    """
+    from ..export.common import ExportOptions, check_out, parse_date, stderr_is_terminal
+
+    d_from = parse_date(date_from, "--from")
+    d_to = parse_date(date_to, "--to")
+    if d_from and d_to and d_from > d_to:
+        raise CommandRefused(f"--from {d_from} is after --to {d_to}")
+    tz = site_timezone(opts.settings)
+    folder = fmt in ("csv", "redcap")
+    out = check_out(out, force, opts.db_path, folder)
+    if fmt == "json":
+        writer = _json_writer()
+    eo = ExportOptions(identifiers, tz, d_from, d_to, show_progress=stderr_is_terminal())
+    if identifiers:
+        click.echo(WARNING, err=True)
+    started = time.perf_counter()
+    with open_for_reading(opts.db_path, opts.user) as store:
+        if fmt == "csv":
+            from ..export.csvfiles import write_csv
+
+            counts = write_csv(store, out, eo, force)
+            summary = ", ".join(f"{n} {name}" for name, n in counts.items())
+        elif fmt == "sqlite":
+            from ..export.sqlitecopy import write_sqlite
+
+            counts = write_sqlite(store, out, eo, force)
+            summary = ", ".join(f"{n} {t}" for t, n in counts.items())
+        elif fmt == "redcap":
+            from ..export.redcap import write_redcap
+
+            counts = write_redcap(store, out, eo, force)
+            summary = ", ".join(f"{n} {name}" for name, n in counts.items())
+        else:
+            summary = _run_json(writer, store, out, eo, force)
+    kind = "identified" if identifiers else "de-identified"
+    click.echo(
+        f"Wrote {out} ({fmt}, {kind}, {eo.range_text()}) in "
+        f"{time.perf_counter() - started:.1f} s: {summary}"
+    )
+
+
+def _json_writer() -> Any:
+    try:
+        from ..export.jsondoc import write_json
+    except ImportError as exc:
+        if exc.name and exc.name.startswith("sma_log"):
+            raise CommandRefused(
+                "--format json is not available yet in this build (sma_log.export.jsondoc "
+                "is missing); use csv, sqlite or redcap"
+            ) from None
+        raise
+    return write_json
+
+
+def _run_json(writer: Any, store: Any, out: Path, eo: Any, force: bool) -> str:
+    if force and out.exists():
+        out.unlink()
+    result = writer(
+        store,
+        out,
+        identifiers=eo.identifiers,
+        date_from=eo.date_from,
+        date_to=eo.date_to,
+        progress=eo.show_progress,
+    )
+    if isinstance(result, dict):
+        return ", ".join(f"{v} {k}" for k, v in result.items())
+    return "one JSON document"

@@ -1,0 +1,310 @@
+"""The data dictionary: every exported variable with its type, unit, codes and meaning.
+
+The single source is the domain: field specs (:mod:`sma_log.domain.fields`) for what
+a user enters, the vocabularies (:mod:`sma_log.domain.vocab`) for codes and labels,
+and :data:`SYSTEM` below for the columns the app fills in itself. The dictionary of
+an export is built from the same column plan as its files, so it lists exactly the
+columns they hold, and it says how this export treated dates and free text.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..domain import fields, timeline, vocab
+from .common import (
+    DEIDENTIFIED_TEXT,
+    FORMULA_TEXT,
+    IDENTIFIED_TEXT,
+    ExportOptions,
+    is_id_column,
+    is_instant_column,
+)
+
+CSV_HEADER = ("variable", "table", "type", "unit", "allowed_values", "description")
+
+BOOL = "boolean"
+_STATUS: vocab.Choices = (("open", "In progress"), ("ended", "Ended"))
+_OUTCOME: vocab.Choices = (("no_answer", "No answer"),)
+
+#: (table, column) → (kind, unit, description, choices) for columns no field spec covers.
+SYSTEM: dict[tuple[str, str], tuple[str, str, str, vocab.Choices]] = {
+    ("*", "id"): ("id", "", "Record id (ULID), unique across files and laptops", ()),
+    ("*", "patient_id"): ("id", "", "The patient (patients.id)", ()),
+    ("*", "procedure_id"): ("id", "", "The procedure (procedures.id)", ()),
+    ("*", "attempt_id"): ("id", "", "The needle attempt the event belongs to (attempts.id)", ()),
+    ("*", "followup_id"): ("id", "", "The follow-up (followups.id)", ()),
+    ("*", "created_at"): ("instant", "", "When the record was created", ()),
+    ("*", "updated_at"): ("instant", "", "When the record was last changed", ()),
+    ("*", "study_code"): ("text", "", "Pseudonymous study code of the patient", ()),
+    ("*", "minutes_from_start"): (
+        "float",
+        "min",
+        "Minutes from the start of the procedure to this row's instant",
+        (),
+    ),
+    ("procedures", "status"): ("choice", "", "Procedure status", _STATUS),
+    ("procedures", "dose_mg"): ("float", "mg", "Nusinersen dose (follows from the regimen)", ()),
+    ("procedures", "started_at"): (
+        "instant",
+        "",
+        "Start of the procedure (start of scanning/preparation)",
+        (),
+    ),
+    ("procedures", "ended_at"): ("instant", "", "End of the procedure (needle out)", ()),
+    ("procedures", "anchor_boot_id"): ("text", "", "Boot id of the machine (live timer)", ()),
+    ("procedures", "anchor_boottime"): ("float", "s", "Boot clock at start (live timer)", ()),
+    ("procedures", "attempts_n"): (
+        "int",
+        "",
+        "Needle attempts: skin punctures; complete withdrawal and reinsertion is a new "
+        "attempt (NCT04674618). Undone attempts not counted",
+        (),
+    ),
+    ("procedures", "redirections_n"): (
+        "int",
+        "",
+        "Redirections (passes) of the needle without leaving the skin, all attempts",
+        (),
+    ),
+    ("procedures", "first_attempt_success"): (
+        "bool",
+        "",
+        "Drug delivered through the first attempt (empty while undecided)",
+        (),
+    ),
+    ("procedures", "first_puncture_at"): ("instant", "", "First skin puncture", ()),
+    ("procedures", "csf_at"): ("instant", "", "CSF obtained", ()),
+    ("procedures", "injection_start_at"): ("instant", "", "Injection start", ()),
+    ("procedures", "injection_end_at"): ("instant", "", "Injection end", ()),
+    ("procedures", "procedure_min"): (
+        "float",
+        "min",
+        "Procedure time: start of the procedure to its end",
+        (),
+    ),
+    ("procedures", "puncture_min"): (
+        "float",
+        "min",
+        "Puncture time: first skin puncture to end of injection",
+        (),
+    ),
+    ("attempts", "number"): ("int", "", "Attempt number within the procedure (1, 2, …)", ()),
+    ("attempts", "at"): ("instant", "", "Skin puncture of this attempt", ()),
+    ("attempts", "level"): ("choice", "", "Interspace of this attempt", vocab.LEVELS),
+    ("attempts", "approach"): ("choice", "", "Approach of this attempt", vocab.APPROACH),
+    ("attempts", "redirections"): ("int", "", "Redirections within this attempt", ()),
+    ("attempts", "bone_contact"): ("bool", "", "Bone contact during this attempt", ()),
+    ("attempts", "paraesthesia"): ("bool", "", "Paraesthesia during this attempt", ()),
+    ("attempts", "blood"): ("bool", "", "Blood in the needle during this attempt", ()),
+    ("attempts", "csf_obtained"): ("bool", "", "CSF obtained through this attempt", ()),
+    ("attempts", "voided"): ("bool", "", "Attempt undone at the bedside (not counted)", ()),
+    ("events", "seq"): ("int", "", "Order of the event within its procedure", ()),
+    ("events", "kind"): (
+        "choice",
+        "",
+        "Bedside action",
+        tuple(timeline.EVENT_LABELS.items()),
+    ),
+    ("events", "at"): ("instant", "", "When the action was recorded", ()),
+    ("events", "value"): (
+        "text",
+        "",
+        "Value of the action: flag code, 'sedation code|agent', level|approach, note text",
+        (),
+    ),
+    ("events", "voided_at"): ("instant", "", "When the event was undone (empty: it counts)", ()),
+    ("events", "recorded_by"): ("text", "", "Who recorded it (login or operator name)", ()),
+    ("followups", "kind"): ("choice", "", "Which follow-up", vocab.FOLLOWUP_KINDS),
+    ("followups", "due_at"): (
+        "instant",
+        "",
+        "Due time (end + 5 min, or end + 72 real hours)",
+        (),
+    ),
+    ("followups", "state"): ("choice", "", "Follow-up state", vocab.FOLLOWUP_STATE),
+    ("followups", "closed_reason"): (
+        "text",
+        "",
+        "Why it was closed as not reachable or declined (free text)",
+        (),
+    ),
+    ("followups", "completed_at"): ("instant", "", "When answered or closed", ()),
+    ("followups", "late"): ("bool", "", "Answers entered after the follow-up window", ()),
+    ("followups", "contact_attempts_n"): ("int", "", "Unanswered contact attempts", ()),
+    ("followups", "last_contact_at"): ("instant", "", "Last unanswered contact attempt", ()),
+    ("contact_attempts", "at"): ("instant", "", "When the contact was tried", ()),
+    ("contact_attempts", "outcome"): ("choice", "", "Outcome of the contact attempt", _OUTCOME),
+    ("contact_attempts", "by_user"): ("text", "", "Who tried", ()),
+    ("contact_attempts", "note"): ("text", "", "Note on the contact attempt (free text)", ()),
+}
+
+#: Field specs per table (the user-entered columns).
+SPECS: dict[str, dict[str, fields.FieldSpec]] = {
+    "patients": fields.PATIENT_FIELDS,
+    "identifiers": fields.IDENTIFIER_FIELDS,
+    "procedures": {
+        **fields.SETUP_FIELDS,
+        **fields.OUTCOME_FIELDS,
+        fields.SCORE_FIELD.name: fields.SCORE_FIELD,
+    },
+    "followups": {
+        **fields.FOLLOWUP_FIELDS,
+        "satisfaction": fields.FieldSpec(
+            "satisfaction",
+            "Score",
+            "int",
+            "Satisfaction score of the follow-up (1 very dissatisfied … 5 very satisfied): "
+            "at 5 min for kind score_5min, at 72 h for kind day3",
+            minimum=1,
+            maximum=5,
+        ),
+    },
+}
+
+
+def choices_text(choices: vocab.Choices) -> str:
+    return "; ".join(f"{code} = {text}" for code, text in choices)
+
+
+def lookup(table: str, column: str) -> tuple[str, str, str, vocab.Choices, str]:
+    """(kind, unit, description, choices, range text) of one stored column."""
+    spec = SPECS.get(table, {}).get(column)
+    if spec is not None:
+        rng = ""
+        if spec.kind in ("int", "float") and (spec.minimum is not None or spec.maximum is not None):
+            rng = f"{fields._fmt(spec.minimum)} to {fields._fmt(spec.maximum)}"
+        desc = spec.description or spec.label
+        if spec.name == "sma_type":
+            return "int", "", desc, spec.choices, rng
+        return spec.kind, spec.unit, desc, spec.choices, rng
+    for key in ((table, column), ("*", column)):
+        if key in SYSTEM:
+            kind, unit, desc, choices = SYSTEM[key]
+            return kind, unit, desc, choices, ""
+    return "text", "", "", (), ""
+
+
+def type_text(kind: str, column: str, opts: ExportOptions) -> str:
+    if kind == "instant" or is_instant_column(column):
+        if opts.identifiers:
+            return "instant (UTC, ISO 8601: YYYY-MM-DDTHH:MM:SS.ffffffZ)"
+        return f"date (YYYY-MM-DD, local date in {opts.tz})"
+    if kind == "id" or is_id_column(column):
+        return "id (text)" if opts.identifiers else "id (text; time part zeroed)"
+    return {
+        "int": "integer",
+        "float": "number",
+        "bool": "boolean (1 = yes, 0 = no)",
+        "choice": "code (text)",
+        "text": "text",
+    }.get(kind, kind)
+
+
+def _allowed(kind: str, choices: vocab.Choices, rng: str) -> str:
+    if choices:
+        return choices_text(choices)
+    if kind == "bool":
+        return "1 = yes; 0 = no"
+    return rng
+
+
+def csv_dictionary(
+    plans: dict[str, list[Any]], analysis_columns: list[Any] | None, opts: ExportOptions
+) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = []
+    for table, plan in plans.items():
+        for col in plan:
+            kind, unit, desc, choices, rng = lookup(table, col.name)
+            if col.name == "value" and table == "events" and not opts.identifiers:
+                desc += " (empty for notes in a de-identified export)"
+            rows.append(
+                (
+                    col.name,
+                    table,
+                    type_text(kind, col.name, opts),
+                    unit,
+                    _allowed(kind, choices, rng),
+                    desc,
+                )
+            )
+    if analysis_columns is not None:
+        rows.extend(analysis_rows(analysis_columns, opts))
+    rows.extend(export_rows(opts))
+    return rows
+
+
+def _attr(col: Any, *names: str, default: str = "") -> Any:
+    for n in names:
+        if isinstance(col, dict) and n in col:
+            return col[n]
+        if hasattr(col, n):
+            return getattr(col, n)
+    return default
+
+
+def analysis_rows(columns: list[Any], opts: ExportOptions) -> list[tuple[str, ...]]:
+    """Rows for procedures_analysis.csv, from ANALYSIS_COLUMNS (names or column specs)."""
+    out = []
+    for col in columns:
+        name = col if isinstance(col, str) else _attr(col, "name", "variable")
+        kind = "" if isinstance(col, str) else _attr(col, "kind", "type")
+        unit = "" if isinstance(col, str) else _attr(col, "unit")
+        desc = "" if isinstance(col, str) else _attr(col, "description", "label")
+        choices = () if isinstance(col, str) else _attr(col, "choices", default=())
+        source = "" if isinstance(col, str) else _attr(col, "source")
+        if not kind or not desc:
+            # Fall back to the stored column of the same name.
+            for table in ("procedures", "patients", "followups"):
+                k, u, d, c, _ = lookup(table, str(name))
+                if d:
+                    kind, unit, desc, choices = kind or k, unit or u, desc or d, choices or c
+                    break
+        if source and source not in str(desc):
+            desc = f"{desc} (from {source})" if desc else f"from {source}"
+        out.append(
+            (
+                str(name),
+                "procedures_analysis",
+                type_text(str(kind or "text"), str(name), opts),
+                str(unit or ""),
+                _allowed(str(kind), tuple(choices or ()), ""),
+                str(desc or ""),
+            )
+        )
+    return out
+
+
+def export_rows(opts: ExportOptions) -> list[tuple[str, ...]]:
+    """Rules of this export, as rows of the dictionary itself (table "(export)")."""
+    dates = (
+        "Instants are UTC, ISO 8601 with microseconds and a Z."
+        if opts.identifiers
+        else (
+            f"Dates: every instant is exported as its calendar date in the site time zone "
+            f"({opts.tz}); the time of day is left out. Elapsed times are exported as "
+            "minutes (procedures.procedure_min, procedures.puncture_min, "
+            "attempts/events.minutes_from_start)."
+        )
+    )
+    return [
+        ("formula_injection", "(export)", "rule", "", "", FORMULA_TEXT),
+        (
+            "deidentification",
+            "(export)",
+            "rule",
+            "",
+            "",
+            IDENTIFIED_TEXT if opts.identifiers else DEIDENTIFIED_TEXT,
+        ),
+        ("dates", "(export)", "rule", "", "", dates),
+        ("date_range", "(export)", "rule", "", "", f"Rows of {opts.range_text()}."),
+        (
+            "missing_values",
+            "(export)",
+            "rule",
+            "",
+            "",
+            "An empty cell is a missing value (never recorded, or not applicable).",
+        ),
+    ]
