@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -137,16 +138,46 @@ def _json_writer() -> Any:
 
 
 def _run_json(writer: Any, store: Any, out: Path, eo: Any, force: bool) -> str:
-    if force and out.exists():
-        out.unlink()
-    result = writer(
-        store,
-        out,
-        identifiers=eo.identifiers,
-        date_from=eo.date_from,
-        date_to=eo.date_to,
-        progress=eo.show_progress,
-    )
+    """The JSON document (written by sma_log.export.jsondoc), filtered like the others.
+
+    The dates go over as the instants they mean in the site time zone: local midnight
+    of --from, and the last microsecond of --to.
+    """
+    from datetime import timedelta
+
+    lo, hi = eo.utc_bounds
+    d_from = _instant(lo) if lo else None
+    d_to = _instant(hi) - timedelta(microseconds=1) if hi else None
+    bar: Any = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = click.progressbar(length=max(total, 1), label="Exporting JSON", file=sys.stderr)
+            bar.__enter__()
+        bar.update(done - bar.pos)
+
+    try:
+        result = writer(
+            store,
+            out,
+            identifiers=eo.identifiers,
+            date_from=d_from,
+            date_to=d_to,
+            progress=progress if eo.show_progress else None,
+            overwrite=force,
+        )
+    except FileExistsError:
+        raise CommandRefused(f"{out}: already exists; choose another path or use --force") from None
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
     if isinstance(result, dict):
         return ", ".join(f"{v} {k}" for k, v in result.items())
     return "one JSON document"
+
+
+def _instant(text: str) -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.fromisoformat(text.replace("Z", "")).replace(tzinfo=UTC)
