@@ -298,10 +298,12 @@ def _register() -> None:
     """Commands that live in sma_log.commands (each imports its heavy parts lazily)."""
     from .commands.export import export
     from .commands.followups import followups
+    from .commands.importcmd import import_command
     from .commands.settings import settings_command
 
     main.add_command(export)
     main.add_command(followups)
+    main.add_command(import_command)
     main.add_command(settings_command)
 
 

@@ -1,0 +1,120 @@
+"""``sma-log import PATH``: merge another sma-log database or JSON export into this one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .common import Options
+
+#: Exit code when the import finished but left conflicts unresolved.
+EXIT_CONFLICTS = 3
+MAX_LISTED = 200
+
+
+@click.command("import")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--prefer-incoming",
+    is_flag=True,
+    help="Where a record differs here, take the imported values (audited, old and new).",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Show what would be merged; write nothing (rolled back)."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(("text", "json")),
+    default="text",
+    show_default=True,
+    help="The report: a table, or JSON (counts and every conflict).",
+)
+@click.pass_obj
+def import_command(
+    opts: Options, path: Path, prefer_incoming: bool, dry_run: bool, fmt: str
+) -> None:
+    """Merge PATH (an sma-log database file or a JSON export) into the database.
+
+    Records are matched by id, in one transaction. A new record is added; an identical
+    one is skipped, so importing the same file twice changes nothing; a record that
+    differs here is a conflict: reported and left as it is, unless --prefer-incoming.
+    A new record that cannot live beside what is here is a conflict too (the same
+    study code on another patient, a second procedure in progress for a patient, ...).
+    Every change is in the audit log under your name, with a note of the file. The
+    source file is only read; its own audit log is not copied (this file's log says
+    what the import did).
+
+    Exit codes: 0 merged, no conflicts; 3 merged what could be merged, conflicts left
+    (listed); 2 the file was refused (foreign, damaged, newer, not an export): nothing
+    changed.
+    """
+    import contextlib
+    import shutil
+    import tempfile
+
+    from ..importer import import_file, open_source
+    from ..storage.store import Store
+
+    target = opts.db_path
+    source = open_source(path, target)  # refusals first: nothing opened or created yet
+    scratch = None
+    try:
+        if dry_run and not target.exists():
+            # A dry run creates nothing: compare against an empty database elsewhere.
+            scratch = tempfile.mkdtemp(prefix="sma-log-import-")
+            db_file = Path(scratch) / "empty.db"
+        else:
+            db_file = target
+        with Store.open(db_file, opts.user) as store:
+            result = import_file(
+                store, path, prefer_incoming=prefer_incoming, dry_run=dry_run, source=source
+            )
+    finally:
+        source.close()
+        if scratch:
+            with contextlib.suppress(OSError):
+                shutil.rmtree(scratch)
+    if fmt == "json":
+        click.echo(json.dumps({"database": str(target), **result.as_dict()}, indent=2))
+    else:
+        _report(result, target)
+    if result.conflicts:
+        click.echo(
+            f"sma-log: {len(result.conflicts)} conflict(s) left unresolved (exit code "
+            f"{EXIT_CONFLICTS})",
+            err=True,
+        )
+        click.get_current_context().exit(EXIT_CONFLICTS)
+
+
+def _report(result: Any, target: Path) -> None:
+    kind = "sma-log database" if result.kind == "sqlite" else "sma-log JSON export"
+    head = "Dry run (nothing written): would import" if result.dry_run else "Imported"
+    click.echo(f"{head} {result.source} ({kind}, schema {result.schema_version}) into {target}")
+    cols = ("inserted", "updated", "skipped", "conflicts")
+    width = max([len("total"), *(len(t) for t in result.counts)]) + 2
+    click.echo("table".ljust(width) + "".join(c.rjust(11) for c in cols))
+    totals = dict.fromkeys(cols, 0)
+    for table, counts in result.counts.items():
+        click.echo(table.ljust(width) + "".join(str(counts[c]).rjust(11) for c in cols))
+        for c in cols:
+            totals[c] += counts[c]
+    click.echo("total".ljust(width) + "".join(str(totals[c]).rjust(11) for c in cols))
+    if not result.conflicts:
+        click.echo("No conflicts.")
+        return
+    advice = (
+        ""
+        if result.prefer_incoming
+        else " (--prefer-incoming takes the imported values of records that differ)"
+    )
+    click.echo(f"Conflicts, left as they are in this database{advice}:")
+    for item in result.conflicts[:MAX_LISTED]:
+        click.echo(f"  {item.line()}")
+    if len(result.conflicts) > MAX_LISTED:
+        more = len(result.conflicts) - MAX_LISTED
+        click.echo(f"  ... and {more} more (--format json lists them all)")
