@@ -305,6 +305,7 @@ def _register() -> None:
     main.add_command(followups)
     main.add_command(import_command)
     main.add_command(settings_command)
+    main.add_command(__import__("sma_log.commands.report", fromlist=["report"]).report)
 
 
 _register()

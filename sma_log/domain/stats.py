@@ -1,0 +1,510 @@
+"""Case-series statistics from analysis rows: pure, shared by the CLI report and the TUI.
+
+Input: an iterable of analysis rows (mappings with the keys of
+:data:`sma_log.storage.analysis.ANALYSIS_COLUMNS`; only the keys in :data:`NEEDED` are
+read). Output: a :class:`Report` holding, per group and overall, a list of
+:class:`Figure` objects, each saying which unit (procedures or patients) it counts.
+
+Units
+-----
+``unit="procedure"``: every figure counts procedures (injections); ``patients n`` is
+the number of distinct patients among them.
+
+``unit="patient"``: each patient is summarised first, within each group (a patient
+whose procedures fall into several groups, e.g. two operators, is summarised once in
+each group from that group's procedures, and once overall from all of them):
+
+* success: the patient counts as a success when **every** one of their procedures
+  delivered the drug (n/N over patients);
+* attempts and redirections: the patient's value is the **median over their
+  procedures** (statistics.median, so two procedures with 2 and 3 attempts give 2.5);
+  "≤ 2 attempts" and "≤ 4 attempts" are the share of patients whose median is ≤ 2
+  (≤ 4) — this is how Zanfini et al. 2021 report 50% and 83.3% of 18 patients;
+* first-attempt success: the patient counts when **every** procedure with a known
+  first-attempt outcome succeeded at the first attempt;
+* sedation: the **deepest** sedation the patient received in any procedure;
+* PDPH and other adverse events: the patient counts when **any** 72-hour follow-up
+  of theirs reported the event (denominator: patients with at least one completed
+  72-hour follow-up);
+* procedure time, puncture time, satisfaction (5 min and 72 h) and follow-up
+  completeness stay **per procedure** (per injection, as Zanfini did for time and
+  satisfaction): each such figure says so with ``unit == "procedure"``.
+
+Summary rules
+-------------
+* median and quartiles: ``statistics.quantiles(method="inclusive")`` (for n = 1 the
+  value itself); mean ``statistics.fmean``; SD ``statistics.stdev`` (n − 1), absent
+  (None) when n < 2 — a group with one procedure has no SD and does not fail.
+* percentages are of the denominator shown beside them; a zero denominator gives
+  None, shown as "—".
+* attempts, redirections and first-attempt figures count procedures with at least
+  one needle insertion (attempts_n ≥ 1): a procedure abandoned before the skin was
+  punctured has no attempt distribution to contribute (it still counts in success).
+* adverse events: denominator = procedures whose 72-hour follow-up was completed
+  (state ``done``); back pain counts an NRS ≥ 1.
+* follow-up completeness: 72-hour follow-ups done / ended procedures, with the
+  numbers open, not reachable and declined beside it.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from . import vocab
+
+Unit = Literal["procedure", "patient"]
+UNITS: tuple[str, ...] = ("procedure", "patient")
+
+#: Scoliosis severity from the Cobb angle (°): THE one definition (code, label, upper
+#: bound, upper bound included). Read in order; the first class whose bound admits the
+#: angle wins; past the last bound: "severe".
+#:   none      angle < 10
+#:   mild      10 ≤ angle ≤ 25   (25 exactly is mild)
+#:   moderate  25 < angle ≤ 50   (50 exactly is moderate)
+#:   severe    angle > 50
+#: The literature's classes share their boundary (OJRD 2024: mild 11–25, moderate
+#: 25–50, severe > 50); a boundary value goes to the milder class, except 10°, which is
+#: scoliosis (mild) because "below 10° is not scoliosis". No angle: "unknown".
+COBB_CLASSES: tuple[tuple[str, str, float | None, bool], ...] = (
+    ("none", "No scoliosis (< 10°)", 10.0, False),
+    ("mild", "Mild (10–25°)", 25.0, True),
+    ("moderate", "Moderate (> 25–50°)", 50.0, True),
+    ("severe", "Severe (> 50°)", None, True),
+)
+SCOLIOSIS: vocab.Choices = tuple((code, text) for code, text, _, _ in COBB_CLASSES)
+UNKNOWN = "unknown"
+UNKNOWN_LABEL = "Not recorded"
+
+
+def scoliosis_class(cobb: float | None) -> str:
+    """The class code of a Cobb angle (see :data:`COBB_CLASSES`)."""
+    if cobb is None:
+        return UNKNOWN
+    for code, _, upper, inclusive in COBB_CLASSES:
+        if upper is None or cobb < upper or (inclusive and cobb == upper):
+            return code
+    return COBB_CLASSES[-1][0]  # pragma: no cover
+
+
+def scoliosis_sql(column: str) -> str:
+    """The same classification as an SQL CASE expression over ``column``."""
+    parts = [f"WHEN {column} IS NULL THEN '{UNKNOWN}'"]
+    for code, _, upper, inclusive in COBB_CLASSES:
+        if upper is None:
+            parts.append(f"ELSE '{code}'")
+        else:
+            parts.append(f"WHEN {column} {'<=' if inclusive else '<'} {upper!r} THEN '{code}'")
+    return "CASE " + " ".join(parts) + " END"
+
+
+#: Grouping choices: name → the analysis-row key that holds the group and its labels.
+GROUPINGS: dict[str, tuple[str, vocab.Choices]] = {
+    "approach": ("approach", vocab.APPROACH),
+    "guidance": ("guidance", vocab.GUIDANCE),
+    "scoliosis": ("scoliosis", SCOLIOSIS),
+    "hardware": ("hardware", vocab.HARDWARE),
+    "sma_type": ("sma_type", vocab.SMA_TYPES),
+    "operator": ("operator", ()),
+    "level": ("level", vocab.LEVELS),  # final level, else the intended one
+    "year": ("year", ()),
+}
+
+#: The analysis-row keys the statistics read.
+NEEDED: tuple[str, ...] = (
+    "patient_id",
+    "drug_delivered",
+    "attempts_n",
+    "redirections_n",
+    "first_attempt_success",
+    "procedure_min",
+    "puncture_min",
+    "satisfaction_5min",
+    "sedation",
+    "fu72_state",
+    "satisfaction_72h",
+    "pdph",
+    "back_pain_nrs",
+    "radicular_pain",
+    "nausea_vomiting",
+    "other_event_any",
+    "other_event_serious",
+)
+
+_SEDATION_CODES = vocab.codes(vocab.SEDATION)
+_SEDATION_DEPTH = {code: i for i, code in enumerate(_SEDATION_CODES)}
+#: Adverse events reported: (key, label, test on the analysis row).
+ADVERSE_EVENTS: tuple[tuple[str, str], ...] = (
+    ("pdph", "PDPH"),
+    ("back_pain", "Back pain at the puncture site (NRS ≥ 1)"),
+    ("radicular_pain", "Radicular pain"),
+    ("nausea_vomiting", "Nausea / vomiting"),
+    ("other_event", "Other adverse event"),
+    ("other_event_serious", "Serious other adverse event"),
+)
+FU_STATES = ("done", "open", "unreachable", "declined")
+
+
+# ---------------------------------------------------------------- value types
+@dataclass(frozen=True)
+class Count:
+    """n of N, with the percentage (None when N is 0)."""
+
+    n: int
+    N: int
+
+    @property
+    def pct(self) -> float | None:
+        return 100.0 * self.n / self.N if self.N else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"n": self.n, "N": self.N, "pct": _round(self.pct, 1)}
+
+
+@dataclass(frozen=True)
+class Spread:
+    """A numeric summary; every field None when n is 0, sd None when n < 2."""
+
+    n: int
+    mean: float | None = None
+    sd: float | None = None
+    median: float | None = None
+    q1: float | None = None
+    q3: float | None = None
+    min: float | None = None
+    max: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "n": self.n,
+            **{
+                k: _round(getattr(self, k), 4)
+                for k in ("mean", "sd", "median", "q1", "q3", "min", "max")
+            },
+        }
+
+
+def spread(values: list[float]) -> Spread:
+    """Summarise ``values`` with the stdlib ``statistics`` module."""
+    n = len(values)
+    if n == 0:
+        return Spread(0)
+    data = sorted(values)
+    if n == 1:
+        v = data[0]
+        return Spread(1, float(v), None, float(v), float(v), float(v), float(v), float(v))
+    q1, median, q3 = statistics.quantiles(data, n=4, method="inclusive")
+    return Spread(
+        n,
+        statistics.fmean(data),
+        statistics.stdev(data),
+        float(median),
+        float(q1),
+        float(q3),
+        float(data[0]),
+        float(data[-1]),
+    )
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One line of the report: what, counted over which unit, and the value."""
+
+    key: str
+    label: str
+    unit: Unit
+    value: Count | Spread | int
+
+    def as_dict(self) -> dict[str, Any]:
+        value = self.value.as_dict() if not isinstance(self.value, int) else {"n": self.value}
+        return {"key": self.key, "label": self.label, "unit": self.unit, **value}
+
+
+@dataclass
+class GroupSummary:
+    group: str
+    label: str
+    figures: list[Figure]
+
+    def figure(self, key: str) -> Figure:
+        for f in self.figures:
+            if f.key == key:
+                return f
+        raise KeyError(key)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "group": self.group,
+            "label": self.label,
+            "figures": [f.as_dict() for f in self.figures],
+        }
+
+
+@dataclass
+class Report:
+    by: str | None
+    unit: Unit
+    groups: list[GroupSummary]
+    overall: GroupSummary
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "by": self.by,
+            "unit": self.unit,
+            "groups": [g.as_dict() for g in self.groups],
+            "overall": self.overall.as_dict(),
+        }
+
+
+def _round(v: float | None, digits: int) -> float | None:
+    return None if v is None else round(v, digits)
+
+
+# ---------------------------------------------------------------- accumulation
+@dataclass
+class _Acc:
+    """Per-procedure values of one group (or of one patient within a group)."""
+
+    n: int = 0
+    delivered: int = 0
+    attempts: list[int] = field(default_factory=list)
+    redirections: list[int] = field(default_factory=list)
+    fas: list[int] = field(default_factory=list)
+    proc_min: list[float] = field(default_factory=list)
+    punct_min: list[float] = field(default_factory=list)
+    sat5: list[int] = field(default_factory=list)
+    sat72: list[int] = field(default_factory=list)
+    sedation: Counter[str] = field(default_factory=Counter)
+    fu: Counter[str] = field(default_factory=Counter)
+    ae: Counter[str] = field(default_factory=Counter)
+    patients: dict[Any, _Acc] | None = None
+
+    def add(self, r: Mapping[str, Any]) -> None:
+        self.n += 1
+        if r["drug_delivered"]:
+            self.delivered += 1
+        v = r["attempts_n"]
+        if v:  # at least one needle insertion
+            self.attempts.append(v)
+            self.redirections.append(r["redirections_n"] or 0)
+            f = r["first_attempt_success"]
+            if f is not None:
+                self.fas.append(1 if f else 0)
+        v = r["procedure_min"]
+        if v is not None:
+            self.proc_min.append(v)
+        v = r["puncture_min"]
+        if v is not None:
+            self.punct_min.append(v)
+        v = r["satisfaction_5min"]
+        if v is not None:
+            self.sat5.append(v)
+        self.sedation[r["sedation"] or UNKNOWN] += 1
+        state = r["fu72_state"] or "none"
+        self.fu[state] += 1
+        if state == "done":
+            v = r["satisfaction_72h"]
+            if v is not None:
+                self.sat72.append(v)
+            ae = self.ae
+            if r["pdph"]:
+                ae["pdph"] += 1
+            if (r["back_pain_nrs"] or 0) >= 1:
+                ae["back_pain"] += 1
+            if r["radicular_pain"]:
+                ae["radicular_pain"] += 1
+            if r["nausea_vomiting"]:
+                ae["nausea_vomiting"] += 1
+            if r["other_event_any"]:
+                ae["other_event"] += 1
+            if r["other_event_serious"]:
+                ae["other_event_serious"] += 1
+
+
+def _pct_le(values: list[float], limit: float) -> Count:
+    return Count(sum(1 for v in values if v <= limit), len(values))
+
+
+def _proc_figures(acc: _Acc, patients_n: int) -> list[Figure]:
+    P: Unit = "procedure"
+    done = acc.fu["done"]
+    figs = [
+        Figure("patients", "Patients, n", "patient", patients_n),
+        Figure("procedures", "Procedures, n", P, acc.n),
+        Figure("success", "Success (drug delivered), n/N (%)", P, Count(acc.delivered, acc.n)),
+        Figure("attempts", "Attempts, median (IQR; range)", P, spread(acc.attempts)),
+        Figure(
+            "first_attempt", "First-attempt success, n/N (%)", P, Count(sum(acc.fas), len(acc.fas))
+        ),
+        Figure("attempts_le2", "≤ 2 attempts, n/N (%)", P, _pct_le(acc.attempts, 2)),
+        Figure("attempts_le4", "≤ 4 attempts, n/N (%)", P, _pct_le(acc.attempts, 4)),
+        Figure("redirections", "Redirections, median (IQR; range)", P, spread(acc.redirections)),
+    ]
+    figs += _shared_figures(acc)
+    figs += [
+        Figure(f"sedation_{code}", f"Sedation: {text}, n (%)", P, Count(acc.sedation[code], acc.n))
+        for code, text in (*vocab.SEDATION, (UNKNOWN, UNKNOWN_LABEL))
+        if code != UNKNOWN or acc.sedation[UNKNOWN]
+    ]
+    figs += [
+        Figure(key, f"{text}, n (%)", P, Count(acc.ae[key], done)) for key, text in ADVERSE_EVENTS
+    ]
+    figs += _followup_figures(acc)
+    return figs
+
+
+def _shared_figures(acc: _Acc) -> list[Figure]:
+    """Per-procedure figures in both units: times and satisfaction."""
+    P: Unit = "procedure"
+    return [
+        Figure("procedure_min", "Procedure time, min", P, spread(acc.proc_min)),
+        Figure("puncture_min", "Puncture time, min", P, spread(acc.punct_min)),
+        Figure("satisfaction_5min", "Satisfaction at 5 min (1–5)", P, spread(acc.sat5)),
+        Figure("satisfaction_72h", "Satisfaction at 72 h (1–5)", P, spread(acc.sat72)),
+    ]
+
+
+def _followup_figures(acc: _Acc) -> list[Figure]:
+    P: Unit = "procedure"
+    labels = {
+        "done": "done",
+        "open": "open",
+        "unreachable": "not reachable",
+        "declined": "declined",
+    }
+    return [
+        Figure(f"followup_{s}", f"72-h follow-up {labels[s]}, n (%)", P, Count(acc.fu[s], acc.n))
+        for s in FU_STATES
+    ]
+
+
+def _patient_figures(acc: _Acc) -> list[Figure]:
+    """``acc.patients`` holds one accumulator per patient (see the module docstring)."""
+    T: Unit = "patient"
+    pats = list((acc.patients or {}).values())
+    n = len(pats)
+    medians_att = [statistics.median(p.attempts) for p in pats if p.attempts]
+    medians_red = [statistics.median(p.redirections) for p in pats if p.redirections]
+    fas = [p for p in pats if p.fas]
+    followed = [p for p in pats if p.fu["done"]]
+    deepest = Counter(
+        max(p.sedation, key=lambda k: _SEDATION_DEPTH.get(k, -1)) for p in pats if p.sedation
+    )
+    figs = [
+        Figure("patients", "Patients, n", T, n),
+        Figure("procedures", "Procedures, n", "procedure", acc.n),
+        Figure(
+            "success",
+            "Success (every dose delivered), n/N (%)",
+            T,
+            Count(sum(1 for p in pats if p.delivered == p.n), n),
+        ),
+        Figure(
+            "attempts", "Attempts (patient median), median (IQR; range)", T, spread(medians_att)
+        ),
+        Figure(
+            "first_attempt",
+            "First-attempt success every time, n/N (%)",
+            T,
+            Count(sum(1 for p in fas if all(p.fas)), len(fas)),
+        ),
+        Figure(
+            "attempts_le2", "≤ 2 attempts (patient median), n/N (%)", T, _pct_le(medians_att, 2)
+        ),
+        Figure(
+            "attempts_le4", "≤ 4 attempts (patient median), n/N (%)", T, _pct_le(medians_att, 4)
+        ),
+        Figure(
+            "redirections",
+            "Redirections (patient median), median (IQR; range)",
+            T,
+            spread(medians_red),
+        ),
+    ]
+    figs += _shared_figures(acc)
+    figs += [
+        Figure(f"sedation_{code}", f"Deepest sedation: {text}, n (%)", T, Count(deepest[code], n))
+        for code, text in (*vocab.SEDATION, (UNKNOWN, UNKNOWN_LABEL))
+        if code != UNKNOWN or deepest[UNKNOWN]
+    ]
+    figs += [
+        Figure(
+            key,
+            f"{text} (any), n (%)",
+            T,
+            Count(sum(1 for p in followed if p.ae[key]), len(followed)),
+        )
+        for key, text in ADVERSE_EVENTS
+    ]
+    figs += _followup_figures(acc)
+    return figs
+
+
+def group_key(row: Mapping[str, Any], by: str) -> str:
+    value = row[GROUPINGS[by][0]]
+    return UNKNOWN if value is None or value == "" else str(value)
+
+
+def group_label(by: str | None, code: str) -> str:
+    if code == UNKNOWN:
+        return UNKNOWN_LABEL
+    if by is None:
+        return code
+    choices = GROUPINGS[by][1]
+    return vocab.label(choices, code) if choices else code
+
+
+def _order(by: str, keys: Iterable[str]) -> list[str]:
+    """Vocabulary order for coded groups, else sorted; "unknown" last."""
+    keys = set(keys)
+    codes = [str(c) for c in vocab.codes(GROUPINGS[by][1])]
+    known = [c for c in codes if c in keys]
+    rest = sorted(k for k in keys if k not in codes and k != UNKNOWN)
+    return known + rest + ([UNKNOWN] if UNKNOWN in keys else [])
+
+
+def summarise(
+    rows: Iterable[Mapping[str, Any]], by: str | None = None, unit: Unit = "procedure"
+) -> Report:
+    """The report's figures per group (``by``, one of :data:`GROUPINGS`) and overall.
+
+    Rows are read once (streamed); only :data:`NEEDED` keys and the group key are used.
+    """
+    if by is not None and by not in GROUPINGS:
+        raise ValueError(f"unknown grouping {by!r}; choose one of {', '.join(GROUPINGS)}")
+    if unit not in UNITS:
+        raise ValueError(f"unknown unit {unit!r}; choose procedure or patient")
+    per_patient = unit == "patient"
+    overall = _Acc(patients={})
+    groups: dict[str, _Acc] = {}
+    col = GROUPINGS[by][0] if by else None
+    for r in rows:
+        accs = [overall]
+        if col is not None:
+            value = r[col]
+            key = UNKNOWN if value is None or value == "" else str(value)
+            acc = groups.get(key)
+            if acc is None:
+                acc = groups[key] = _Acc(patients={})
+            accs.append(acc)
+        pid = r["patient_id"]
+        for acc in accs:
+            acc.add(r)
+            pats = acc.patients
+            assert pats is not None
+            if per_patient:
+                p = pats.get(pid)
+                if p is None:
+                    p = pats[pid] = _Acc()
+                p.add(r)
+            else:
+                pats[pid] = None  # type: ignore[assignment]  # only counted
+    make = _patient_figures if per_patient else lambda a: _proc_figures(a, len(a.patients or {}))
+    summaries = [
+        GroupSummary(k, group_label(by, k), make(groups[k]))
+        for k in (_order(by, groups) if by else [])
+    ]
+    return Report(by, unit, summaries, GroupSummary("overall", "Overall", make(overall)))
