@@ -1,0 +1,567 @@
+"""``sma-log export --format redcap``: a REDCap data dictionary and a matching import file.
+
+The project is a classic REDCap project whose record is the patient:
+``record_id`` = the study code. Instruments:
+
+* ``patient`` (not repeating): SMA type, birth year, sex, motor status, and the
+  identifiers (name, record number, birth date; flagged ``Identifier? = y``);
+* ``procedure`` (repeating: one instance per procedure, numbered 1, 2, … by start);
+* ``attempt`` (repeating: one instance per needle attempt; ``att_proc_instance`` names
+  the procedure instance it belongs to; undone attempts are not exported);
+* ``followup`` (repeating: the 5-minute score and the 72-hour call of each procedure;
+  ``fu_proc_instance`` names the procedure instance).
+
+The dictionary always describes every field (so a site builds one project whatever
+it exports); free text, identifiers and exact times are flagged ``Identifier? = y``
+and a de-identified import file leaves exactly those columns out. Codes are the
+stored codes with any character other than a letter, digit or underscore replaced by
+an underscore (REDCap's rule), e.g. ``L3-L4`` → ``L3_L4``. Dates are the local date
+in the site time zone (``date_ymd``); exact times (``datetime_seconds_ymd``, local)
+only with ``--identifiers``. Every text cell is guarded against formula injection.
+
+Load it in REDCap: Project Setup → Data Dictionary → upload
+``redcap_data_dictionary.csv``; enable repeating instruments for procedure, attempt
+and followup; then Data Import Tool → ``redcap_import.csv``.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..domain import fields, vocab
+from .common import (
+    ExportOptions,
+    LocalDates,
+    Progress,
+    open_private,
+    safe_cell,
+    staged_folder,
+)
+
+DICTIONARY_FILE = "redcap_data_dictionary.csv"
+IMPORT_FILE = "redcap_import.csv"
+DICTIONARY_COLUMNS = (
+    "Variable / Field Name",
+    "Form Name",
+    "Section Header",
+    "Field Type",
+    "Field Label",
+    "Choices, Calculations, OR Slider Labels",
+    "Field Note",
+    "Text Validation Type OR Show Slider Number",
+    "Text Validation Min",
+    "Text Validation Max",
+    "Identifier?",
+    "Branching Logic (Show field only if...)",
+    "Required Field?",
+    "Custom Alignment",
+    "Question Number (surveys only)",
+    "Matrix Group Name",
+    "Matrix Ranking?",
+    "Field Annotation",
+)
+IMPORT_FIXED = ("record_id", "redcap_repeat_instrument", "redcap_repeat_instance")
+REPEATING = ("procedure", "attempt", "followup")
+_CODE_RE = re.compile(r"[^A-Za-z0-9_]")
+
+
+def redcap_code(code: Any) -> str:
+    return _CODE_RE.sub("_", str(code))
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    form: str
+    type: str
+    label: str
+    source: str  # column of the query row (or "" for record_id)
+    choices: vocab.Choices = ()
+    note: str = ""
+    validation: str = ""
+    vmin: str = ""
+    vmax: str = ""
+    identifier: bool = False
+    branching: str = ""
+    required: bool = False
+    section: str = ""
+    annotation: str = ""
+    kind: str = "text"  # how to format the value: text, int, float, bool, choice, date, datetime
+
+    def dictionary_row(self) -> tuple[str, ...]:
+        choices = " | ".join(f"{redcap_code(c)}, {t}" for c, t in self.choices)
+        return (
+            self.name,
+            self.form,
+            self.section,
+            self.type,
+            self.label,
+            choices,
+            self.note,
+            self.validation,
+            self.vmin,
+            self.vmax,
+            "y" if self.identifier else "",
+            self.branching,
+            "y" if self.required else "",
+            "",
+            "",
+            "",
+            "",
+            self.annotation,
+        )
+
+
+def _from_spec(
+    spec: fields.FieldSpec,
+    form: str,
+    prefix: str,
+    *,
+    identifier: bool = False,
+    branching: str = "",
+    section: str = "",
+    name: str | None = None,
+) -> Field:
+    var = name or f"{prefix}{spec.name}"
+    note = spec.unit
+    common: dict[str, Any] = {
+        "identifier": identifier or spec.identifying,
+        "branching": branching,
+        "section": section,
+        "required": spec.required,
+        "annotation": spec.description,
+    }
+    label = spec.label + (f" ({spec.unit})" if spec.unit else "")
+    if spec.kind == "bool":
+        return Field(var, form, "yesno", label, spec.name, kind="bool", **common)
+    if spec.kind == "choice":
+        kind = "radio" if len(spec.choices) <= 6 else "dropdown"
+        return Field(var, form, kind, label, spec.name, spec.choices, kind="choice", **common)
+    if spec.kind in ("int", "float"):
+        return Field(
+            var,
+            form,
+            "text",
+            label,
+            spec.name,
+            note=note,
+            validation="integer" if spec.kind == "int" else "number",
+            vmin=fields._fmt(spec.minimum) if spec.minimum is not None else "",
+            vmax=fields._fmt(spec.maximum) if spec.maximum is not None else "",
+            kind=spec.kind,
+            **common,
+        )
+    kind = "notes" if spec.max_length > 200 else "text"
+    return Field(var, form, kind, label, spec.name, **common)
+
+
+def _fields() -> list[Field]:
+    f = fields
+    out: list[Field] = [
+        Field("record_id", "patient", "text", "Study code", "study_code", required=True),
+    ]
+    for name in ("sma_type", "birth_year", "sex", "motor_status"):
+        spec = f.PATIENT_FIELDS[name]
+        if name == "sma_type":
+            out.append(
+                Field("sma_type", "patient", "radio", spec.label, name, spec.choices, kind="choice")
+            )
+        else:
+            out.append(_from_spec(spec, "patient", ""))
+    for spec in f.IDENTIFIER_FIELDS.values():
+        fld = _from_spec(
+            spec, "patient", "", section="Identifiers" if not out[-1].identifier else ""
+        )
+        out.append(fld)
+    # procedure
+    out += [
+        Field(
+            "proc_date",
+            "procedure",
+            "text",
+            "Procedure date",
+            "started_at",
+            validation="date_ymd",
+            note="local date",
+            kind="date",
+            required=True,
+        ),
+        Field(
+            "proc_start",
+            "procedure",
+            "text",
+            "Procedure start (local time)",
+            "started_at",
+            validation="datetime_seconds_ymd",
+            identifier=True,
+            kind="datetime",
+        ),
+        Field(
+            "proc_end",
+            "procedure",
+            "text",
+            "Procedure end (local time)",
+            "ended_at",
+            validation="datetime_seconds_ymd",
+            identifier=True,
+            kind="datetime",
+        ),
+        Field(
+            "proc_status",
+            "procedure",
+            "radio",
+            "Status",
+            "status",
+            (("open", "In progress"), ("ended", "Ended")),
+            kind="choice",
+        ),
+    ]
+    for i, spec in enumerate(f.SETUP_FIELDS.values()):
+        out.append(_from_spec(spec, "procedure", "proc_", section="Set-up" if i == 0 else ""))
+    out.append(
+        Field(
+            "proc_dose_mg",
+            "procedure",
+            "text",
+            "Dose (mg)",
+            "dose_mg",
+            note="mg",
+            validation="number",
+            kind="float",
+        )
+    )
+    failed = "[proc_drug_delivered] = '0'"
+    for i, spec in enumerate(f.OUTCOME_FIELDS.values()):
+        branching = failed if spec.name in ("failure_reason", "fallback") else ""
+        identifier = spec.name == "failure_reason"
+        out.append(
+            _from_spec(
+                spec,
+                "procedure",
+                "proc_",
+                identifier=identifier,
+                branching=branching,
+                section="Outcome" if i == 0 else "",
+            )
+        )
+    out.append(
+        Field(
+            "proc_satisfaction_5min",
+            "procedure",
+            "radio",
+            f.SCORE_FIELD.label,
+            "satisfaction_5min",
+            vocab.SATISFACTION,
+            annotation=f.SCORE_FIELD.description,
+            kind="choice",
+        )
+    )
+    derived = (
+        ("attempts_n", "Needle attempts", "integer", "int"),
+        ("redirections_n", "Redirections", "integer", "int"),
+        ("procedure_min", "Procedure time (min)", "number", "float"),
+        ("puncture_min", "Puncture time (min)", "number", "float"),
+    )
+    for i, (col, label, validation, kind) in enumerate(derived):
+        out.append(
+            Field(
+                f"proc_{col}",
+                "procedure",
+                "text",
+                label,
+                col,
+                validation=validation,
+                note="min" if kind == "float" else "",
+                section="Derived from the bedside timeline" if i == 0 else "",
+                kind=kind,
+            )
+        )
+    out.append(
+        Field(
+            "proc_first_attempt_success",
+            "procedure",
+            "yesno",
+            "First-attempt success",
+            "first_attempt_success",
+            kind="bool",
+        )
+    )
+    # attempt
+    out += [
+        Field(
+            "att_proc_instance",
+            "attempt",
+            "text",
+            "Procedure instance",
+            "proc_instance",
+            validation="integer",
+            note="the procedure instance this attempt belongs to",
+            required=True,
+            kind="int",
+        ),
+        Field(
+            "att_number",
+            "attempt",
+            "text",
+            "Attempt number",
+            "number",
+            validation="integer",
+            kind="int",
+        ),
+        Field(
+            "att_minutes",
+            "attempt",
+            "text",
+            "Minutes from procedure start",
+            "minutes_from_start",
+            validation="number",
+            note="min",
+            kind="float",
+        ),
+        Field("att_level", "attempt", "radio", "Level", "level", vocab.LEVELS, kind="choice"),
+        Field(
+            "att_approach",
+            "attempt",
+            "radio",
+            "Approach",
+            "approach",
+            vocab.APPROACH,
+            kind="choice",
+        ),
+        Field(
+            "att_redirections",
+            "attempt",
+            "text",
+            "Redirections",
+            "redirections",
+            validation="integer",
+            kind="int",
+        ),
+    ]
+    for col, label in (
+        ("bone_contact", "Bone contact"),
+        ("paraesthesia", "Paraesthesia"),
+        ("blood", "Blood in needle"),
+        ("csf_obtained", "CSF obtained"),
+    ):
+        out.append(Field(f"att_{col}", "attempt", "yesno", label, col, kind="bool"))
+    # followup
+    out += [
+        Field(
+            "fu_proc_instance",
+            "followup",
+            "text",
+            "Procedure instance",
+            "proc_instance",
+            validation="integer",
+            note="the procedure instance this follow-up belongs to",
+            required=True,
+            kind="int",
+        ),
+        Field(
+            "fu_kind",
+            "followup",
+            "radio",
+            "Follow-up",
+            "kind",
+            vocab.FOLLOWUP_KINDS,
+            kind="choice",
+        ),
+        Field(
+            "fu_due_date",
+            "followup",
+            "text",
+            "Due date",
+            "due_at",
+            validation="date_ymd",
+            kind="date",
+        ),
+        Field(
+            "fu_state",
+            "followup",
+            "radio",
+            "State",
+            "state",
+            vocab.FOLLOWUP_STATE,
+            kind="choice",
+        ),
+        Field(
+            "fu_completed_date",
+            "followup",
+            "text",
+            "Answered or closed on",
+            "completed_at",
+            validation="date_ymd",
+            kind="date",
+        ),
+        Field("fu_late", "followup", "yesno", "Entered late", "late", kind="bool"),
+        Field(
+            "fu_contact_attempts_n",
+            "followup",
+            "text",
+            "Unanswered calls",
+            "contact_attempts_n",
+            validation="integer",
+            kind="int",
+        ),
+        Field(
+            "fu_closed_reason",
+            "followup",
+            "notes",
+            "Reason closed",
+            "closed_reason",
+            identifier=True,
+            branching="[fu_state] = 'unreachable' or [fu_state] = 'declined'",
+        ),
+    ]
+    pdph = "[fu_pdph] = '1'"
+    for spec in f.FOLLOWUP_FIELDS.values():
+        branching = pdph if spec.name in f.PDPH_DETAILS else ""
+        if spec.name == "other_event_serious":
+            branching = "[fu_other_event] <> ''"
+        if spec.name == "satisfaction":
+            out.append(
+                Field(
+                    "fu_satisfaction",
+                    "followup",
+                    "radio",
+                    "Satisfaction",
+                    "satisfaction",
+                    vocab.SATISFACTION,
+                    annotation="At 5 min (score_5min) or at 72 h (day3)",
+                    kind="choice",
+                )
+            )
+            continue
+        out.append(_from_spec(spec, "followup", "fu_", branching=branching))
+    return out
+
+
+FIELDS: list[Field] = _fields()
+
+
+def import_fields(opts: ExportOptions) -> list[Field]:
+    return [f for f in FIELDS if f.name != "record_id" and (opts.identifiers or not f.identifier)]
+
+
+def _formatter(field: Field, dates: LocalDates) -> Callable[[Any], Any]:
+    if field.kind == "bool":
+        return lambda v: None if v is None else int(bool(v))
+    if field.kind == "choice":
+        return lambda v: None if v is None else redcap_code(v)
+    if field.kind == "date":
+        return dates.date
+    if field.kind == "datetime":
+        return dates.datetime_text
+    if field.kind in ("int", "float"):
+        return lambda v: v
+    return safe_cell
+
+
+def _rows(conn: Any, sql: str, params: list[Any]) -> Iterator[dict[str, Any]]:
+    cur = conn.execute(sql, params)
+    cols = [c[0] for c in cur.description]
+    while batch := cur.fetchmany(2000):
+        for r in batch:
+            yield dict(zip(cols, r, strict=True))
+
+
+def _queries(opts: ExportOptions) -> dict[str, tuple[str, list[Any]]]:
+    cond, params = opts.start_filter("p.started_at")
+    procs = f"""SELECT p.*, row_number() OVER (PARTITION BY p.patient_id
+                ORDER BY p.started_at, p.id) AS proc_instance
+            FROM procedures p WHERE {cond}"""
+    where_patient = (
+        f"EXISTS (SELECT 1 FROM procedures p WHERE p.patient_id = pt.id AND {cond})"
+        if params
+        else "1"
+    )
+    return {
+        "patient": (
+            f"""SELECT pt.*, i.full_name, i.record_number, i.birth_date
+            FROM patients pt LEFT JOIN identifiers i ON i.patient_id = pt.id
+            WHERE {where_patient} ORDER BY pt.study_code""",
+            list(params),
+        ),
+        "procedure": (
+            f"""WITH pr AS ({procs}) SELECT pt.study_code, pr.proc_instance AS instance, pr.*
+            FROM pr JOIN patients pt ON pt.id = pr.patient_id
+            ORDER BY pt.study_code, pr.proc_instance""",
+            list(params),
+        ),
+        "attempt": (
+            f"""WITH pr AS ({procs}) SELECT pt.study_code, pr.proc_instance,
+                row_number() OVER (PARTITION BY pr.patient_id
+                    ORDER BY pr.proc_instance, a.at, a.id) AS instance,
+                a.*, round((julianday(a.at) - julianday(pr.started_at)) * 1440, 3)
+                    AS minutes_from_start
+            FROM attempts a JOIN pr ON pr.id = a.procedure_id
+            JOIN patients pt ON pt.id = pr.patient_id
+            WHERE a.voided = 0 ORDER BY pt.study_code, instance""",
+            list(params),
+        ),
+        "followup": (
+            f"""WITH pr AS ({procs}) SELECT pt.study_code, pr.proc_instance,
+                row_number() OVER (PARTITION BY pr.patient_id
+                    ORDER BY pr.proc_instance, f.kind DESC, f.id) AS instance, f.*
+            FROM followups f JOIN pr ON pr.id = f.procedure_id
+            JOIN patients pt ON pt.id = pr.patient_id ORDER BY pt.study_code, instance""",
+            list(params),
+        ),
+    }
+
+
+def write_redcap(store: Any, out: Path, opts: ExportOptions, force: bool) -> dict[str, int]:
+    """Write PATH/redcap_data_dictionary.csv and PATH/redcap_import.csv."""
+    conn = store.conn
+    dates = LocalDates(opts.tz)
+    columns = import_fields(opts)
+    index = {f.name: i for i, f in enumerate(columns)}
+    width = len(IMPORT_FIXED) + len(columns)
+    counts: dict[str, int] = {}
+    progress = Progress(0, "", False)
+    if opts.show_progress:
+        cond, params = opts.start_filter("started_at")
+        total = conn.execute(f"SELECT count(*) FROM procedures WHERE {cond}", params).fetchone()[0]
+        progress = Progress(int(total), "Exporting REDCap", True)
+    conn.execute("BEGIN")  # one read snapshot for both files
+    try:
+        with staged_folder(out, force, (DICTIONARY_FILE, IMPORT_FILE)) as folder:
+            with open_private(folder / DICTIONARY_FILE) as fh:
+                writer = csv.writer(fh)
+                writer.writerow(DICTIONARY_COLUMNS)
+                writer.writerows([safe_cell(v) for v in f.dictionary_row()] for f in FIELDS)
+            counts[DICTIONARY_FILE] = len(FIELDS)
+            with open_private(folder / IMPORT_FILE) as fh:
+                writer = csv.writer(fh)
+                writer.writerow([*IMPORT_FIXED, *(f.name for f in columns)])
+                for form, (sql, params) in _queries(opts).items():
+                    mine = [
+                        (index[f.name], f, _formatter(f, dates)) for f in columns if f.form == form
+                    ]
+                    n = 0
+                    rows = _rows(conn, sql, params)
+                    if form == "procedure":
+                        rows = progress.wrap(rows)  # type: ignore[assignment]
+                    for row in rows:
+                        line: list[Any] = [None] * width
+                        line[0] = safe_cell(row["study_code"])
+                        if form in REPEATING:
+                            line[1] = form
+                            line[2] = row["instance"]
+                        for i, f, fmt in mine:
+                            v = row.get(f.source)
+                            line[len(IMPORT_FIXED) + i] = None if v is None else fmt(v)
+                        writer.writerow(line)
+                        n += 1
+                    counts[f"{form} rows"] = n
+    finally:
+        progress.close()
+        if conn.in_transaction:
+            conn.execute("COMMIT")
+    return counts
