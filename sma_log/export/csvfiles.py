@@ -209,56 +209,46 @@ def _analysis_module() -> Any:
     return analysis
 
 
-# Analysis columns treated as ids, instants or free text by name (the analysis module
-# names them after the table columns they come from).
-def _analysis_transform(name: str, opts: ExportOptions, dates: Any) -> Any:
-    if opts.identifiers:
-        return None
-    if is_id_column(name):
-        return mask_id
-    if is_instant_column(name):
-        return dates.date
-    return None
-
-
-def analysis_column_names(analysis: Any) -> list[str]:
-    names = []
-    for col in analysis.ANALYSIS_COLUMNS:
-        names.append(col if isinstance(col, str) else getattr(col, "name", col[0]))
-    return names
-
-
-def analysis_dropped(name: str, opts: ExportOptions) -> bool:
+def analysis_dropped(analysis: Any, name: str, opts: ExportOptions) -> bool:
     """Free-text columns of the analysis file that a de-identified export leaves out."""
     if opts.identifiers:
         return False
-    free = set()
-    for table in ("procedures", "followups", "patients", "contact_attempts"):
-        free.update(identifying_columns(table))
-    free.discard("anchor_boottime")
-    return name in free or name.endswith("_note") or name.endswith("_notes")
+    return name in analysis.IDENTIFYING_COLUMNS
+
+
+def analysis_columns(analysis: Any, opts: ExportOptions) -> list[Any]:
+    return [c for c in analysis.ANALYSIS_COLUMNS if not analysis_dropped(analysis, c.name, opts)]
 
 
 def _write_analysis(
     store: Any, analysis: Any, folder: Path, opts: ExportOptions, progress: Progress
 ) -> tuple[list[Any], int]:
+    """procedures_analysis.csv from sma_log.storage.analysis, de-identified like the rest."""
     from .common import LocalDates
 
     dates = LocalDates(opts.tz)
-    names = analysis_column_names(analysis)
-    keep = [i for i, n in enumerate(names) if not analysis_dropped(n, opts)]
-    funcs = [_analysis_transform(names[i], opts, dates) for i in keep]
-    columns = [analysis.ANALYSIS_COLUMNS[i] for i in keep]
+    columns = analysis_columns(analysis, opts)
+    names = [c.name for c in columns]
+    funcs: list[Any] = []
+    for name in names:
+        if opts.identifiers:
+            funcs.append(safe_cell)
+        elif name in analysis.DATETIME_COLUMNS:
+            funcs.append(dates.date)
+        elif is_id_column(name):
+            funcs.append(mask_id)
+        else:
+            funcs.append(safe_cell)
     n = 0
+    rows = analysis.iter_analysis_rows(
+        store, opts.date_from, opts.date_to, columns=names, tz=opts.tz
+    )
     with open_private(folder / ANALYSIS_FILE) as fh:
         writer = csv.writer(fh)
-        writer.writerow([names[i] for i in keep])
-        for row in progress.wrap(analysis.iter_analysis_rows(store, opts.date_from, opts.date_to)):
-            values = row if isinstance(row, (list, tuple)) else [row.get(x) for x in names]
-            out = []
-            for i, f in zip(keep, funcs, strict=True):
-                v = values[i]
-                out.append(safe_cell(f(v) if f is not None and v is not None else v))
-            writer.writerow(out)
+        writer.writerow(names)
+        for row in progress.wrap(rows):
+            writer.writerow(
+                [None if (v := row[k]) is None else f(v) for k, f in zip(names, funcs, strict=True)]
+            )
             n += 1
     return columns, n

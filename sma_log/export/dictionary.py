@@ -234,42 +234,29 @@ def csv_dictionary(
     return rows
 
 
-def _attr(col: Any, *names: str, default: str = "") -> Any:
-    for n in names:
-        if isinstance(col, dict) and n in col:
-            return col[n]
-        if hasattr(col, n):
-            return getattr(col, n)
-    return default
-
-
 def analysis_rows(columns: list[Any], opts: ExportOptions) -> list[tuple[str, ...]]:
-    """Rows for procedures_analysis.csv, from ANALYSIS_COLUMNS (names or column specs)."""
+    """Rows for procedures_analysis.csv, from ANALYSIS_COLUMNS and its choices."""
+    from ..storage import analysis
+
+    kinds = {"integer": "int", "real": "float", "boolean": "bool", "datetime": "instant"}
     out = []
     for col in columns:
-        name = col if isinstance(col, str) else _attr(col, "name", "variable")
-        kind = "" if isinstance(col, str) else _attr(col, "kind", "type")
-        unit = "" if isinstance(col, str) else _attr(col, "unit")
-        desc = "" if isinstance(col, str) else _attr(col, "description", "label")
-        choices = () if isinstance(col, str) else _attr(col, "choices", default=())
-        source = "" if isinstance(col, str) else _attr(col, "source")
-        if not kind or not desc:
-            # Fall back to the stored column of the same name.
-            for table in ("procedures", "patients", "followups"):
-                k, u, d, c, _ = lookup(table, str(name))
-                if d:
-                    kind, unit, desc, choices = kind or k, unit or u, desc or d, choices or c
-                    break
-        if source and source not in str(desc):
-            desc = f"{desc} (from {source})" if desc else f"from {source}"
+        choices = analysis.COLUMN_CHOICES.get(col.name, ())
+        kind = kinds.get(col.type, col.type)
+        if choices and kind == "text":
+            kind = "choice"
+        unit = "" if col.type == "datetime" else col.unit
+        desc = col.description
+        if col.type == "datetime" and not opts.identifiers:
+            desc = f"{desc} (local date)"
         out.append(
             (
-                str(name),
+                col.name,
                 "procedures_analysis",
-                type_text(str(kind or "text"), str(name), opts),
-                str(unit or ""),
-                _allowed(str(kind), tuple(choices or ()), ""),
-                str(desc or ""),
+                type_text(kind, col.name, opts),
+                unit,
+                _allowed(kind, choices, ""),
+                desc,
             )
         )
     return out
