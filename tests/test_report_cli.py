@@ -1,0 +1,117 @@
+"""``sma-log report`` in-process (CliRunner): every format, grouping, unit and bad input."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from sma_log.cli import main
+from sma_log.config import Settings
+from sma_log.demo import write_demo
+
+NOW = datetime(2026, 3, 27, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "config" / "settings.json"
+    monkeypatch.setenv("SMA_LOG_CONFIG", str(path))
+    monkeypatch.delenv("SMA_LOG_DB", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    Settings(timezone="Europe/Rome", locale="en").save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("demo") / "demo.db"
+    write_demo(path, procedures=120, seed=3, now=NOW)
+    return path
+
+
+def invoke(db: Path, *args: str) -> Any:
+    return CliRunner().invoke(main, ["--db", str(db), "report", *args], catch_exceptions=False)
+
+
+def test_text_is_readable_at_100_columns(config: Path, demo_db: Path) -> None:
+    res = invoke(demo_db, "--by", "operator")
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert lines[0].startswith("Case series by operator: 119 ended procedure(s)")
+    assert max(len(line) for line in lines[1:]) <= 100
+    assert "Overall" in res.output and "Dr Conti" in res.output
+    assert "≤ 2 attempts" in res.output and "mean ± SD" in res.output
+
+
+def test_markdown_table(config: Path, demo_db: Path) -> None:
+    res = invoke(demo_db, "--by", "scoliosis", "--unit", "patient", "--format", "markdown")
+    assert res.exit_code == 0
+    table = [line for line in res.output.splitlines() if line.startswith("|")]
+    assert table[0].startswith("| Figure | Unit |") and table[0].endswith("| Overall |")
+    assert len({line.count(" | ") for line in table if "---" not in line}) == 1
+    assert any("(patient median)" in line for line in table)
+
+
+def test_json_matches_csv_and_the_overall_counts(config: Path, demo_db: Path) -> None:
+    doc = json.loads(invoke(demo_db, "--by", "year", "--format", "json").output)
+    assert doc["by"] == "year" and doc["unit"] == "procedure"
+    overall = {f["key"]: f for f in doc["overall"]["figures"]}
+    assert overall["procedures"]["n"] == 119
+    assert (
+        sum(next(f["n"] for f in g["figures"] if f["key"] == "procedures") for g in doc["groups"])
+        == 119
+    )
+    rows = list(
+        csv.DictReader(io.StringIO(invoke(demo_db, "--by", "year", "--format", "csv").output))
+    )
+    success = next(r for r in rows if r["group"] == "overall" and r["figure"] == "success")
+    assert (int(success["n"]), int(success["N"])) == (
+        overall["success"]["n"],
+        overall["success"]["N"],
+    )
+    assert {r["unit"] for r in rows} == {"procedure", "patient"}
+
+
+def test_date_window_and_an_empty_window(config: Path, demo_db: Path) -> None:
+    all_n = json.loads(invoke(demo_db, "--format", "json").output)["overall"]["figures"][1]["n"]
+    doc = json.loads(invoke(demo_db, "--from", "2026-01-01", "--format", "json").output)
+    assert doc["from"] == "2026-01-01" and doc["timezone"] == "Europe/Rome"
+    assert 0 < doc["overall"]["figures"][1]["n"] < all_n
+    empty = invoke(demo_db, "--from", "2030-01-01", "--to", "2030-12-31")
+    assert empty.exit_code == 0 and "0 ended procedure(s)" in empty.output
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (("--by", "colour"), "Invalid value for '--by'"),
+        (("--format", "xlsx"), "Invalid value for '--format'"),
+        (("--unit", "ward"), "Invalid value for '--unit'"),
+        (("--from", "2026-02-30"), "--from: '2026-02-30' is not a date"),
+        (("--to", "27/03/2026"), "--to: '27/03/2026' is not a date"),
+        (("--from", "2026-3-1"), "is not a date"),
+        (("--from", "2026-03-02", "--to", "2026-03-01"), "is before --from"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(
+    config: Path, demo_db: Path, args: tuple[str, ...], words: str
+) -> None:
+    before = demo_db.stat().st_mtime_ns
+    res = CliRunner().invoke(main, ["--db", str(demo_db), "report", *args])
+    assert res.exit_code == 2
+    err = res.stderr if hasattr(res, "stderr") else res.output
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("sma-log: error:") and words in lines[0]
+    assert demo_db.stat().st_mtime_ns == before
+
+
+def test_a_missing_database_is_refused_not_created(config: Path, tmp_path: Path) -> None:
+    res = CliRunner().invoke(main, ["--db", str(tmp_path / "none.db"), "report"])
+    assert res.exit_code == 2 and not (tmp_path / "none.db").exists()
