@@ -27,6 +27,7 @@ from .common import (
     is_id_column,
     is_instant_column,
     mask_id,
+    mask_id_sql,
     open_private,
     register_functions,
     safe_cell,
@@ -90,7 +91,7 @@ def column_plan(conn: Any, table: str, opts: ExportOptions) -> list[Column]:
             continue
         col = f"t.{name}"
         if is_id_column(name):
-            expr = col if opts.identifiers else f"sma_mask_id({col})"
+            expr = col if opts.identifiers else mask_id_sql(col)
         elif is_instant_column(name):
             expr = col if opts.identifiers else f"sma_local_date({col})"
         elif table == "events" and name == "value" and not opts.identifiers:
