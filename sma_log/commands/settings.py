@@ -67,7 +67,9 @@ def settings_command(
     if label is not None:
         changes["label"] = label
     if operator is not None:
-        name = " ".join(operator.split())
+        from ..domain.fields import _clean_text  # the same cleaning as every text field
+
+        name = " ".join(_clean_text(operator, multiline=False).split())
         if len(name) > 100:
             raise CommandRefused("--operator: at most 100 characters")
         changes["operator"] = name
