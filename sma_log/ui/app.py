@@ -22,7 +22,12 @@ class SmaLogApp(App[int]):
     """sma-log. Opens the database on mount; refuses a bad file with a message."""
 
     TITLE = "sma-log"
-    CSS_PATH = [STYLES / "app.tcss", STYLES / "bedside.tcss", STYLES / "forms.tcss"]
+    CSS_PATH = [
+        STYLES / "app.tcss",
+        STYLES / "bedside.tcss",
+        STYLES / "forms.tcss",
+        STYLES / "report.tcss",
+    ]
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", priority=True, id="app.quit"),
     ]
@@ -145,6 +150,7 @@ class SmaLogApp(App[int]):
         yield SystemCommand("New procedure", "Find or create a patient and start", self._cmd_new)
         yield SystemCommand("Home", "Back to the home screen", self._cmd_home)
         yield SystemCommand("Follow-ups", "The nurses' queue", self._cmd_followups)
+        yield SystemCommand("Report", "Case-series figures and plots", self._cmd_report)
         yield SystemCommand(
             "Settings", "Operator, time zone, dosing label, window", self.action_settings
         )
@@ -158,6 +164,11 @@ class SmaLogApp(App[int]):
         from .screens.followups import FollowupScreen
 
         self.push_screen(FollowupScreen())
+
+    def _cmd_report(self) -> None:
+        from .screens.report import ReportScreen
+
+        self.push_screen(ReportScreen())
 
     def _cmd_home(self) -> None:
         self.go_home()

@@ -29,6 +29,7 @@ class HomeScreen(AppScreen):
         Binding("s", "score", "Enter 5-min score", id="home.score"),
         Binding("f", "followups", "Follow-ups", id="home.followups"),
         Binding("o", "app.settings", "Settings", id="home.settings"),
+        Binding("t", "report", "Report", id="home.report"),
         Binding("g", "refresh", "Refresh", show=False, id="home.refresh"),
     ]
 
@@ -148,6 +149,11 @@ class HomeScreen(AppScreen):
         from .followups import FollowupScreen
 
         self.app.push_screen(FollowupScreen())
+
+    def action_report(self) -> None:
+        from .report import ReportScreen
+
+        self.app.push_screen(ReportScreen())
 
     def action_new(self) -> None:
         from .start import StartScreen

@@ -1,0 +1,253 @@
+"""The case-series report on screen: the CLI's table, its filters, and three plots.
+
+The figures come from :func:`sma_log.domain.stats.summarise` over the same analysis
+rows ``sma-log report`` reads, laid out by the CLI's own
+:func:`sma_log.commands.report.table_rows`, so screen and command agree cell for
+cell. The rows are read in a worker thread on a read-only connection of its own (a
+large file takes a second or two); a loading indicator covers the results meanwhile,
+and a result that a newer request has overtaken is dropped.
+
+Dates are calendar days (YYYY-MM-DD, both inclusive) of the procedure start in the
+site's time zone, checked as they are typed: a date that is not one says so beside
+its field and nothing is recomputed until it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Container, Horizontal, Vertical, VerticalScroll
+from textual.widgets import DataTable, Footer, Header, Input, Label, Select, Static
+from textual.worker import Worker, WorkerState
+
+from ...commands.report import _title, table_rows
+from ...domain import stats
+from ..widgets.plots import (
+    PLOT_COLUMNS,
+    AttemptsPlot,
+    LearningCurvePlot,
+    PlotCollector,
+    PlotData,
+    TimeByGroupPlot,
+)
+from .base import AppScreen
+
+NO_GROUPING = "none"
+_GROUP_WORDS = {
+    "approach": "Approach",
+    "guidance": "Guidance",
+    "scoliosis": "Scoliosis (Cobb)",
+    "hardware": "Spinal hardware",
+    "sma_type": "SMA type",
+    "operator": "Operator",
+    "level": "Level",
+    "year": "Year",
+}
+GROUP_OPTIONS: list[tuple[str, str]] = [("No grouping", NO_GROUPING)] + [
+    (_GROUP_WORDS.get(key, key), key) for key in stats.GROUPINGS
+]
+UNIT_OPTIONS: list[tuple[str, str]] = [("Procedure", "procedure"), ("Patient", "patient")]
+DATE_HINT = "YYYY-MM-DD, e.g. 2026-03-27"
+
+
+@dataclass(frozen=True)
+class Params:
+    by: str | None
+    unit: str
+    start: date | None
+    end: date | None
+
+
+@dataclass
+class Result:
+    params: Params
+    report: stats.Report
+    plots: PlotData
+
+
+def parse_day(text: str) -> date | None:
+    """A strict calendar date (YYYY-MM-DD) or None for an empty field; ValueError else."""
+    import pendulum
+
+    value = text.strip()
+    if not value:
+        return None
+    if len(value) != 10:
+        raise ValueError(value)
+    return pendulum.from_format(value, "YYYY-MM-DD").date()
+
+
+def compute(db_path: Path, user: str | None, params: Params, tz: str) -> Result:
+    """Read the rows once (own read-only connection): the report and the plots' data."""
+    from ...commands.common import open_for_reading
+    from ...storage.analysis import iter_analysis_rows
+
+    columns = list(dict.fromkeys([*stats.NEEDED, *PLOT_COLUMNS]))
+    if params.by:
+        columns.append(stats.GROUPINGS[params.by][0])
+    columns = list(dict.fromkeys(columns))
+    collector = PlotCollector()
+    store = open_for_reading(db_path, user or "report")
+    try:
+        rows = iter_analysis_rows(store, params.start, params.end, columns=columns, tz=tz)
+        report = stats.summarise(collector.rows(rows), params.by, params.unit)  # type: ignore[arg-type]
+    finally:
+        store.close()
+    return Result(params, report, collector.finish(report))
+
+
+class ReportScreen(AppScreen):
+    BINDINGS = [
+        Binding("escape", "home", "Home", id="report.home"),
+        Binding("g", "refresh", "Recompute", id="report.refresh"),
+    ]
+    AUTO_FOCUS = "#report-table"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pending: Params | None = None
+        self._shown: Params | None = None
+        self.result: Result | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="report-filters"):
+            with Vertical(classes="filter filter-by"):
+                yield Label("Group by")
+                yield Select(GROUP_OPTIONS, value=NO_GROUPING, allow_blank=False, id="report-by")
+            with Vertical(classes="filter filter-unit"):
+                yield Label("Unit")
+                yield Select(UNIT_OPTIONS, value="procedure", allow_blank=False, id="report-unit")
+            for which, words in (("from", "From"), ("to", "To")):
+                with Vertical(classes="filter filter-date"):
+                    yield Label(f"{words} (YYYY-MM-DD)")
+                    yield Input(
+                        placeholder="any day" if which == "from" else "today",
+                        restrict=r"[0-9-]*",
+                        max_length=10,
+                        id=f"report-{which}",
+                    )
+                    yield Static("", id=f"report-{which}-error", classes="date-error")
+        with VerticalScroll(id="report-body"):
+            yield Static("", id="report-title")
+            yield DataTable(id="report-table", cursor_type="row", zebra_stripes=True)
+            with Container(id="report-plots"):
+                yield AttemptsPlot(id="plot-attempts", classes="plot")
+                yield TimeByGroupPlot(id="plot-time", classes="plot")
+                yield LearningCurvePlot(id="plot-learning", classes="plot")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = "sma-log"
+        self.sub_title = "Report"
+
+    # ------------------------------------------------------------ filters
+    def _params(self) -> Params | None:
+        """The filters' values, or None while a date field holds no valid date."""
+        by = self.query_one("#report-by", Select).value
+        unit = self.query_one("#report-unit", Select).value
+        days: dict[str, date | None] = {}
+        ok = True
+        for which in ("from", "to"):
+            field = self.query_one(f"#report-{which}", Input)
+            try:
+                days[which] = parse_day(field.value)
+                self._say(which, "")
+            except ValueError:
+                self._say(which, f"Not a date: {DATE_HINT}")
+                ok = False
+        if not ok:
+            return None
+        start, end = days["from"], days["to"]
+        if start and end and end < start:
+            self._say("to", f"Before the first day ({start})")
+            return None
+        return Params(None if by == NO_GROUPING else str(by), str(unit), start, end)
+
+    def _say(self, which: str, message: str) -> None:
+        field = self.query_one(f"#report-{which}", Input)
+        error = self.query_one(f"#report-{which}-error", Static)
+        field.set_class(bool(message), "-invalid")
+        error.update(Text(message))
+        error.display = bool(message)
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        event.stop()
+        self._request()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self._request()
+
+    # ------------------------------------------------------------ computing
+    def refresh_from_store(self) -> None:
+        """On show and when another terminal writes: recompute the same filters."""
+        self._request(force=True)
+
+    def action_refresh(self) -> None:
+        self._request(force=True)
+
+    def _request(self, force: bool = False) -> None:
+        params = self._params()
+        if params is None or params == self._pending:
+            return
+        if params == self._shown and not force:
+            return
+        self._pending = params
+        self.query_one("#report-body").loading = True
+        db_path, user, tz = self.sma.db_path, self.store.user, self.tz
+        self.run_worker(
+            lambda: compute(db_path, user, params, tz),
+            name="report",
+            group="report",
+            thread=True,
+            exclusive=True,
+        )
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if worker.group != "report":
+            return
+        if event.state == WorkerState.SUCCESS:
+            result: Result = worker.result  # type: ignore[assignment]
+            if result.params != self._pending:
+                return  # overtaken by a newer request
+            self._pending = None
+            self._show(result)
+        elif event.state == WorkerState.ERROR:
+            self._pending = None
+            self.query_one("#report-body").loading = False
+            self.query_one("#report-title", Static).update(
+                Text(f"The report could not be computed: {worker.error}")
+            )
+
+    def _show(self, result: Result) -> None:
+        self.result = result
+        self._shown = result.params
+        p = result.params
+        header, rows = table_rows(result.report)
+        table = self.query_one("#report-table", DataTable)
+        table.clear(columns=True)
+        table.add_columns(
+            *(Text(h, justify="left" if i < 2 else "right") for i, h in enumerate(header))
+        )
+        for row in rows:
+            table.add_row(
+                *(Text(c, justify="left" if i < 2 else "right") for i, c in enumerate(row))
+            )
+        self.query_one("#report-title", Static).update(
+            Text(_title(result.report, p.start, p.end, self.tz))
+        )
+        self.query_one(AttemptsPlot).show(result.plots)
+        self.query_one(TimeByGroupPlot).show(result.plots)
+        self.query_one(LearningCurvePlot).show(result.plots)
+        self.query_one("#report-body").loading = False
+
+    def action_home(self) -> None:
+        self.sma.go_home()

@@ -1,0 +1,182 @@
+"""The report screen's three plots (textual-plotext), and the data they draw.
+
+The data is gathered while the report's rows stream past (:class:`PlotCollector`
+wraps the row iterator that :func:`sma_log.domain.stats.summarise` reads, so the
+rows are read once), then drawn by plain widgets that know nothing of the database:
+
+* :class:`AttemptsPlot`: procedures by number of needle attempts (per procedure);
+* :class:`TimeByGroupPlot`: procedure time per group as a box (min, quartiles,
+  median, max: the same :class:`~sma_log.domain.stats.Spread` the table shows);
+* :class:`LearningCurvePlot`: procedure time over each operator's successive
+  procedures, one series per operator (long series binned to means so the plot
+  stays fast and readable).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from textual_plotext import PlotextPlot
+
+from ...domain import stats
+
+#: The analysis-row keys the plots read (besides the report's).
+PLOT_COLUMNS: tuple[str, ...] = ("attempts_n", "procedure_min", "operator")
+#: Attempts at or above this are drawn in one last bar ("8+").
+ATTEMPTS_CAP = 8
+#: The learning curve draws at most this many operators (those with most procedures).
+MAX_OPERATORS = 6
+#: An operator's series longer than this is drawn as the means of this many bins.
+MAX_POINTS = 120
+
+
+@dataclass
+class LearningCurve:
+    operator: str
+    procedures: int
+    #: (procedure number, minutes): the number counts all of the operator's
+    #: procedures; a procedure without a time adds no point.
+    points: list[tuple[float, float]]
+
+
+@dataclass
+class PlotData:
+    attempts: Counter[int] = field(default_factory=Counter)
+    #: (group label, Spread of procedure minutes), in the report's group order.
+    time_by_group: list[tuple[str, stats.Spread]] = field(default_factory=list)
+    by: str | None = None
+    curves: list[LearningCurve] = field(default_factory=list)
+    operators_total: int = 0
+
+
+class PlotCollector:
+    """Wraps the row stream: ``summarise(collector.rows(rows), …)``, then :meth:`finish`.
+
+    The rows must come in start order (the learning curve numbers them).
+    """
+
+    def __init__(self) -> None:
+        self.attempts: Counter[int] = Counter()
+        self.times: dict[str, list[float | None]] = {}
+
+    def rows(self, rows: Iterable[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:
+        attempts = self.attempts
+        times = self.times
+        for r in rows:
+            n = r["attempts_n"]
+            if n is not None:
+                attempts[min(int(n), ATTEMPTS_CAP)] += 1
+            op = r["operator"] or stats.UNKNOWN_LABEL
+            series = times.get(op)
+            if series is None:
+                series = times[op] = []
+            series.append(r["procedure_min"])
+            yield r
+
+    def finish(self, report: stats.Report) -> PlotData:
+        groups = report.groups or [report.overall]
+        data = PlotData(
+            attempts=self.attempts,
+            time_by_group=[(g.label, g.figure("procedure_min").value) for g in groups],  # type: ignore[misc]
+            by=report.by,
+            operators_total=len(self.times),
+        )
+        ranked = sorted(self.times.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+        for op, series in ranked[:MAX_OPERATORS]:
+            data.curves.append(LearningCurve(op, len(series), _binned(series)))
+        return data
+
+
+def _binned(series: list[float | None]) -> list[tuple[float, float]]:
+    """(procedure number, minutes); past :data:`MAX_POINTS`, the mean of each bin at
+    its mid procedure number."""
+    n = len(series)
+    if n <= MAX_POINTS:
+        return [(i + 1, v) for i, v in enumerate(series) if v is not None]
+    out: list[tuple[float, float]] = []
+    for b in range(MAX_POINTS):
+        lo, hi = b * n // MAX_POINTS, (b + 1) * n // MAX_POINTS
+        values = [v for v in series[lo:hi] if v is not None]
+        if values:
+            out.append(((lo + 1 + hi) / 2, sum(values) / len(values)))
+    return out
+
+
+def _short(label: str, width: int = 14) -> str:
+    """A group label short enough to sit under its box."""
+    return label if len(label) <= width else label[: width - 1] + "…"
+
+
+class _Plot(PlotextPlot):
+    """A plot that redraws from :meth:`show` (all state cleared first).
+
+    The title is the widget's border title: plotext drops a title wider than the plot.
+    """
+
+    def _reset(self, title: str) -> Any:
+        plt = self.plt
+        plt.clear_figure()
+        self.border_title = title
+        return plt
+
+    def _empty(self, title: str) -> None:
+        plt = self._reset(title)
+        plt.xticks([], [])
+        plt.yticks([], [])
+        self.refresh()
+
+
+class AttemptsPlot(_Plot):
+    def show(self, data: PlotData) -> None:
+        title = "Needle attempts: procedures by count"
+        if not data.attempts:
+            self._empty(title + ": none")
+            return
+        top = max(data.attempts)
+        xs = list(range(0, top + 1))
+        labels = [f"{x}+" if x == ATTEMPTS_CAP else str(x) for x in xs]
+        plt = self._reset(title)
+        plt.bar(labels, [data.attempts[x] for x in xs])
+        plt.xlabel("attempts")
+        self.refresh()
+
+
+class TimeByGroupPlot(_Plot):
+    def show(self, data: PlotData) -> None:
+        by = f" by {data.by}" if data.by else ""
+        title = f"Procedure time{by}, min: range, IQR, median"
+        boxes = [(label, s) for label, s in data.time_by_group if s.n]
+        if not boxes:
+            self._empty(title + ": no times")
+            return
+        plt = self._reset(title)
+        plt.box(
+            [_short(label) for label, _ in boxes],
+            [[s.max, s.q3, s.median, s.q1, s.min] for _, s in boxes],
+            quintuples=True,
+        )
+        self.refresh()
+
+
+class LearningCurvePlot(_Plot):
+    def show(self, data: PlotData) -> None:
+        shown = len(data.curves)
+        more = (
+            f" ({shown} of {data.operators_total} operators)"
+            if data.operators_total > shown
+            else ""
+        )
+        title = f"Learning curve: procedure time, min{more}"
+        curves = [c for c in data.curves if c.points]
+        if not curves:
+            self._empty(title + ": no times")
+            return
+        plt = self._reset(title)
+        for c in curves:
+            xs, ys = zip(*c.points, strict=True)
+            plt.plot(list(xs), list(ys), label=f"{c.operator} (n={c.procedures})")
+        plt.xlabel("operator's procedure number")
+        self.refresh()
