@@ -67,7 +67,8 @@ def inspect_header(path: Path) -> int:
 
 def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
     if readonly:
-        uri = f"file:{urllib.parse.quote(str(path.absolute()))}?mode=ro"
+        # quote the bytes: a file name that is not UTF-8 (surrogate escapes) stays exact
+        uri = f"file:{urllib.parse.quote(os.fsencode(path.absolute()))}?mode=ro"
         conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
     else:
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
