@@ -286,6 +286,12 @@ def open_connection(
         raise
     except sqlite3.DatabaseError as exc:
         conn.close()
+        if readonly and not os.access(path.parent, os.W_OK):
+            # Not damaged: a WAL database cannot be read without its -shm file beside it.
+            raise DatabaseRefused(
+                f"{path.parent}: the folder is read-only and SQLite needs to create the "
+                "database's -shm file beside it to read it: copy the file to a writable folder"
+            ) from None
         raise DatabaseRefused(f"{path}: the database is damaged or unreadable ({exc})") from None
     except OSError as exc:
         conn.close()
