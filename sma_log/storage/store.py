@@ -102,7 +102,10 @@ class Store(FollowupStore):
     ) -> None:
         self.conn = conn
         self.path = path
-        self.user = user
+        # --user, SMA_LOG_USER or a hand-edited settings file: cleaned like any text field
+        # and at most 100 characters (as in settings) before it goes into every audit row.
+        name = " ".join(fields._clean_text(str(user), multiline=False).split())[:100]
+        self.user = name.strip() or "unknown"
         self.clock = clock or Clock()
         self.backup = backup
         self._db: Any = None

@@ -123,7 +123,17 @@ def _written_problems(store: Store, since: int) -> list[str]:
     return problems
 
 
-WRITES = ["patient", "identifiers", "note", "setup", "outcome", "followup", "close", "sedation"]
+WRITES = [
+    "user",
+    "patient",
+    "identifiers",
+    "note",
+    "setup",
+    "outcome",
+    "followup",
+    "close",
+    "sedation",
+]
 
 
 @SETTINGS
@@ -141,9 +151,12 @@ def test_store_writes_refuse_or_store_valid_values(
             finally:
                 store.user = "fuzzer"
         elif what == "patient":
-            store.update_patient(world["patient"], {"sma_type": raw} if name == "x" else
-                                 {k: raw for k in ("birth_year", "sex") if k == name} or
-                                 {"motor_status": raw})  # fmt: skip
+            store.update_patient(
+                world["patient"],
+                {"sma_type": raw}
+                if name == "x"
+                else {k: raw for k in ("birth_year", "sex") if k == name} or {"motor_status": raw},
+            )
         elif what == "identifiers":
             store.set_identifiers(world["patient"], {"full_name": raw, "birth_date": raw})
         elif what == "note":
@@ -156,8 +169,9 @@ def test_store_writes_refuse_or_store_valid_values(
             store.update_procedure(world["ended"], {key: raw})
         elif what == "followup":
             key = name if name in fields.FOLLOWUP_FIELDS else "other_event"
-            store.complete_followup(world["fu"], {"satisfaction": 3, "pdph": "no",
-                                                  "assessor": "n", key: raw})  # fmt: skip
+            store.complete_followup(
+                world["fu"], {"satisfaction": 3, "pdph": "no", "assessor": "n", key: raw}
+            )
         elif what == "close":
             store.reopen_followup(world["fu"])
             store.close_followup(world["fu"], "declined", raw)
