@@ -571,7 +571,10 @@ def import_file(
                 if result.changed:
                     result.run_id = new_id()
                     note = {
-                        "source": str(Path(src.path).resolve()),
+                        # a name that is not UTF-8 is kept readable (\xe9), not refused
+                        "source": os.fsencode(Path(src.path).resolve()).decode(
+                            "utf-8", "backslashreplace"
+                        ),
                         "kind": src.kind,
                         "schema_version": src.schema_version,
                         **src.note,
