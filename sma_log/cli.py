@@ -38,6 +38,13 @@ def _user_error(exc: BaseException) -> str | None:
     return None
 
 
+def _one_line(message: str) -> str:
+    """One line without control characters: a value or path the user typed may hold
+    terminal escapes (e.g. an OSC title sequence) that must not reach the terminal."""
+    text = " ".join(message.split())
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
 class _Group(click.Group):
     """A group that turns user errors from any command into one line and exit 2."""
 
@@ -52,10 +59,10 @@ class _Group(click.Group):
             hint = ""
             if exc.ctx is not None:
                 hint = f" (see {exc.ctx.command_path} --help)"
-            click.echo(f"sma-log: error: {' '.join(exc.format_message().split())}{hint}", err=True)
+            click.echo(f"sma-log: error: {_one_line(exc.format_message())}{hint}", err=True)
             sys.exit(exc.exit_code)
         except click.ClickException as exc:
-            click.echo(f"sma-log: error: {' '.join(exc.format_message().split())}", err=True)
+            click.echo(f"sma-log: error: {_one_line(exc.format_message())}", err=True)
             sys.exit(exc.exit_code)
         except click.Abort:
             click.echo("sma-log: aborted", err=True)
@@ -78,7 +85,7 @@ class _Group(click.Group):
             message = _user_error(exc)
             if message is None:
                 raise
-            click.echo(f"sma-log: error: {' '.join(message.split())}", err=True)
+            click.echo(f"sma-log: error: {_one_line(message)}", err=True)
             ctx.exit(EXIT_REFUSED)
 
 
