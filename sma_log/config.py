@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -64,6 +65,8 @@ class Settings:
         defaults = cls()
         for key, value in data.items():
             if key in known and isinstance(value, type(getattr(defaults, key))):
+                if isinstance(value, float) and not math.isfinite(value):
+                    continue  # NaN or infinity in a hand-edited file: keep the default
                 values[key] = value
         return cls(**values)
 

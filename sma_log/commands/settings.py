@@ -73,6 +73,11 @@ def settings_command(
         if len(name) > 100:
             raise CommandRefused("--operator: at most 100 characters")
         changes["operator"] = name
+    import math
+
+    for option, value in (("--window-before", window_before), ("--window-after", window_after)):
+        if value is not None and not math.isfinite(value):  # FloatRange lets "nan" through
+            raise CommandRefused(f"{option}: a number of hours is needed, not {value}")
     if window_before is not None:
         changes["window_before_hours"] = float(window_before)
     if window_after is not None:

@@ -7,6 +7,7 @@ runs >= 10,000 in total).
 
 from __future__ import annotations
 
+import math
 import os
 import sqlite3
 import tempfile
@@ -265,6 +266,7 @@ def test_every_cli_option_refuses_hostile_values_in_one_line(
     s = Settings.load(cli_home / "settings.json")
     assert check_text(s.operator) == [], s.operator
     assert check_text(s.timezone) == [] and check_text(s.locale) == []
+    assert all(map(math.isfinite, (s.window_before_hours, s.window_after_hours))), s
     conn = sqlite3.connect(cli_home / "c.db")
     try:
         assert conn.execute("PRAGMA quick_check").fetchone()[0] == "ok"
