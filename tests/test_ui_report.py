@@ -299,3 +299,31 @@ def test_learning_curve_bins_long_series() -> None:
     assert curve.operator == stats.UNKNOWN_LABEL and curve.procedures == 1000
     assert len(curve.points) == 120
     assert all(0 <= y <= 9 for _, y in curve.points)
+
+
+def test_p_scrolls_to_the_plots_at_80x24(clinic: Path, tmp_path: Path) -> None:
+    app = make_app(clinic, tmp_path)
+
+    async def script(pilot: Any) -> None:
+        await pilot.press("t")
+        await settle(pilot)
+        body = app.screen.query_one("#report-body")
+        assert body.scroll_y == 0
+        await pilot.press("p")
+        await pilot.pause()
+        assert app.screen.focused is body
+        assert body.scroll_y > 10
+
+    run(app, script, size=(80, 24))
+
+
+def test_report_screen_snapshot(snap_compare: Any, clinic: Path, tmp_path: Path) -> None:
+    """120x40, grouped by operator: table, box per operator, one curve per operator."""
+
+    async def open_report(pilot: Any) -> None:
+        await pilot.press("t")
+        await settle(pilot)
+        pilot.app.screen.query_one("#report-by", Select).value = "operator"
+        await settle(pilot)
+
+    assert snap_compare(make_app(clinic, tmp_path), terminal_size=(120, 40), run_before=open_report)

@@ -104,6 +104,7 @@ def compute(db_path: Path, user: str | None, params: Params, tz: str) -> Result:
 class ReportScreen(AppScreen):
     BINDINGS = [
         Binding("escape", "home", "Home", id="report.home"),
+        Binding("p", "plots", "Plots", id="report.plots"),
         Binding("g", "refresh", "Recompute", id="report.refresh"),
     ]
     AUTO_FOCUS = "#report-table"
@@ -248,6 +249,12 @@ class ReportScreen(AppScreen):
         self.query_one(TimeByGroupPlot).show(result.plots)
         self.query_one(LearningCurvePlot).show(result.plots)
         self.query_one("#report-body").loading = False
+
+    def action_plots(self) -> None:
+        """Scroll to the plots (below the table on a small terminal); arrows scroll on."""
+        body = self.query_one("#report-body", VerticalScroll)
+        body.focus()
+        body.scroll_to_widget(self.query_one("#report-plots"), top=True, animate=False)
 
     def action_home(self) -> None:
         self.sma.go_home()

@@ -5,8 +5,9 @@ wraps the row iterator that :func:`sma_log.domain.stats.summarise` reads, so the
 rows are read once), then drawn by plain widgets that know nothing of the database:
 
 * :class:`AttemptsPlot`: procedures by number of needle attempts (per procedure);
-* :class:`TimeByGroupPlot`: procedure time per group as a box (min, quartiles,
-  median, max: the same :class:`~sma_log.domain.stats.Spread` the table shows);
+* :class:`TimeByGroupPlot`: procedure time per group as a horizontal box (min,
+  quartiles, median, max: the same :class:`~sma_log.domain.stats.Spread` the table
+  shows);
 * :class:`LearningCurvePlot`: procedure time over each operator's successive
   procedures, one series per operator (long series binned to means so the plot
   stays fast and readable).
@@ -29,6 +30,8 @@ PLOT_COLUMNS: tuple[str, ...] = ("attempts_n", "procedure_min", "operator")
 ATTEMPTS_CAP = 8
 #: The learning curve draws at most this many operators (those with most procedures).
 MAX_OPERATORS = 6
+#: One distinct colour per operator's series (the legend names them too).
+SERIES_COLORS = ("cyan", "magenta", "green", "orange", "blue", "red")
 #: An operator's series longer than this is drawn as the means of this many bins.
 MAX_POINTS = 120
 
@@ -105,7 +108,7 @@ def _binned(series: list[float | None]) -> list[tuple[float, float]]:
     return out
 
 
-def _short(label: str, width: int = 14) -> str:
+def _short(label: str, width: int = 12) -> str:
     """A group label short enough to sit under its box."""
     return label if len(label) <= width else label[: width - 1] + "…"
 
@@ -116,10 +119,11 @@ class _Plot(PlotextPlot):
     The title is the widget's border title: plotext drops a title wider than the plot.
     """
 
-    def _reset(self, title: str) -> Any:
+    def _reset(self, title: str, subtitle: str = "") -> Any:
         plt = self.plt
         plt.clear_figure()
         self.border_title = title
+        self.border_subtitle = subtitle
         return plt
 
     def _empty(self, title: str) -> None:
@@ -131,14 +135,14 @@ class _Plot(PlotextPlot):
 
 class AttemptsPlot(_Plot):
     def show(self, data: PlotData) -> None:
-        title = "Needle attempts: procedures by count"
+        title = "Attempts per procedure"
         if not data.attempts:
             self._empty(title + ": none")
             return
         top = max(data.attempts)
         xs = list(range(0, top + 1))
         labels = [f"{x}+" if x == ATTEMPTS_CAP else str(x) for x in xs]
-        plt = self._reset(title)
+        plt = self._reset(title, f"{sum(data.attempts.values())} procedures")
         plt.bar(labels, [data.attempts[x] for x in xs])
         plt.xlabel("attempts")
         self.refresh()
@@ -147,36 +151,40 @@ class AttemptsPlot(_Plot):
 class TimeByGroupPlot(_Plot):
     def show(self, data: PlotData) -> None:
         by = f" by {data.by}" if data.by else ""
-        title = f"Procedure time{by}, min: range, IQR, median"
+        title = f"Procedure time{by}, min"
         boxes = [(label, s) for label, s in data.time_by_group if s.n]
         if not boxes:
             self._empty(title + ": no times")
             return
-        plt = self._reset(title)
+        plt = self._reset(title, "range, IQR, median")
+        boxes.reverse()  # the first group on top
         plt.box(
             [_short(label) for label, _ in boxes],
             [[s.max, s.q3, s.median, s.q1, s.min] for _, s in boxes],
             quintuples=True,
+            # Horizontal: the group names sit on the y axis, one per box. (plotext
+            # 5.3.2 lays out vertical boxes' labels differently from run to run.)
+            orientation="horizontal",
         )
+        plt.xlabel("min")
         self.refresh()
 
 
 class LearningCurvePlot(_Plot):
     def show(self, data: PlotData) -> None:
         shown = len(data.curves)
-        more = (
-            f" ({shown} of {data.operators_total} operators)"
-            if data.operators_total > shown
-            else ""
-        )
-        title = f"Learning curve: procedure time, min{more}"
+        more = f"{shown} of {data.operators_total} operators (most procedures)"
+        title = "Learning curve, min"
         curves = [c for c in data.curves if c.points]
         if not curves:
             self._empty(title + ": no times")
             return
-        plt = self._reset(title)
-        for c in curves:
+        plt = self._reset(title, more if data.operators_total > shown else "per operator")
+        for c, color in zip(curves, SERIES_COLORS, strict=False):
             xs, ys = zip(*c.points, strict=True)
-            plt.plot(list(xs), list(ys), label=f"{c.operator} (n={c.procedures})")
+            plt.plot(list(xs), list(ys), label=f"{c.operator} (n={c.procedures})", color=color)
+        last = max(int(x) for c in curves for x, _ in c.points)
+        step = max(1, -(-last // 5))  # about five whole-number ticks
+        plt.xticks(list(range(1, last + 1, step)))
         plt.xlabel("operator's procedure number")
         self.refresh()
