@@ -1,6 +1,6 @@
 """Stress: hostile input with hypothesis at full count (issue 5, class 3).
 
-    python benchmarks/stress_hostile.py [--examples 2600]
+    python benchmarks/stress_hostile.py [--examples 3500]
 
 Runs tests/reliability/test_hostile.py with SMA_LOG_HOSTILE_EXAMPLES=N: N examples for
 each of the field-spec, Store and in-process CLI tests and N/6 real-argv (non-UTF-8)
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--examples", type=int, default=2600)
+    ap.add_argument("--examples", type=int, default=3500)
     args = ap.parse_args()
     n = args.examples
     began = time.monotonic()
