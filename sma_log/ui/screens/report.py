@@ -52,7 +52,6 @@ GROUP_OPTIONS: list[tuple[str, str]] = [("No grouping", NO_GROUPING)] + [
     (_GROUP_WORDS.get(key, key), key) for key in stats.GROUPINGS
 ]
 UNIT_OPTIONS: list[tuple[str, str]] = [("Procedure", "procedure"), ("Patient", "patient")]
-DATE_HINT = "YYYY-MM-DD, e.g. 2026-03-27"
 
 
 @dataclass(frozen=True)
@@ -161,7 +160,7 @@ class ReportScreen(AppScreen):
                 days[which] = parse_day(field.value)
                 self._say(which, "")
             except ValueError:
-                self._say(which, f"Not a date: {DATE_HINT}")
+                self._say(which, "Not a date: use YYYY-MM-DD")
                 ok = False
         if not ok:
             return None
