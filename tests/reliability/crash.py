@@ -222,8 +222,12 @@ def read_db(db: Path) -> tuple[Model, list[str]]:
             ).fetchone()[0]
             if live != st.attempt_count:
                 problems.append(f"{code}: {live} attempt rows for {st.attempt_count} attempts")
-            seqs = [r[0] for r in conn.execute(
-                "SELECT seq FROM events WHERE procedure_id = ? ORDER BY seq", (pid,))]  # fmt: skip
+            seqs = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT seq FROM events WHERE procedure_id = ? ORDER BY seq", (pid,)
+                )
+            ]
             if seqs != list(range(1, len(seqs) + 1)):
                 problems.append(f"{code}: event seq not 1..n: {seqs}")
             if status == "ended":
@@ -237,8 +241,14 @@ def read_db(db: Path) -> tuple[Model, list[str]]:
         if n_calls.fetchone()[0] != model.calls:
             problems.append("followups.contact_attempts_n disagrees with contact_attempts")
         # Every clinical row has its audited insert.
-        for table in ("patients", "procedures", "attempts", "events", "followups",
-                      "contact_attempts"):  # fmt: skip
+        for table in (
+            "patients",
+            "procedures",
+            "attempts",
+            "events",
+            "followups",
+            "contact_attempts",
+        ):
             missing = conn.execute(
                 f"SELECT count(*) FROM {table} t WHERE NOT EXISTS (SELECT 1 FROM audit_log a "
                 "WHERE a.table_name = ? AND a.record_id = t.id AND a.action = 'insert')",
@@ -274,6 +284,7 @@ class Figures:
     inflight_committed_unshown: int = 0
     failures: list[str] = field(default_factory=list)
     keys: dict[str, int] = field(default_factory=dict)
+    retries: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -284,6 +295,7 @@ class Figures:
             "unexpected_state": self.duplicated,
             "in_flight_committed_not_yet_drawn": self.inflight_committed_unshown,
             "committed_keys": dict(sorted(self.keys.items())),
+            "start_key_resent": self.retries,
             "failures": self.failures,
         }
 
@@ -401,8 +413,9 @@ class CrashDriver:
         p.status = "ended"
         code = p.code
         step = Step(["e"], ready=lambda s: "End the procedure?" in s)
-        end = Step(["C-s"], after=new,
-                   shown=lambda s: "Satisfaction at 5 minutes" in s or "ENDED" in s)  # fmt: skip
+        end = Step(
+            ["C-s"], after=new, shown=lambda s: "Satisfaction at 5 minutes" in s or "ENDED" in s
+        )
         step.then = end
         scored = copy.deepcopy(new)
         digit = self.rng.choice("12345l")
@@ -410,10 +423,18 @@ class CrashDriver:
             score = Step(["l"], ready=lambda s: "No procedure in progress" in s)
         else:
             scored.procedures[code].score = int(digit)
-            score = Step([digit], after=scored,
-                         shown=lambda s: f"Satisfaction at 5 min: {digit} saved" in s
-                         or ("No procedure in progress" in s and f"{code} " in s
-                             and _home_score(s, code) == digit))  # fmt: skip
+            score = Step(
+                [digit],
+                after=scored,
+                shown=lambda s: (
+                    f"Satisfaction at 5 min: {digit} saved" in s
+                    or (
+                        "No procedure in progress" in s
+                        and f"{code} " in s
+                        and _home_score(s, code) == digit
+                    )
+                ),
+            )
         end.then = score
         return step
 
@@ -460,7 +481,16 @@ class CrashDriver:
                     return
                 self._send(term, step)
                 if step.after is not None:
-                    term.wait_for(step.shown, timeout=20)
+                    try:
+                        term.wait_for(step.shown, timeout=8)
+                    except AssertionError:
+                        if step.text is None:  # only the start step is safe to resend
+                            raise
+                        # The start key was not taken: note what the screen said (a
+                        # toast lasts a few seconds) and press it once more.
+                        self.figures.retries.append(term.screen()[-600:])
+                        term.key(step.keys[-1])
+                        term.wait_for(step.shown, timeout=20)
                     self.model = step.after
                     self.figures.keys[step.keys[0]] = self.figures.keys.get(step.keys[0], 0) + 1
                     self.figures.shown += 1
