@@ -69,7 +69,7 @@ from ulid.base32 import ENCODE as CROCKFORD
 
 from .domain import fields, schedule, timeline, vocab
 from .storage.errors import DatabaseRefused, StorageError
-from .storage.store import Store, deepest_sedation
+from .storage.store import Store
 
 DEMO_USER = "demo"
 DEMO_FILE_NAME = "sma-log-demo.db"
@@ -275,26 +275,10 @@ def _audit_json(row: dict[str, Any]) -> str:
 
 
 def derived_columns(state: timeline.State) -> dict[str, Any]:
-    """The procedure's derived columns from a replayed state (as ``Store._sync_derived``)."""
-    ms = state.milestones
-
-    def t(key: str) -> str | None:
-        return _text((ms[key] - _EPOCH) // timedelta(microseconds=1)) if key in ms else None
-
-    fas = state.first_attempt_success
-    return {
-        "attempts_n": state.attempt_count,
-        "redirections_n": state.redirection_count,
-        "first_attempt_success": None if fas is None else int(fas),
-        "first_puncture_at": t("first_puncture"),
-        "csf_at": t("csf"),
-        "injection_start_at": t("injection_start"),
-        "injection_end_at": t("injection_end"),
-        "procedure_min": state.procedure_minutes,
-        "puncture_min": state.puncture_minutes,
-        "sedation": deepest_sedation(state),
-        "sedation_agent": state.sedation_agent,
-    }
+    """The procedure's derived columns, exactly as the Store writes them."""
+    return timeline.derived_columns(
+        state, lambda dt: _text((dt - _EPOCH) // timedelta(microseconds=1))
+    )
 
 
 def attempt_rows(state: timeline.State, proc_id: str) -> list[dict[str, Any]]:

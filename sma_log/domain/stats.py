@@ -55,7 +55,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from . import vocab
+from . import timeline, vocab
 
 Unit = Literal["procedure", "patient"]
 UNITS: tuple[str, ...] = ("procedure", "patient")
@@ -136,7 +136,7 @@ NEEDED: tuple[str, ...] = (
 )
 
 _SEDATION_CODES = vocab.codes(vocab.SEDATION)
-_SEDATION_DEPTH = {code: i for i, code in enumerate(_SEDATION_CODES)}
+_SEDATION_DEPTH = timeline.SEDATION_DEPTH
 #: Adverse events reported: (key, label, test on the analysis row).
 ADVERSE_EVENTS: tuple[tuple[str, str], ...] = (
     ("pdph", "PDPH"),

@@ -9,7 +9,7 @@ void, and replay skips void events.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -299,3 +299,40 @@ def check_undo(state: State) -> Event:
     if state.undoable is None:
         raise RuleError("Nothing to undo")
     return state.undoable
+
+
+#: Sedation codes from lightest to deepest (the vocabulary's order).
+SEDATION_DEPTH: dict[str, int] = {code: i for i, code in enumerate(vocab.codes(vocab.SEDATION))}
+
+
+def deepest_sedation(state: State) -> str | None:
+    """The deepest sedation used during the procedure (what reports count)."""
+    kinds = [code for _, code, _ in state.sedation_changes if code]
+    return max(kinds, key=lambda k: SEDATION_DEPTH.get(k, -1), default=None)
+
+
+def derived_columns(state: State, instant: Callable[[pendulum.DateTime], str]) -> dict[str, object]:
+    """The procedure's columns that are a cache of its timeline (kept with every event).
+
+    ``instant`` turns a milestone time into its stored text. The Store and the demo
+    generator both write exactly this, so their rows cannot drift apart.
+    """
+    ms = state.milestones
+
+    def at(key: str) -> str | None:
+        return instant(ms[key]) if key in ms else None
+
+    fas = state.first_attempt_success
+    return {
+        "attempts_n": state.attempt_count,
+        "redirections_n": state.redirection_count,
+        "first_attempt_success": None if fas is None else int(fas),
+        "first_puncture_at": at("first_puncture"),
+        "csf_at": at("csf"),
+        "injection_start_at": at("injection_start"),
+        "injection_end_at": at("injection_end"),
+        "procedure_min": state.procedure_minutes,
+        "puncture_min": state.puncture_minutes,
+        "sedation": deepest_sedation(state),
+        "sedation_agent": state.sedation_agent,
+    }

@@ -558,25 +558,7 @@ class Store(FollowupStore):
             else:
                 row_values = {"id": att.id, "procedure_id": proc_id, "at": to_text(att.at)}
                 self._insert("attempts", {**row_values, **values})
-        ms = state.milestones
-
-        def t(key: str) -> str | None:
-            return to_text(ms[key]) if key in ms else None
-
-        fas = state.first_attempt_success
-        derived = {
-            "attempts_n": state.attempt_count,
-            "redirections_n": state.redirection_count,
-            "first_attempt_success": None if fas is None else int(fas),
-            "first_puncture_at": t("first_puncture"),
-            "csf_at": t("csf"),
-            "injection_start_at": t("injection_start"),
-            "injection_end_at": t("injection_end"),
-            "procedure_min": state.procedure_minutes,
-            "puncture_min": state.puncture_minutes,
-            "sedation": deepest_sedation(state),
-            "sedation_agent": state.sedation_agent,
-        }
+        derived = timeline.derived_columns(state, to_text)
         # Derived columns are a cache of the audited events: not audited themselves.
         changed = self._update("procedures", proc_id, derived, audit=False, current=row)
         row.update({k: new for k, (_, new) in changed.items()})
@@ -661,16 +643,7 @@ class Store(FollowupStore):
         }
 
 
-_SEDATION_DEPTH = {code: i for i, code in enumerate(vocab.codes(vocab.SEDATION))}
-
-
-def deepest_sedation(state: timeline.State) -> str | None:
-    """The deepest sedation used during the procedure (what reports count).
-
-    ``sedation_agent`` beside it is the agent most recently recorded.
-    """
-    kinds = [code for _, code, _ in state.sedation_changes if code]
-    return max(kinds, key=lambda k: _SEDATION_DEPTH.get(k, -1), default=None)
+deepest_sedation = timeline.deepest_sedation  # kept for callers of the storage API
 
 
 def default_user() -> str:
