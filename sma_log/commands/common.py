@@ -34,7 +34,12 @@ class Options:
         if self.demo_path is not None:
             return self.demo_path
         if self.db_option is not None:
-            return self.db_option.expanduser()
+            try:
+                return self.db_option.expanduser()
+            except RuntimeError:  # "~name" of no known user, or no home folder
+                raise CommandRefused(
+                    f"{self.db_option}: cannot expand '~' (no such user or no home folder)"
+                ) from None
         from ..config import default_db_path
 
         return default_db_path()  # SMA_LOG_DB, else the user data folder

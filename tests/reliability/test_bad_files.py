@@ -334,3 +334,13 @@ def test_disk_full_during_export_leaves_no_partial_file(small_fs: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     shutil.rmtree(small_fs / "e.json", ignore_errors=True)
+
+
+@pytest.mark.skipif(SMA_LOG is None, reason="needs the installed sma-log")
+@pytest.mark.parametrize("command", [["info"], ["followups"], []])
+def test_db_path_with_a_tilde_of_no_known_user(tmp_path: Path, command: list[str]) -> None:
+    """``--db ~nosuchuser/x.db``: Python cannot expand it; one line, exit 2."""
+    out = run(["--db", "~no-such-user-zz/x.db", *command], tmp_path)
+    assert out.returncode == 2, out
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot expand" in lines[0], out.stderr
