@@ -32,6 +32,9 @@ def _user_error(exc: BaseException) -> str | None:
     timeline = sys.modules.get("sma_log.domain.timeline")
     if timeline is not None and isinstance(exc, timeline.RuleError):
         return str(exc)
+    if isinstance(exc, RuntimeError) and "home directory" in str(exc):
+        # pathlib's expanduser() of "~name" for no known user, or with no home folder
+        return "cannot expand '~' in a path (no such user or no home folder)"
     if isinstance(exc, OSError):
         where = f"{exc.filename}: " if exc.filename else ""
         return f"{where}{exc.strerror or exc}"

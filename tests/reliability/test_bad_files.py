@@ -344,3 +344,21 @@ def test_db_path_with_a_tilde_of_no_known_user(tmp_path: Path, command: list[str
     assert out.returncode == 2, out
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot expand" in lines[0], out.stderr
+
+
+@pytest.mark.skipif(SMA_LOG is None, reason="needs the installed sma-log")
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["export", "--format", "json", "--out", "~no-such-user-zz/x.json"],
+        ["followups", "--ics", "~no-such-user-zz/x.ics"],
+        ["import", "~no-such-user-zz/x.db"],
+        ["demo", "~no-such-user-zz/x.db"],
+    ],
+)
+def test_output_path_with_a_tilde_of_no_known_user(tmp_path: Path, args: list[str]) -> None:
+    db = good(tmp_path / "t.db", 2)
+    out = run(["--db", str(db), *args], tmp_path)
+    assert out.returncode == 2, out
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot expand" in lines[0], out.stderr
