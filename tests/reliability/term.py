@@ -34,10 +34,24 @@ class Terminal:
         # COLUMNS/LINES (set under pytest) would override the terminal's real size.
         env_args = ["-u", "COLUMNS", "-u", "LINES", *(f"{k}={v}" for k, v in env.items())]
         subprocess.run(
-            [TMUX, "-S", self.socket, "new-session", "-d", "-s", name, "-x", str(size[0]),
-             "-y", str(size[1]), "env", *env_args, *command],
+            [
+                TMUX,
+                "-S",
+                self.socket,
+                "new-session",
+                "-d",
+                "-s",
+                name,
+                "-x",
+                str(size[0]),
+                "-y",
+                str(size[1]),
+                "env",
+                *env_args,
+                *command,
+            ],
             check=True,
-        )  # fmt: skip
+        )
 
     def tmux(self, *args: str) -> str:
         assert TMUX is not None

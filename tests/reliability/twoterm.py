@@ -48,8 +48,19 @@ DAY3 = {
     "contact_method": "phone",
     "assessor": "nurse",
 }
-FLOW = ["attempt", "redirect", "flag:bone_contact", "attempt", "redirect", "redirect",
-        "flag:blood", "attempt", "csf", "injection_start", "injection_end"]  # fmt: skip
+FLOW = [
+    "attempt",
+    "redirect",
+    "flag:bone_contact",
+    "attempt",
+    "redirect",
+    "redirect",
+    "flag:blood",
+    "attempt",
+    "csf",
+    "injection_start",
+    "injection_end",
+]
 
 
 def _pause(rng: random.Random, i: int, pace: float) -> None:
@@ -139,8 +150,9 @@ def office(path: str, n: int, seed: int, cli_every: int, folder: str, out: Any) 
                     errors.append(problem)
                 counts["cli"] += 1
             try:
-                queue = [i for i in store.followup_queue(include_closed=True)
-                         if i.row["kind"] == "day3"]  # fmt: skip
+                queue = [
+                    i for i in store.followup_queue(include_closed=True) if i.row["kind"] == "day3"
+                ]
                 if not queue:
                     time.sleep(0.01)
                     continue
@@ -216,8 +228,7 @@ def check(db: Path, results: dict, seconds: float) -> dict:
     if scored != bed["scores"]:
         lost.append(f"scores: {scored} for {bed['scores']}")
     audit_problems: list[str] = []
-    for table in ("patients", "procedures", "attempts", "events", "followups",
-                  "contact_attempts"):  # fmt: skip
+    for table in ("patients", "procedures", "attempts", "events", "followups", "contact_attempts"):
         missing = one(
             f"SELECT count(*) FROM {table} t WHERE NOT EXISTS (SELECT 1 FROM audit_log a "
             f"WHERE a.table_name = '{table}' AND a.record_id = t.id AND a.action = 'insert')"
