@@ -100,6 +100,10 @@ class Clock:
             return None
         return Anchor(boot, reading)
 
+    def anchored(self, anchor: Anchor | None) -> bool:
+        """Whether ``anchor`` can measure elapsed time now (same boot, monotonic on)."""
+        return anchor is not None and self.monotonic and anchor.boot_id == _boot_id()
+
     def elapsed(self, start: pendulum.DateTime, anchor: Anchor | None = None) -> float:
         """Seconds since ``start``; never negative, whatever the wall clock did."""
         if anchor is not None and self.monotonic and anchor.boot_id == _boot_id():

@@ -459,9 +459,21 @@ class Store(FollowupStore):
         )
         return ev_id
 
-    def _stamp(self, events: list[timeline.Event]) -> pendulum.DateTime:
-        """Now, kept in order: if the wall clock stepped back, stay at the last time."""
+    def _stamp(self, events: list[timeline.Event], row: Row | None = None) -> pendulum.DateTime:
+        """The time of a new event, kept in order.
+
+        While the machine has not rebooted since the procedure started, the time is
+        the stored start plus the monotonic (CLOCK_BOOTTIME) time since then: a wall
+        clock stepped forward or back in the middle (NTP, a manual change) moves
+        neither the timer nor the stored times. Otherwise it is the wall clock; if that
+        stepped back, the event stays at the last stored time (never before it).
+        """
         now = self.now()
+        if row is not None:
+            anchor = ProcedureView(row, [], timeline.State()).anchor
+            if anchor is not None and self.clock.anchored(anchor):
+                start = from_text(row["started_at"])
+                now = start.add(seconds=self.clock.elapsed(start, anchor))
         last = max((e.at for e in events), default=None)
         if last is not None and now < last:
             return last
@@ -489,7 +501,7 @@ class Store(FollowupStore):
         value: str | None,
         attempt_id: str | None = None,
     ) -> timeline.Event:
-        at = self._stamp(events)
+        at = self._stamp(events, row)
         seq = len(events) + 1
         ev_id = self._insert_event(row["id"], kind, at, value, seq=seq, attempt_id=attempt_id)
         event = timeline.Event(ev_id, kind, at, value, attempt_id)

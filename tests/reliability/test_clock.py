@@ -1,10 +1,10 @@
 """Fault class 8: the wall clock jumps (NTP step, manual change) during a procedure.
 
 The app runs under Pilot while pendulum/time-machine move the wall clock. With the
-real monotonic ``Clock()`` the timer follows CLOCK_BOOTTIME (time-machine does not
-move it) and ignores the jumps; with ``Clock(monotonic=False)`` (after a reboot) it is
-wall time minus start, clamped at zero. Stored event times never go backwards: the
-Store stamps an event no earlier than the last one.
+real monotonic ``Clock()`` the timer and the stored event times follow CLOCK_BOOTTIME
+(time-machine does not move it) and ignore the jumps; with ``Clock(monotonic=False)``
+(after a reboot) it is wall time minus start, clamped at zero. Stored event times
+never go backwards: the Store stamps an event no earlier than the last one.
 """
 
 from __future__ import annotations
@@ -99,6 +99,10 @@ def test_monotonic_timer_ignores_wall_clock_jumps(tmp_path: Path) -> None:
     assert all(0 <= t <= 60 for t in got["timers"]), got["timers"]
     assert got["timers"] == sorted(got["timers"])
     assert got["stored"] == sorted(got["stored"])  # never backwards
+    # and the stored times follow the monotonic clock too: a wall clock moved by years
+    # in the middle of the procedure does not put an attempt years after the start
+    start = got["stored"][0]
+    assert all(0 <= (t - start).total_seconds() <= 60 for t in got["stored"]), got["stored"]
 
 
 def test_wall_clock_timer_never_negative_and_times_stay_ordered(tmp_path: Path) -> None:
