@@ -20,6 +20,7 @@ import icalendar
 import pendulum
 import pytest
 from click.testing import CliRunner
+from factories import SETUP
 
 from sma_log.cli import main
 from sma_log.config import Settings
@@ -27,14 +28,6 @@ from sma_log.domain.clock import Clock, from_text
 from sma_log.storage.store import Store
 
 ROME = "Europe/Rome"
-SETUP = {
-    "operator": "Dr Rossi",
-    "regimen": "std_maintenance",
-    "guidance": "us_marking",
-    "approach": "paramedian",
-    "level_intended": "L3-L4",
-    "sedation": "none",
-}
 NAME = "Zebedee Quartermain"
 RECORD = "MRN-4417"
 NOTE = "Mother Ottavia phoned twice before the visit"

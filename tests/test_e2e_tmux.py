@@ -7,88 +7,27 @@ original start (read off the screen's big figures).
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
 import sqlite3
-import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from reliability.term import SMA_LOG, TMUX, Terminal
 
 from sma_log.domain.clock import from_text
 from sma_log.ui.widgets.bigtext import render_big
 
 pytestmark = pytest.mark.e2e
 
-TMUX = shutil.which("tmux")
-SMA_LOG = shutil.which("sma-log")
 if TMUX is None or SMA_LOG is None:  # pragma: no cover - .ci/run installs both
     raise RuntimeError("the end-to-end test needs tmux and the installed sma-log command")
 
 
-class Terminal:
-    """One tmux session running one command, on its own tmux server socket."""
-
-    def __init__(self, tmp: Path, name: str, command: list[str], env: dict[str, str]) -> None:
-        self.socket = str(tmp / f"tmux-{name}")
-        self.name = name
-        # COLUMNS/LINES (set under pytest) would override the terminal's real size.
-        env_args = ["-u", "COLUMNS", "-u", "LINES", *(f"{k}={v}" for k, v in env.items())]
-        subprocess.run(
-            [
-                TMUX,
-                "-S",
-                self.socket,
-                "new-session",
-                "-d",
-                "-s",
-                name,
-                "-x",
-                "100",
-                "-y",
-                "32",
-                "env",
-                *env_args,
-                *command,
-            ],
-            check=True,
-        )
-
-    def tmux(self, *args: str) -> str:
-        out = subprocess.run(
-            [TMUX, "-S", self.socket, *args], check=True, capture_output=True, text=True
-        )
-        return out.stdout
-
-    def keys(self, *keys: str, pause: float = 0.15) -> None:
-        for key in keys:
-            self.tmux("send-keys", "-t", self.name, key)
-            time.sleep(pause)  # a person's pace; the app reads keys as they come
-
-    def type(self, text: str) -> None:
-        self.tmux("send-keys", "-t", self.name, "-l", text)
-
-    def screen(self) -> str:
-        return self.tmux("capture-pane", "-p", "-t", self.name)
-
-    def wait_for(self, predicate: Callable[[str], bool], timeout: float = 20.0) -> str:
-        deadline = time.monotonic() + timeout
-        text = ""
-        while time.monotonic() < deadline:
-            text = self.screen()
-            if predicate(text):
-                return text
-            time.sleep(0.1)
-        raise AssertionError(f"screen never matched; last screen:\n{text}")
-
-    def pid(self) -> int:
-        return int(self.tmux("list-panes", "-t", self.name, "-F", "#{pane_pid}").split()[0])
-
-    def kill_server(self) -> None:
-        subprocess.run([TMUX, "-S", self.socket, "kill-server"], capture_output=True)
+def press(term: Terminal, *keys: str, pause: float = 0.15) -> None:
+    for key in keys:
+        term.key(key)
+        time.sleep(pause)  # a person's pace; the app reads keys as they come
 
 
 def shows_elapsed(screen: str, seconds: int) -> bool:
@@ -123,20 +62,19 @@ def test_kill_9_mid_procedure_then_resume(tmp_path: Path, terminals: list[Termin
     term.wait_for(lambda s: "No procedure in progress" in s)
     assert db.exists() and db.stat().st_mode & 0o777 == 0o600
 
-    term.keys("n")
+    press(term, "n")
     term.wait_for(lambda s: "Study code" in s)
     time.sleep(0.3)
     term.type("E2E-001")
     term.wait_for(lambda s: "New patient E2E-001" in s)
-    term.keys("C-s")
+    press(term, "C-s")
     term.wait_for(lambda s: "IN PROGRESS" in s)
     for key in ("a", "r", "a", "a"):
-        term.keys(key)
+        press(term, key)
     term.wait_for(lambda s: "Attempt 3 recorded" in s)
 
     # SIGKILL: no clean-up, no atexit, exactly like a crash or a pulled plug.
-    os.kill(term.pid(), signal.SIGKILL)
-    time.sleep(0.3)
+    term.sigkill()
     with sqlite3.connect(db) as raw:
         attempts = raw.execute("SELECT count(*) FROM attempts WHERE voided = 0").fetchone()[0]
         redirections = raw.execute("SELECT redirections_n FROM procedures").fetchone()[0]
@@ -165,9 +103,9 @@ def test_kill_9_mid_procedure_then_resume(tmp_path: Path, terminals: list[Termin
     )
     assert elapsed_now() > first  # still counting
     # And the procedure goes on from there: a fourth attempt, then a clean exit.
-    again.keys("a")
+    press(again, "a")
     again.wait_for(lambda s: "Attempt 4 recorded" in s)
-    again.keys("C-q")
+    press(again, "C-q")
     time.sleep(0.5)
     with sqlite3.connect(db) as raw:
         assert raw.execute("SELECT attempts_n FROM procedures").fetchone()[0] == 4

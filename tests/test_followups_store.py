@@ -10,6 +10,7 @@ from typing import Any
 
 import pendulum
 import pytest
+from factories import SETUP
 
 from sma_log.domain.clock import Clock, from_text
 from sma_log.domain.fields import ValidationError
@@ -18,14 +19,6 @@ from sma_log.storage.schema import SCHEMA_VERSION
 from sma_log.storage.store import Store
 
 FIXTURES = Path(__file__).parent / "fixtures"
-SETUP = {
-    "operator": "Dr Rossi",
-    "regimen": "std_maintenance",
-    "guidance": "us_marking",
-    "approach": "paramedian",
-    "level_intended": "L3-L4",
-    "sedation": "none",
-}
 ROME = "Europe/Rome"
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pendulum
 import pytest
+from factories import SETUP
 from textual.widgets import DataTable
 
 from sma_log.config import Settings
@@ -21,14 +22,6 @@ from sma_log.ui.modals.settings import SettingsDialog
 from sma_log.ui.screens.followups import FollowupScreen
 from sma_log.ui.screens.home import HomeScreen
 
-SETUP = {
-    "operator": "Dr Rossi",
-    "regimen": "std_maintenance",
-    "guidance": "us_marking",
-    "approach": "paramedian",
-    "level_intended": "L3-L4",
-    "sedation": "none",
-}
 NOW = pendulum.datetime(2026, 5, 10, 12, 0, tz="UTC")
 
 

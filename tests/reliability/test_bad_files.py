@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from factories import SETUP as BASE_SETUP
 
 from sma_log.config import Settings
 from sma_log.domain.clock import Clock
@@ -31,14 +32,7 @@ from sma_log.ui.screens.refused import RefusedScreen
 
 from .term import SMA_LOG
 
-SETUP = {
-    "operator": "Dr Rossi",
-    "regimen": "std_maintenance",
-    "guidance": "us_realtime",
-    "approach": "paramedian",
-    "level_intended": "L3-L4",
-    "sedation": "local",
-}
+SETUP = {**BASE_SETUP, "guidance": "us_realtime", "sedation": "local"}
 
 
 def digest(path: Path) -> str:
@@ -106,12 +100,18 @@ def run(args: list[str | bytes], cwd: Path, **env: str) -> subprocess.CompletedP
     )
 
 
-@pytest.mark.skipif(SMA_LOG is None, reason="needs the installed sma-log")
-@pytest.mark.parametrize("kind", sorted(BAD))
-@pytest.mark.parametrize("command", [[], ["info"], ["followups"], ["report"]])
+# A read-only file given to the app itself (no command) opens the TUI, which shows the
+# refusal: that case is the TUI test below, not a command-line one.
+CASES = [
+    (kind, command)
+    for kind in sorted(BAD)
+    for command in ([], ["info"], ["followups"], ["report"])
+    if not (kind == "readonly" and not command)
+]
+
+
+@pytest.mark.parametrize(("kind", "command"), CASES)
 def test_bad_file_one_line_exit_2_untouched(tmp_path: Path, kind: str, command: list[str]) -> None:
-    if kind == "readonly" and not command:
-        pytest.skip("a read-only file opens the app, which shows the refusal (TUI test)")
     path = make_bad(kind, tmp_path)
     before, listing = digest(path), sorted(os.listdir(tmp_path))
     out = run(["--db", str(path), *command], tmp_path)
@@ -157,7 +157,6 @@ def test_bad_file_in_the_tui_one_message_untouched(tmp_path: Path, kind: str) ->
     os.chmod(path, 0o600)
 
 
-@pytest.mark.skipif(SMA_LOG is None, reason="needs the installed sma-log")
 def test_file_name_that_is_not_utf8(tmp_path: Path) -> None:
     """A database named with bytes that are not UTF-8 opens read-only (info, followups)."""
     raw = os.fsencode(tmp_path) + b"/caf\xe9.db"
@@ -192,7 +191,6 @@ def small_fs(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(point)], capture_output=True)
 
 
-@pytest.mark.skipif(SMA_LOG is None, reason="needs the installed sma-log")
 def test_read_only_folder_refused_then_works_again(small_fs: Path) -> None:
     """A database in a folder mounted read-only (root passes every permission check,
     so the mount itself is read-only): one line, untouched; writable again, it opens."""
@@ -336,7 +334,6 @@ def test_disk_full_during_export_leaves_no_partial_file(small_fs: Path) -> None:
     shutil.rmtree(small_fs / "e.json", ignore_errors=True)
 
 
-@pytest.mark.skipif(SMA_LOG is None, reason="needs the installed sma-log")
 @pytest.mark.parametrize("command", [["info"], ["followups"], []])
 def test_db_path_with_a_tilde_of_no_known_user(tmp_path: Path, command: list[str]) -> None:
     """``--db ~nosuchuser/x.db``: Python cannot expand it; one line, exit 2."""
@@ -346,7 +343,6 @@ def test_db_path_with_a_tilde_of_no_known_user(tmp_path: Path, command: list[str
     assert len(lines) == 1 and "cannot expand" in lines[0], out.stderr
 
 
-@pytest.mark.skipif(SMA_LOG is None, reason="needs the installed sma-log")
 @pytest.mark.parametrize(
     "args",
     [

@@ -15,6 +15,7 @@ from typing import Any
 
 import pendulum
 import pytest
+from factories import SETUP as BASE_SETUP
 
 from sma_log.config import Settings
 from sma_log.domain.clock import Clock, from_text
@@ -23,14 +24,7 @@ from sma_log.ui.app import create_app
 from sma_log.ui.screens.procedure import ProcedureScreen
 
 T0 = pendulum.datetime(2026, 3, 29, 0, 30, tz="UTC")  # the night Europe/Rome springs forward
-SETUP = {
-    "operator": "Dr Rossi",
-    "regimen": "std_maintenance",
-    "guidance": "us_realtime",
-    "approach": "paramedian",
-    "level_intended": "L3-L4",
-    "sedation": "local",
-}
+SETUP = {**BASE_SETUP, "guidance": "us_realtime", "sedation": "local"}
 
 
 def _seconds(text: str) -> int:

@@ -10,11 +10,9 @@ from pathlib import Path
 import pytest
 
 from .crash import CrashDriver
-from .term import SMA_LOG, TMUX
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(TMUX is None or SMA_LOG is None, reason="needs tmux and sma-log"),
 ]
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from factories import SETUP as BASE_SETUP
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -44,14 +45,7 @@ SETTINGS = settings(
     database=None,
 )
 REFUSALS = (fields.ValidationError, timeline.RuleError, StorageError)
-SETUP = {
-    "operator": "Dr Rossi",
-    "regimen": "std_maintenance",
-    "guidance": "us_realtime",
-    "approach": "paramedian",
-    "level_intended": "L3-L4",
-    "sedation": "local",
-}
+SETUP = {**BASE_SETUP, "guidance": "us_realtime", "sedation": "local"}
 
 
 # ---------------------------------------------------------------- field specs

@@ -13,13 +13,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from factories import SETUP as BASE_SETUP
 
 from sma_log.domain.clock import Clock
 from sma_log.storage.store import Store
 
 from .term import SMA_LOG
-
-pytestmark = pytest.mark.skipif(SMA_LOG is None, reason="needs the installed sma-log")
 
 SECRETS = {
     "full_name": "Zebulon Quixotefield",
@@ -32,14 +31,7 @@ SECRETS = {
     "closed_reason": "SECRETCLOSED wrong number",
     "contact_note": "SECRETCALL left message",
 }
-SETUP = {
-    "operator": "Dr Rossi",
-    "regimen": "std_maintenance",
-    "guidance": "us_realtime",
-    "approach": "paramedian",
-    "level_intended": "L3-L4",
-    "sedation": "local",
-}
+SETUP = {**BASE_SETUP, "guidance": "us_realtime", "sedation": "local"}
 
 
 def make_db(path: Path) -> None:

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
-from .term import SMA_LOG
 from .twoterm import run
 
 
-@pytest.mark.skipif(SMA_LOG is None, reason="needs the installed sma-log")
 def test_bedside_and_office_on_one_file(short_dir: Path) -> None:
     figures = run(short_dir, n_bedside=200, n_office=200, cli_every=50, pace=0.01)
     assert figures["errors"] == 0, figures
