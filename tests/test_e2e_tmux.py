@@ -109,3 +109,25 @@ def test_kill_9_mid_procedure_then_resume(tmp_path: Path, terminals: list[Termin
     time.sleep(0.5)
     with sqlite3.connect(db) as raw:
         assert raw.execute("SELECT attempts_n FROM procedures").fetchone()[0] == 4
+
+
+def test_a_fast_typist_loses_no_key_on_the_start_screen(
+    tmp_path: Path, terminals: list[Terminal]
+) -> None:
+    """The study code and ctrl+s sent in one burst, as a fast typist or a barcode reader
+    would: every character lands in the field and the procedure starts. (ctrl+s was a
+    priority binding and ran before the field had taken the characters: the form then
+    said "Study code is required".)"""
+    env = {"SMA_LOG_CONFIG": str(tmp_path / "settings.json"), "TERM": "xterm-256color"}
+    for i in range(3):
+        db = tmp_path / f"fast{i}.db"
+        term = Terminal(tmp_path, f"fast{i}", [SMA_LOG, "--db", str(db)], env)  # type: ignore[list-item]
+        terminals.append(term)
+        term.wait_for(lambda s: "No procedure in progress" in s)
+        term.key("n")
+        term.wait_for(lambda s: "Study code" in s)
+        time.sleep(0.3)  # the field has its focus by now
+        term.type(f"FAST-{i}")  # then the code and ctrl+s in one burst
+        term.key("C-s")
+        term.wait_for(lambda s, i=i: f"FAST-{i} · IN PROGRESS" in s)
+        term.kill_server()

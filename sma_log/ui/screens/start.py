@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -24,8 +25,11 @@ PATIENT_EXTRA = ("sma_type", "birth_year", "sex", "motor_status")
 
 
 class StartScreen(AppScreen):
+    AUTO_FOCUS = "#study_code"
     BINDINGS = [
-        Binding("ctrl+s", "start", "Start procedure", id="start.start", priority=True),
+        # Not a priority binding: it then reaches the screen through the focused field, in
+        # order after the characters typed before it (a priority binding could run first).
+        Binding("ctrl+s", "start", "Start procedure", id="start.start"),
         Binding("escape", "back", "Back", id="start.back"),
     ]
 
@@ -42,6 +46,7 @@ class StartScreen(AppScreen):
                 fields.PATIENT_FIELDS["study_code"],
                 suggester=SuggestFromList(codes, case_sensitive=False),
                 placeholder="type a study code, e.g. RM-014",
+                select_on_focus=False,
             )
             yield Static("", id="patient-status")
             with Vertical(id="new-patient"):
@@ -63,6 +68,15 @@ class StartScreen(AppScreen):
         self.sub_title = "New procedure"
         self.query_one("#new-patient").display = False
         self.query_one("#study_code", Input).focus()
+
+    def on_key(self, event: events.Key) -> None:
+        """Keys typed before the study-code field has focus (a fast typist pressing n
+        and then the code) go into that field instead of being lost."""
+        if self.focused is None and event.is_printable and event.character:
+            field = self.query_one("#study_code", Input)
+            field.focus()
+            field.insert_text_at_cursor(event.character)
+            event.stop()
 
     def _defaults(self, previous: dict[str, Any]) -> dict[str, Any]:
         base: dict[str, Any] = {

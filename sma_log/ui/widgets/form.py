@@ -57,8 +57,10 @@ class FormField(Horizontal):
         placeholder: str = "",
         id: str | None = None,
         extra: Check | None = None,
+        select_on_focus: bool = True,
     ) -> None:
         super().__init__(id=id or f"field-{spec.name}")
+        self._select_on_focus = select_on_focus
         self.spec = spec
         self.extra = extra
         self._initial = value
@@ -99,6 +101,10 @@ class FormField(Horizontal):
                     validators=[SpecValidator(spec, self.extra)],
                     validate_on=["changed", "blur", "submitted"],
                     suggester=self._suggester,
+                    # The first field of a form (the study code) may get keys before
+                    # its focus arrives: selecting all on focus would let the next key
+                    # replace what was already typed.
+                    select_on_focus=self._select_on_focus,
                     id=f"{spec.name}",
                     compact=True,
                     max_length=max(spec.max_length, 40),
