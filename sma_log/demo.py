@@ -289,16 +289,8 @@ def attempt_rows(state: timeline.State, proc_id: str) -> list[dict[str, Any]]:
             {
                 "id": att.id,
                 "procedure_id": proc_id,
-                "number": att.number or None,
                 "at": _text((att.at - _EPOCH) // timedelta(microseconds=1)),
-                "level": att.level,
-                "approach": att.approach,
-                "redirections": att.redirections,
-                "bone_contact": int(att.bone_contact),
-                "paraesthesia": int(att.paraesthesia),
-                "blood": int(att.blood),
-                "csf_obtained": int(att.csf_obtained),
-                "voided": int(att.voided),
+                **timeline.attempt_columns(att),
             }
         )
     return rows

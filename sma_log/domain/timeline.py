@@ -336,3 +336,18 @@ def derived_columns(state: State, instant: Callable[[pendulum.DateTime], str]) -
         "sedation": deepest_sedation(state),
         "sedation_agent": state.sedation_agent,
     }
+
+
+def attempt_columns(att: Attempt) -> dict[str, object]:
+    """An attempt's stored columns (besides its id, procedure and time)."""
+    return {
+        "number": att.number or None,
+        "level": att.level,
+        "approach": att.approach,
+        "redirections": att.redirections,
+        "bone_contact": int(att.bone_contact),
+        "paraesthesia": int(att.paraesthesia),
+        "blood": int(att.blood),
+        "csf_obtained": int(att.csf_obtained),
+        "voided": int(att.voided),
+    }

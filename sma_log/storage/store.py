@@ -552,17 +552,7 @@ class Store(FollowupStore):
         cols = [c[0] for c in cur.description]
         existing = {r[0]: dict(zip(cols, r, strict=True)) for r in cur.fetchall()}
         for att in [*state.attempts, *state.voided_attempts]:
-            values = {
-                "number": att.number or None,
-                "level": att.level,
-                "approach": att.approach,
-                "redirections": att.redirections,
-                "bone_contact": int(att.bone_contact),
-                "paraesthesia": int(att.paraesthesia),
-                "blood": int(att.blood),
-                "csf_obtained": int(att.csf_obtained),
-                "voided": int(att.voided),
-            }
+            values = timeline.attempt_columns(att)
             if att.id in existing:
                 if att.voided:
                     values = {"voided": 1}
