@@ -26,14 +26,21 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from factories import SETUP as BASE_SETUP
-
 from sma_log.domain.clock import Clock
 from sma_log.storage.store import Store
 
 from .term import SMA_LOG
 
-SETUP = {**BASE_SETUP, "guidance": "us_realtime", "sedation": "local"}
+# Kept here (not imported from tests/factories.py): benchmarks/stress_two_terminals.py
+# imports this module outside pytest.
+SETUP = {
+    "operator": "Dr Rossi",
+    "regimen": "std_maintenance",
+    "guidance": "us_realtime",
+    "approach": "paramedian",
+    "level_intended": "L3-L4",
+    "sedation": "local",
+}
 DAY3 = {
     "satisfaction": 4,
     "pdph": False,
