@@ -11,7 +11,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Static
 
 from ...domain import vocab
-from ...domain.clock import format_elapsed, from_text
+from ...domain.clock import Anchor, format_elapsed, from_text
 from ..fmt import local_datetime, local_time, minutes
 from ..modals.score import ScoreDialog
 from .base import AppScreen
@@ -128,13 +128,15 @@ class HomeScreen(AppScreen):
             text.append(" No procedure in progress. ", style="bold")
             text.append("Press n to start one.")
         for row in self._open:
-            elapsed = self.sma.clock.elapsed(from_text(row["started_at"]))
+            anchor = None
+            if row.get("anchor_boot_id") and row.get("anchor_boottime") is not None:
+                anchor = Anchor(row["anchor_boot_id"], float(row["anchor_boottime"]))
+            elapsed = self.sma.clock.elapsed(from_text(row["started_at"]), anchor)
             text.append(" ▶ IN PROGRESS ", style="bold reverse")
             text.append(f" {row['study_code']}", style="bold")
             text.append(
-                f"  started {local_time(row['started_at'], self.tz, 'HH:mm')}"
-                f"  elapsed {format_elapsed(elapsed)}"
-                f"  attempts {row['attempts_n']}  — press r to resume\n"
+                f" since {local_time(row['started_at'], self.tz, 'HH:mm')}"
+                f" · {format_elapsed(elapsed)} · {row['attempts_n']} attempt(s) · r resumes\n"
             )
         self.query_one("#in-progress", Static).update(text)
 
