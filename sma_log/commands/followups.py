@@ -19,16 +19,6 @@ from .common import (
 )
 
 STATUS_CHOICES = ("overdue", "due", "upcoming", "missed", "all")
-STATUS_WORDS = {
-    "overdue": "overdue",
-    "due": "due now",
-    "upcoming": "upcoming",
-    "missed": "missed",
-    "done": "done",
-    "unreachable": "not reachable",
-    "declined": "declined",
-}
-KIND_WORDS = {"score_5min": "5-min score", "day3": "72-h call"}
 ICS_PRODID = "-//sma-log//follow-ups//EN"
 ICS_DOMAIN = "sma-log"
 #: Length of a follow-up's calendar event: the 5-minute score is a moment at the end
@@ -71,9 +61,9 @@ def _queue_rows(
                 {
                     "id": item.id,
                     "kind": row["kind"],
-                    "what": KIND_WORDS.get(row["kind"], row["kind"]),
+                    "what": schedule.KIND_WORDS.get(row["kind"], row["kind"]),
                     "status": item.status,
-                    "status_words": STATUS_WORDS.get(item.status, item.status),
+                    "status_words": schedule.STATUS_WORDS.get(item.status, item.status),
                     "study_code": row["study_code"],
                     "patient_id": pid,
                     "procedure_id": row["procedure_id"],
@@ -218,6 +208,8 @@ def followups(opts: Options, status: str, fmt: str, ics: Path | None, force: boo
         click.echo(json.dumps([r for r, _ in rows], ensure_ascii=False, indent=2))
         return
     if not rows:
+        from ..domain.schedule import STATUS_WORDS
+
         which = "open follow-ups" if status == "all" else f"follow-ups {STATUS_WORDS[status]}"
         click.echo(f"No {which}.")
         return
@@ -289,7 +281,7 @@ def _calendar(
         ev.add("duration", timedelta(minutes=ICS_MINUTES.get(row["kind"], 30)))
         ev.add("summary", f"{r['what']} — {r['study_code']}")
         lines = [
-            f"{KIND_WORDS.get(row['kind'], row['kind'])} for {r['study_code']}",
+            f"{schedule.KIND_WORDS.get(row['kind'], row['kind'])} for {r['study_code']}",
             "Procedure: " + schedule.format_local(ended, tz, when, settings.locale),
             f"Operator: {row['operator'] or '—'}",
             "Due: " + schedule.format_local(due, tz, when, settings.locale) + f" ({tz})",

@@ -77,6 +77,18 @@ STATUS_ORDER: tuple[str, ...] = ("overdue", "due", "upcoming", "missed")
 #: Stored closing states (set by the user, never computed).
 CLOSED_STATUSES: tuple[str, ...] = ("done", "unreachable", "declined")
 
+#: Status and kind in words (screens and the CLI say the same; never colour alone).
+STATUS_WORDS: dict[str, str] = {
+    "overdue": "overdue",
+    "due": "due now",
+    "upcoming": "upcoming",
+    "missed": "missed",
+    "done": "done",
+    "unreachable": "not reachable",
+    "declined": "declined",
+}
+KIND_WORDS: dict[str, str] = {"score_5min": "5-min score", "day3": "72-h call"}
+
 
 def status_rank(state: str) -> int:
     """Sort rank for a state: computed states in ``STATUS_ORDER``, closed states after."""

@@ -10,7 +10,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Input, Select, Static
 
-from ...domain import fields, vocab
+from ...domain import fields, schedule, vocab
 from ..widgets.form import FormField, collect
 from .base import Dialog
 
@@ -136,19 +136,12 @@ class CloseDialog(Dialog[tuple[str, str] | None]):
 
 
 def state_words(state: str, late: Any = 0) -> str:
-    words = {
-        "overdue": "OVERDUE",
-        "due": "due now",
-        "upcoming": "upcoming",
-        "missed": "missed",
-        "done": "done",
-        "unreachable": "not reachable",
-        "declined": "declined",
-    }.get(state, state)
+    """The status in words; overdue in capitals so it stands out without colour."""
+    words = schedule.STATUS_WORDS.get(state, state)
+    if state == "overdue":
+        words = words.upper()
     return f"{words} (late)" if late and state == "done" else words
 
 
 def kind_words(kind: str) -> str:
-    return {"score_5min": "5-min score", "day3": "72-h call"}.get(
-        kind, vocab.label(vocab.FOLLOWUP_KINDS, kind)
-    )
+    return schedule.KIND_WORDS.get(kind, vocab.label(vocab.FOLLOWUP_KINDS, kind))
