@@ -57,7 +57,11 @@ def inspect_header(path: Path) -> int:
             f"{path}: written by a newer sma-log (schema {user_version}; this version reads "
             f"up to {SCHEMA_VERSION}): upgrade sma-log to open it"
         )
-    if valid_for == change_counter and page_count and size < page_count * page_size:
+    # The size check holds only for a file nobody is writing: while another process
+    # checkpoints its write-ahead log, page 1 (with the new size) can reach the disk
+    # before the pages that extend the file. With a -wal beside it, SQLite judges.
+    live = Path(f"{path}-wal").exists()
+    if not live and valid_for == change_counter and page_count and size < page_count * page_size:
         raise DatabaseRefused(
             f"{path}: the file is truncated ({size} bytes, its header says "
             f"{page_count * page_size}): restore it from a backup"
