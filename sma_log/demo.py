@@ -68,6 +68,7 @@ from typing import Any
 from ulid.base32 import ENCODE as CROCKFORD
 
 from .domain import fields, schedule, timeline, vocab
+from .storage import reportcache
 from .storage.errors import DatabaseRefused, StorageError
 from .storage.store import Store
 
@@ -264,6 +265,8 @@ def _to_us(now: Any) -> int:
         raise TypeError(f"now must be a datetime, not {type(now).__name__}")
     if now.tzinfo is not None:
         now = now.astimezone(UTC).replace(tzinfo=None)
+    # A plain datetime (a pendulum DateTime's subtraction returns an Interval).
+    now = datetime(*now.timetuple()[:6], now.microsecond)
     return (now - _EPOCH) // timedelta(microseconds=1)
 
 
@@ -1027,11 +1030,13 @@ def write_demo(
             conn.execute("PRAGMA cache_size = -65536")
             conn.execute("BEGIN IMMEDIATE")
             try:
-                for batch in gen.batches():
-                    for table, rows in batch.items():
-                        if rows:
-                            rows.sort()  # by id (ULID, so by time): fewer B-tree page splits
-                            conn.executemany(_insert_sql(table), rows)
+                # The report's caches are filled once at the end, not by a trigger per row.
+                with reportcache.suspended(conn):
+                    for batch in gen.batches():
+                        for table, rows in batch.items():
+                            if rows:
+                                rows.sort()  # by id (ULID, so by time): fewer page splits
+                                conn.executemany(_insert_sql(table), rows)
                 meta = {
                     "seed": seed,
                     "procedures": procedures,

@@ -282,7 +282,19 @@ class JsonSource(Source):
         return tuple(t for t in CLINICAL_TABLES if t in self.doc["tables"])
 
     def rows(self, table: str) -> Iterator[dict[str, Any]]:
-        yield from self.doc["tables"].get(table, [])
+        rows = self.doc["tables"].get(table, [])
+        if table == "procedures" and self.schema_version < 3:
+            # Schema 3 keeps procedure and puncture minutes to the whole second (what
+            # migration 3 did to this file's own rows): the same rule, or every
+            # procedure of an older export would look changed.
+            from .storage.schema import whole_second_times
+
+            for row in rows:
+                if "procedure_min" in row or "puncture_min" in row:
+                    row = {**row, **{k: v for k, v in whole_second_times(row).items() if k in row}}
+                yield row
+            return
+        yield from rows
 
 
 def _is_int(value: Any) -> bool:

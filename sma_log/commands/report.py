@@ -241,8 +241,7 @@ def report(
     else the intended one; year = year of the start (UTC). --from/--to are calendar
     days in the settings' time zone. The database is opened read-only.
     """
-    from ..domain import stats
-    from ..storage.analysis import iter_analysis_rows
+    from ..storage.reportcache import load_report
     from .common import site_timezone
 
     start = parse_date(date_from, "--from")
@@ -250,10 +249,8 @@ def report(
     if start and end and end < start:
         raise CommandRefused(f"--to {end} is before --from {start}")
     tz = site_timezone(opts.settings) if (start or end) else "UTC"
-    columns = [*stats.NEEDED] + ([stats.GROUPINGS[by][0]] if by else [])
     with open_for_reading(opts.db_path, opts.user) as store:
-        rows = iter_analysis_rows(store, start, end, columns=columns, tz=tz, order=False)
-        result = stats.summarise(rows, by, unit)  # type: ignore[arg-type]
+        result = load_report(store.conn, by, unit, start, end, tz)  # type: ignore[arg-type]
     if fmt == "json":
         import json
 

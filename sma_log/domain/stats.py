@@ -48,8 +48,8 @@ Summary rules
 
 from __future__ import annotations
 
+import bisect
 import math
-import statistics
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -188,30 +188,63 @@ class Spread:
         }
 
 
-def spread(values: list[float]) -> Spread:
-    """Summarise ``values`` with the stdlib ``statistics`` module."""
-    n = len(values)
-    if n == 0:
+def spread(values: Iterable[float]) -> Spread:
+    """Summarise ``values`` (a list of numbers); see :func:`spread_counts`."""
+    return spread_counts(Counter(values))
+
+
+def _sorted_counts(counts: Mapping[Any, int]) -> tuple[list[Any], list[int]]:
+    """Distinct values in order and the running total of their counts."""
+    values, cum, total = [], [], 0
+    for v in sorted(k for k, c in counts.items() if c > 0):
+        total += counts[v]
+        values.append(v)
+        cum.append(total)
+    return values, cum
+
+
+def _nth(values: list[Any], cum: list[int], k: int) -> Any:
+    """``data[k]`` of the sorted data the histogram stands for (0-based)."""
+    return values[bisect.bisect_right(cum, k)]
+
+
+def median_counts(counts: Mapping[Any, int]) -> float | None:
+    """``statistics.median`` of the data a histogram stands for (None when empty)."""
+    values, cum = _sorted_counts(counts)
+    if not values:
+        return None
+    n = cum[-1]
+    if n % 2:
+        return _nth(values, cum, n // 2)
+    return (_nth(values, cum, n // 2 - 1) + _nth(values, cum, n // 2)) / 2
+
+
+def spread_counts(counts: Mapping[Any, int]) -> Spread:
+    """Summarise the data a histogram ``{value: count}`` stands for.
+
+    The same figures as the list of values would give (quartiles exactly as
+    ``statistics.quantiles(data, n=4, method="inclusive")``), computed without
+    expanding the data: the report reads histograms kept in the database.
+    """
+    values, cum = _sorted_counts(counts)
+    if not values:
         return Spread(0)
-    data = sorted(values)
+    n = cum[-1]
+    lo, hi = float(values[0]), float(values[-1])
     if n == 1:
-        v = data[0]
-        return Spread(1, float(v), None, float(v), float(v), float(v), float(v), float(v))
-    q1, median, q3 = statistics.quantiles(data, n=4, method="inclusive")
-    mean = math.fsum(data) / n
-    # Float arithmetic (math.fsum, two passes): statistics.stdev's exact fractions cost
-    # 0.25 s per 100k values and agree to far more digits than a report shows.
-    sd = math.sqrt(math.fsum((x - mean) ** 2 for x in data) / (n - 1))
-    return Spread(
-        n,
-        mean,
-        sd,
-        float(median),
-        float(q1),
-        float(q3),
-        float(data[0]),
-        float(data[-1]),
-    )
+        return Spread(1, lo, None, lo, lo, lo, lo, hi)
+    m = n - 1
+    quartiles = []
+    for i in (1, 2, 3):  # statistics.quantiles, method="inclusive", n=4
+        j, delta = divmod(i * m, 4)
+        a, b = _nth(values, cum, j), _nth(values, cum, j + 1)
+        quartiles.append((a * (4 - delta) + b * delta) / 4)
+    q1, median, q3 = quartiles
+    # Float arithmetic with math.fsum: exact fractions cost far more and agree to far
+    # more digits than a report shows.
+    mean = math.fsum(v * counts[v] for v in values) / n
+    sd = math.sqrt(math.fsum(counts[v] * (v - mean) ** 2 for v in values) / (n - 1))
+    return Spread(n, mean, sd, float(median), float(q1), float(q3), lo, hi)
 
 
 @dataclass(frozen=True)
@@ -271,21 +304,27 @@ def _round(v: float | None, digits: int) -> float | None:
 # ---------------------------------------------------------------- accumulation
 @dataclass
 class _Acc:
-    """Per-procedure values of one group (or of one patient within a group)."""
+    """Histograms of one group (or of one patient within a group).
+
+    Filled row by row (:meth:`add`) or, for the whole-file report, from the cells the
+    database keeps (:meth:`add_cell`); :data:`CELL_RULES` states :meth:`add`'s rules
+    in SQL, and a property test holds the two to the same figures.
+    """
 
     n: int = 0
     delivered: int = 0
-    attempts: list[int] = field(default_factory=list)
-    redirections: list[int] = field(default_factory=list)
-    fas: list[int] = field(default_factory=list)
-    proc_min: list[float] = field(default_factory=list)
-    punct_min: list[float] = field(default_factory=list)
-    sat5: list[int] = field(default_factory=list)
-    sat72: list[int] = field(default_factory=list)
+    attempts: Counter[int] = field(default_factory=Counter)
+    redirections: Counter[int] = field(default_factory=Counter)
+    fas: Counter[int] = field(default_factory=Counter)  # 1 success, 0 not
+    proc_min: Counter[float] = field(default_factory=Counter)
+    punct_min: Counter[float] = field(default_factory=Counter)
+    sat5: Counter[int] = field(default_factory=Counter)
+    sat72: Counter[int] = field(default_factory=Counter)
     sedation: Counter[str] = field(default_factory=Counter)
     fu: Counter[str] = field(default_factory=Counter)
     ae: Counter[str] = field(default_factory=Counter)
     patients: dict[Any, _Acc] | None = None
+    patients_n: int = 0
 
     def add(self, r: Mapping[str, Any]) -> None:
         self.n += 1
@@ -293,27 +332,27 @@ class _Acc:
             self.delivered += 1
         v = r["attempts_n"]
         if v:  # at least one needle insertion
-            self.attempts.append(v)
-            self.redirections.append(r["redirections_n"] or 0)
+            self.attempts[v] += 1
+            self.redirections[r["redirections_n"] or 0] += 1
             f = r["first_attempt_success"]
             if f is not None:
-                self.fas.append(1 if f else 0)
+                self.fas[1 if f else 0] += 1
         v = r["procedure_min"]
         if v is not None:
-            self.proc_min.append(v)
+            self.proc_min[v] += 1
         v = r["puncture_min"]
         if v is not None:
-            self.punct_min.append(v)
+            self.punct_min[v] += 1
         v = r["satisfaction_5min"]
         if v is not None:
-            self.sat5.append(v)
+            self.sat5[v] += 1
         self.sedation[r["sedation"] or UNKNOWN] += 1
         state = r["fu72_state"] or "none"
         self.fu[state] += 1
         if state == "done":
             v = r["satisfaction_72h"]
             if v is not None:
-                self.sat72.append(v)
+                self.sat72[v] += 1
             ae = self.ae
             if r["pdph"]:
                 ae["pdph"] += 1
@@ -328,9 +367,69 @@ class _Acc:
             if r["other_event_serious"]:
                 ae["other_event_serious"] += 1
 
+    def add_cell(self, metric: str, value: Any, n: int) -> None:
+        """Add ``n`` procedures whose ``metric`` had ``value`` (one cell of the cache)."""
+        if metric == "n":
+            self.n += n
+        elif metric == "delivered":
+            self.delivered += n
+        elif metric == "patient":
+            self.patients_n += 1
+        else:
+            getattr(self, _CELL_FIELDS[metric])[value] += n
 
-def _pct_le(values: list[float], limit: float) -> Count:
-    return Count(sum(1 for v in values if v <= limit), len(values))
+
+#: One ended procedure's contribution to the report cells kept in the database, in SQL
+#: over the columns of its fact row (``{column}`` placeholders): (metric, value,
+#: condition). Exactly :meth:`_Acc.add`'s rules; ``patient`` cells count patients.
+CELL_RULES: tuple[tuple[str, str, str], ...] = (
+    ("n", "''", "1"),
+    ("delivered", "''", "{drug_delivered}"),
+    ("attempts", "{attempts_n}", "{attempts_n} >= 1"),
+    ("redirections", "coalesce({redirections_n}, 0)", "{attempts_n} >= 1"),
+    (
+        "fas",
+        "CASE WHEN {first_attempt_success} THEN 1 ELSE 0 END",
+        "{attempts_n} >= 1 AND {first_attempt_success} IS NOT NULL",
+    ),
+    ("procedure_min", "{procedure_min}", "{procedure_min} IS NOT NULL"),
+    ("puncture_min", "{puncture_min}", "{puncture_min} IS NOT NULL"),
+    ("sat5", "{satisfaction_5min}", "{satisfaction_5min} IS NOT NULL"),
+    ("sedation", f"coalesce(nullif({{sedation}}, ''), '{UNKNOWN}')", "1"),
+    ("fu", "coalesce(nullif({fu72_state}, ''), 'none')", "1"),
+    ("sat72", "{satisfaction_72h}", "{fu72_state} = 'done' AND {satisfaction_72h} IS NOT NULL"),
+    ("ae", "'pdph'", "{fu72_state} = 'done' AND {pdph}"),
+    ("ae", "'back_pain'", "{fu72_state} = 'done' AND coalesce({back_pain_nrs}, 0) >= 1"),
+    ("ae", "'radicular_pain'", "{fu72_state} = 'done' AND {radicular_pain}"),
+    ("ae", "'nausea_vomiting'", "{fu72_state} = 'done' AND {nausea_vomiting}"),
+    ("ae", "'other_event'", "{fu72_state} = 'done' AND {other_event_any}"),
+    ("ae", "'other_event_serious'", "{fu72_state} = 'done' AND {other_event_serious}"),
+    ("patient", "{patient_id}", "1"),
+)
+_CELL_FIELDS = {
+    "attempts": "attempts",
+    "redirections": "redirections",
+    "fas": "fas",
+    "procedure_min": "proc_min",
+    "puncture_min": "punct_min",
+    "sat5": "sat5",
+    "sat72": "sat72",
+    "sedation": "sedation",
+    "fu": "fu",
+    "ae": "ae",
+}
+
+
+def group_sql(column: str) -> str:
+    """:func:`group_key` in SQL: the group code of a column's value."""
+    return (
+        f"CASE WHEN {column} IS NULL OR {column} = '' THEN '{UNKNOWN}' "
+        f"ELSE CAST({column} AS TEXT) END"
+    )
+
+
+def _pct_le(counts: Mapping[Any, int], limit: float) -> Count:
+    return Count(sum(c for v, c in counts.items() if v <= limit), sum(c for c in counts.values()))
 
 
 def _proc_figures(acc: _Acc, patients_n: int) -> list[Figure]:
@@ -340,13 +439,18 @@ def _proc_figures(acc: _Acc, patients_n: int) -> list[Figure]:
         Figure("patients", "Patients, n", "patient", patients_n),
         Figure("procedures", "Procedures, n", P, acc.n),
         Figure("success", "Success (drug delivered), n/N (%)", P, Count(acc.delivered, acc.n)),
-        Figure("attempts", "Attempts, median (IQR; range)", P, spread(acc.attempts)),
+        Figure("attempts", "Attempts, median (IQR; range)", P, spread_counts(acc.attempts)),
         Figure(
-            "first_attempt", "First-attempt success, n/N (%)", P, Count(sum(acc.fas), len(acc.fas))
+            "first_attempt",
+            "First-attempt success, n/N (%)",
+            P,
+            Count(acc.fas[1], acc.fas[0] + acc.fas[1]),
         ),
         Figure("attempts_le2", "≤ 2 attempts, n/N (%)", P, _pct_le(acc.attempts, 2)),
         Figure("attempts_le4", "≤ 4 attempts, n/N (%)", P, _pct_le(acc.attempts, 4)),
-        Figure("redirections", "Redirections, median (IQR; range)", P, spread(acc.redirections)),
+        Figure(
+            "redirections", "Redirections, median (IQR; range)", P, spread_counts(acc.redirections)
+        ),
     ]
     figs += _shared_figures(acc)
     figs += [
@@ -365,10 +469,10 @@ def _shared_figures(acc: _Acc) -> list[Figure]:
     """Per-procedure figures in both units: times and satisfaction."""
     P: Unit = "procedure"
     return [
-        Figure("procedure_min", "Procedure time, min", P, spread(acc.proc_min)),
-        Figure("puncture_min", "Puncture time, min", P, spread(acc.punct_min)),
-        Figure("satisfaction_5min", "Satisfaction at 5 min (1–5)", P, spread(acc.sat5)),
-        Figure("satisfaction_72h", "Satisfaction at 72 h (1–5)", P, spread(acc.sat72)),
+        Figure("procedure_min", "Procedure time, min", P, spread_counts(acc.proc_min)),
+        Figure("puncture_min", "Puncture time, min", P, spread_counts(acc.punct_min)),
+        Figure("satisfaction_5min", "Satisfaction at 5 min (1–5)", P, spread_counts(acc.sat5)),
+        Figure("satisfaction_72h", "Satisfaction at 72 h (1–5)", P, spread_counts(acc.sat72)),
     ]
 
 
@@ -391,9 +495,9 @@ def _patient_figures(acc: _Acc) -> list[Figure]:
     T: Unit = "patient"
     pats = list((acc.patients or {}).values())
     n = len(pats)
-    medians_att = [statistics.median(p.attempts) for p in pats if p.attempts]
-    medians_red = [statistics.median(p.redirections) for p in pats if p.redirections]
-    fas = [p for p in pats if p.fas]
+    medians_att = Counter(median_counts(p.attempts) for p in pats if +p.attempts)
+    medians_red = Counter(median_counts(p.redirections) for p in pats if +p.redirections)
+    fas = [p for p in pats if +p.fas]
     followed = [p for p in pats if p.fu["done"]]
     deepest = Counter(
         max(p.sedation, key=lambda k: _SEDATION_DEPTH.get(k, -1)) for p in pats if p.sedation
@@ -408,13 +512,16 @@ def _patient_figures(acc: _Acc) -> list[Figure]:
             Count(sum(1 for p in pats if p.delivered == p.n), n),
         ),
         Figure(
-            "attempts", "Attempts (patient median), median (IQR; range)", T, spread(medians_att)
+            "attempts",
+            "Attempts (patient median), median (IQR; range)",
+            T,
+            spread_counts(medians_att),
         ),
         Figure(
             "first_attempt",
             "First-attempt success every time, n/N (%)",
             T,
-            Count(sum(1 for p in fas if all(p.fas)), len(fas)),
+            Count(sum(1 for p in fas if not p.fas[0]), len(fas)),
         ),
         Figure(
             "attempts_le2", "≤ 2 attempts (patient median), n/N (%)", T, _pct_le(medians_att, 2)
@@ -426,7 +533,7 @@ def _patient_figures(acc: _Acc) -> list[Figure]:
             "redirections",
             "Redirections (patient median), median (IQR; range)",
             T,
-            spread(medians_red),
+            spread_counts(medians_red),
         ),
     ]
     figs += _shared_figures(acc)
@@ -513,3 +620,38 @@ def summarise(
         for k in (_order(by, groups) if by else [])
     ]
     return Report(by, unit, summaries, GroupSummary("overall", "Overall", make(overall)))
+
+
+#: The dimension of the overall figures among the cells (besides the GROUPINGS).
+OVERALL = "overall"
+
+
+def summarise_cells(cells: Iterable[tuple[str, str, str, Any, int]], by: str | None) -> Report:
+    """The procedure-unit report from cells ``(dimension, group, metric, value, n)``.
+
+    The database keeps these cells for every grouping (see
+    :mod:`sma_log.storage.reportcache`), so the whole-file report reads a few thousand
+    histogram cells instead of one row per procedure. The figures are those
+    :func:`summarise` gives over the same procedures (a property test checks it).
+    Cells of other dimensions are ignored.
+    """
+    if by is not None and by not in GROUPINGS:
+        raise ValueError(f"unknown grouping {by!r}; choose one of {', '.join(GROUPINGS)}")
+    overall = _Acc()
+    groups: dict[str, _Acc] = {}
+    for dim, grp, metric, value, n in cells:
+        if n <= 0:
+            continue
+        if dim == OVERALL:
+            acc = overall
+        elif dim == by:
+            acc = groups.get(grp) or groups.setdefault(grp, _Acc())
+        else:
+            continue
+        acc.add_cell(metric, value, n)
+    summaries = [
+        GroupSummary(k, group_label(by, k), _proc_figures(groups[k], groups[k].patients_n))
+        for k in (_order(by, groups) if by else [])
+    ]
+    overall_fig = _proc_figures(overall, overall.patients_n)
+    return Report(by, "procedure", summaries, GroupSummary("overall", "Overall", overall_fig))

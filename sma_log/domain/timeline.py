@@ -133,8 +133,10 @@ class State:
         return sum(a.redirections for a in self.attempts)
 
     def minutes(self, a: str, b: str) -> float | None:
+        """Minutes from milestone ``a`` to ``b``, kept to the whole second (see
+        :func:`whole_second_minutes`)."""
         if a in self.milestones and b in self.milestones:
-            return (self.milestones[b] - self.milestones[a]).total_seconds() / 60
+            return whole_second_minutes((self.milestones[b] - self.milestones[a]).total_seconds())
         return None
 
     @property
@@ -155,6 +157,17 @@ class State:
         if "csf" in self.milestones:
             return self.attempts[0].csf_obtained and len(self.attempts) == 1
         return False if self.ended else None
+
+
+def whole_second_minutes(seconds: float) -> float:
+    """An interval in minutes, rounded to the whole second first.
+
+    Procedure and puncture times are stored (and reported) to the second: sub-second
+    digits of a stopwatch reading are noise, and whole seconds let the report keep
+    exact histograms of the times (a few thousand distinct values, not one per
+    procedure). Rounding is Python's (half to even).
+    """
+    return round(seconds) / 60
 
 
 def replay(events: Iterable[Event], level: str | None = None, approach: str | None = None) -> State:

@@ -264,7 +264,7 @@ COLUMN_CHOICES: dict[str, vocab.Choices] = {
 }
 
 
-def _bound(day: date | str, tz: str, end: bool) -> str:
+def day_bound(day: date | str, tz: str, end: bool) -> str:
     """The stored UTC text of local midnight starting ``day`` (or the day after it)."""
     import pendulum
 
@@ -282,14 +282,20 @@ def analysis_sql(
     tz: str = "UTC",
     include_open: bool = False,
     order: bool = True,
+    exprs: dict[str, str] | None = None,
 ) -> tuple[str, list[str], list[Any]]:
-    """``(sql, column names, parameters)`` of the analysis-row query."""
+    """``(sql, column names, parameters)`` of the analysis-row query.
+
+    ``exprs`` replaces the SQL of some columns (e.g. the stored ``p.started_at`` text
+    instead of its ISO form), keeping their position.
+    """
     names = list(columns) if columns is not None else [c.name for c in ANALYSIS_COLUMNS]
     unknown = [n for n in names if n not in _SQL]
     if unknown:
         raise ValueError(f"unknown analysis column(s): {', '.join(unknown)}")
     joins = {_SQL[n][1] for n in names}
-    select = ", ".join(f"{_SQL[n][0]} AS {n}" for n in names)
+    sql_of = {n: _SQL[n][0] for n in names} | (exprs or {})
+    select = ", ".join(f"{sql_of[n]} AS {n}" for n in names)
     sql = f"SELECT {select} FROM procedures p"
     if _PT in joins:
         sql += " JOIN patients pt ON pt.id = p.patient_id"
@@ -300,10 +306,10 @@ def analysis_sql(
         where.append("p.status = 'ended'")
     if date_from is not None:
         where.append("p.started_at >= ?")
-        params.append(_bound(date_from, tz, end=False))
+        params.append(day_bound(date_from, tz, end=False))
     if date_to is not None:
         where.append("p.started_at < ?")
-        params.append(_bound(date_to, tz, end=True))
+        params.append(day_bound(date_to, tz, end=True))
     if where:
         sql += " WHERE " + " AND ".join(where)
     if order:

@@ -286,7 +286,67 @@ def _v2(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {1: _v1, 2: _v2}
+def whole_second_times(row: dict[str, object]) -> dict[str, float | None]:
+    """A procedure row's ``procedure_min`` and ``puncture_min`` as schema 3 keeps them.
+
+    From the stored instants (start → end, first puncture → injection end) rounded to
+    the whole second; where an instant is missing (e.g. a de-identified export), from
+    the old value itself. Used by migration 3 and by ``import`` of older JSON exports.
+    """
+    from datetime import datetime
+
+    from ..domain.timeline import whole_second_minutes
+
+    out: dict[str, float | None] = {}
+    for col, a, b in (
+        ("procedure_min", "started_at", "ended_at"),
+        ("puncture_min", "first_puncture_at", "injection_end_at"),
+    ):
+        old, start, end = row.get(col), row.get(a), row.get(b)
+        if old is None:
+            out[col] = None
+        elif isinstance(start, str) and isinstance(end, str) and start and end:
+            delta = datetime.fromisoformat(end[:-1]) - datetime.fromisoformat(start[:-1])
+            out[col] = whole_second_minutes(delta.total_seconds())
+        else:
+            out[col] = whole_second_minutes(float(old) * 60)  # type: ignore[arg-type]
+    return out
+
+
+def _v3(db: sqlite_utils.Database) -> None:
+    """Times to the whole second, and the report's facts and cells kept by triggers.
+
+    * ``procedure_min`` and ``puncture_min`` are recomputed from the stored instants,
+      rounded to the whole second (:func:`sma_log.domain.timeline.whole_second_minutes`,
+      what the code now writes): derived columns, not audited, like every rewrite of them;
+    * ``report_facts``, ``report_cells``, the view ``report_facts_source`` and their
+      triggers (:mod:`sma_log.storage.reportcache`), filled from the data already there.
+
+    The view's SQL is generated from the analysis definitions of this version; a test
+    compares it with what the code generates now, so a change to those definitions
+    must come with a migration that recreates the view and rebuilds the caches.
+    """
+    from . import reportcache
+
+    conn = db.conn
+    cur = conn.execute(
+        "SELECT id, started_at, ended_at, first_puncture_at, injection_end_at, procedure_min, "
+        "puncture_min FROM procedures WHERE procedure_min IS NOT NULL OR puncture_min IS NOT NULL"
+    )
+    names = [c[0] for c in cur.description]
+    while rows := cur.fetchmany(5000):
+        updates = []
+        for values in rows:
+            row = dict(zip(names, values, strict=True))
+            times = whole_second_times(row)
+            updates.append((times["procedure_min"], times["puncture_min"], row["id"]))
+        conn.executemany(
+            "UPDATE procedures SET procedure_min = ?, puncture_min = ? WHERE id = ?", updates
+        )
+    reportcache.create(conn)
+
+
+MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {1: _v1, 2: _v2, 3: _v3}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 # Tables whose rows are clinical data: every change to them is audited.

@@ -1,0 +1,287 @@
+"""The report's facts and cells kept by triggers (sma_log.storage.reportcache).
+
+Every test compares the fast path with the plain one: the figures summarised from the
+analysis rows (procedures ⨝ patients ⟕ 72-hour follow-up, one row per procedure), on
+real files written through the real Store, importer, demo generator and migrations.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import statistics
+from pathlib import Path
+from typing import Any
+
+import pendulum
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sma_log.demo import write_demo
+from sma_log.domain import stats
+from sma_log.storage import reportcache
+from sma_log.storage.analysis import iter_analysis_rows
+from sma_log.storage.store import Store
+
+FIXTURES = Path(__file__).parent / "fixtures"
+NOW = pendulum.datetime(2026, 3, 27, 9, 0, tz="UTC")
+GROUPS = [None, *stats.GROUPINGS]
+
+
+def plain(store: Store, by: str | None, unit: str = "procedure", **kw: Any) -> dict[str, Any]:
+    """The report from the analysis rows (the definition the caches must match)."""
+    cols = [*stats.NEEDED] + ([stats.GROUPINGS[by][0]] if by else [])
+    rows = iter_analysis_rows(store, columns=cols, order=False, **kw)
+    return stats.summarise(rows, by, unit).as_dict()  # type: ignore[arg-type]
+
+
+def fast(store: Store, by: str | None, unit: str = "procedure", **kw: Any) -> dict[str, Any]:
+    return reportcache.load_report(store.conn, by, unit, **kw).as_dict()  # type: ignore[arg-type]
+
+
+def assert_consistent(store: Store) -> None:
+    assert reportcache.check(store.conn) == []
+    for by in GROUPS:
+        assert fast(store, by) == plain(store, by), by
+
+
+# ---------------------------------------------------------------- statistics on counts
+values = st.lists(
+    st.one_of(st.integers(0, 12), st.sampled_from([0.5, 1.25, 9.533333333333333, 30.0])),
+    min_size=1,
+    max_size=60,
+)
+
+
+@given(values)
+@settings(max_examples=300, deadline=None)
+def test_spread_of_counts_is_the_statistics_module_on_the_data(data: list[float]) -> None:
+    s = stats.spread(data)
+    assert s.n == len(data)
+    assert s.min == min(data) and s.max == max(data)
+    assert s.mean == pytest.approx(statistics.fmean(data), rel=1e-12, abs=1e-12)
+    if len(data) == 1:
+        assert s.sd is None and s.median == s.q1 == s.q3 == data[0]
+    else:
+        q1, med, q3 = statistics.quantiles(data, n=4, method="inclusive")
+        assert (s.q1, s.median, s.q3) == (q1, med, q3)  # exactly, not approximately
+        assert s.sd == pytest.approx(statistics.stdev(data), rel=1e-9, abs=1e-12)
+    from collections import Counter
+
+    assert stats.median_counts(Counter(data)) == statistics.median(data)
+
+
+# ---------------------------------------------------------------- migration 3
+def test_schema2_file_migrates_to_whole_seconds_and_filled_caches(tmp_path: Path) -> None:
+    db = shutil.copy(FIXTURES / "schema2.db", tmp_path / "old.db")
+    with sqlite3.connect(db) as raw:
+        before = raw.execute(
+            "SELECT id, procedure_min, puncture_min FROM procedures ORDER BY id"
+        ).fetchall()
+    raw.close()
+    assert any(m is not None and (m * 60) % 1 for _, m, _ in before)  # fractions of a second
+    store = Store.open(db, "tester")
+    try:
+        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        after = store.conn.execute(
+            "SELECT id, procedure_min, puncture_min FROM procedures ORDER BY id"
+        ).fetchall()
+        for (_, old_p, old_u), (_, new_p, new_u) in zip(before, after, strict=True):
+            for old, new in ((old_p, new_p), (old_u, new_u)):
+                if old is None:
+                    assert new is None
+                else:
+                    assert new == round(new * 60) / 60  # whole seconds
+                    assert abs(new - old) * 60 <= 0.5 + 1e-9
+        # What the Store computes from the events now is exactly what the migration wrote.
+        store.conn.execute("BEGIN IMMEDIATE")
+        try:
+            for (pid,) in store.conn.execute("SELECT id FROM procedures").fetchall():
+                row, events, _ = store._for_write(pid)
+                changed = store._sync_derived(dict(row), events)
+                assert changed is not None
+            recomputed = store.conn.execute(
+                "SELECT id, procedure_min, puncture_min FROM procedures ORDER BY id"
+            ).fetchall()
+        finally:
+            store.conn.execute("ROLLBACK")
+        assert recomputed == after
+        assert store.conn.execute("SELECT count(*) FROM report_facts").fetchone()[0] == 5
+        assert_consistent(store)
+        assert fast(store, None)["overall"]["figures"][0] == {
+            "key": "patients",
+            "label": "Patients, n",
+            "unit": "patient",
+            "n": 3,
+        }
+    finally:
+        store.close()
+
+
+def test_the_stored_view_is_what_this_code_generates(store: Store) -> None:
+    """Changing the analysis definitions needs a migration that recreates the view."""
+    sql = store.conn.execute(
+        "SELECT sql FROM sqlite_master WHERE name = 'report_facts_source'"
+    ).fetchone()[0]
+    assert sql == f"CREATE VIEW report_facts_source AS {reportcache.source_sql()}"
+    triggers = {
+        r[0]
+        for r in store.conn.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'report_%'"
+        )
+    }
+    assert triggers == set(reportcache.trigger_sql())
+
+
+# ---------------------------------------------------------------- kept by every writer
+def _procedure(store: Store, patient_id: str, setup: dict[str, Any], keys: list[str]) -> str:
+    pid = store.start_procedure(patient_id, setup)
+    for k in keys:
+        store.record(pid, k)
+    return pid
+
+
+def test_every_store_action_keeps_the_caches_right(
+    store: Store, patient: dict[str, Any], setup_values: dict[str, Any]
+) -> None:
+    pendulum.travel_to(NOW, freeze=True)
+    try:
+        other = store.create_patient({"study_code": "SMA-002", "sma_type": "3"})
+        a = _procedure(store, patient["id"], setup_values, ["attempt", "attempt", "csf"])
+        facts = lambda: store.conn.execute("SELECT count(*) FROM report_facts").fetchone()[0]  # noqa: E731
+        cells = lambda: store.conn.execute("SELECT * FROM report_cells").fetchall()  # noqa: E731
+        assert facts() == 0 and cells() == []  # a procedure in progress has no facts
+        pendulum.travel_to(NOW.add(minutes=7, seconds=13, microseconds=400_000), freeze=True)
+        store.record(a, "injection_start")
+        store.record(a, "injection_end")
+        store.end_procedure(a, {"drug_delivered": "yes"})
+        assert facts() == 1
+        assert_consistent(store)
+        assert (
+            store.one("SELECT procedure_min FROM procedures WHERE id = ?", (a,))["procedure_min"]
+            == 433 / 60
+        )  # 7 min 13.4 s → 433 s
+        store.set_score(a, 4)
+        assert_consistent(store)
+        b = _procedure(store, other["id"], {**setup_values, "approach": "midline"}, ["attempt"])
+        store.record(b, "attempt")
+        store.undo(b)
+        store.end_procedure(b, {"drug_delivered": "no", "failure_reason": "x", "fallback": "ct"})
+        assert_consistent(store)
+        day3 = {
+            r["procedure_id"]: r["id"]
+            for r in store.query("SELECT id, procedure_id FROM followups WHERE kind = 'day3'")
+        }
+        store.record_no_answer(day3[a])
+        store.complete_followup(
+            day3[a],
+            {"satisfaction": "5", "pdph": "yes", "back_pain_nrs": "3", "assessor": "RN"},
+        )
+        assert_consistent(store)
+        store.close_followup(day3[b], "declined", "no")
+        store.reopen_followup(day3[b])
+        assert_consistent(store)
+        store.update_procedure(a, {"approach": "midline", "cobb_angle": "72"})
+        store.update_patient(patient["id"], {"study_code": "SMA-001", "sma_type": "3"})
+        assert_consistent(store)
+        report = fast(store, "approach")
+        assert [g["group"] for g in report["groups"]] == ["midline"]
+        assert report["groups"][0]["figures"][1]["n"] == 2  # procedures
+        assert fast(store, "scoliosis")["groups"][0]["group"] == "moderate"  # b: 45.5°
+    finally:
+        pendulum.travel_back()
+
+
+def test_an_attempt_on_an_open_procedure_does_no_report_work(
+    store: Store, open_procedure: str
+) -> None:
+    before = store.conn.total_changes
+    store.record(open_procedure, "attempt")
+    changed = store.conn.total_changes - before
+    # the event, the attempt row, the derived columns, the audit rows; no cache rows
+    assert store.conn.execute("SELECT count(*) FROM report_cells").fetchone()[0] == 0
+    assert changed < 10
+
+
+@pytest.fixture(scope="module")
+def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("demo") / "demo.db"
+    write_demo(path, procedures=400, seed=3, now=NOW)
+    return path
+
+
+@pytest.mark.parametrize("by", GROUPS)
+def test_demo_report_from_cells_equals_the_rows(demo_db: Path, by: str | None) -> None:
+    with Store.open(demo_db, "tester", readonly=True) as store:
+        assert fast(store, by) == plain(store, by)
+        # the row path (a date range, the patient unit) reads the facts table
+        assert fast(store, by, "patient") == plain(store, by, "patient")
+        kw = {"date_from": "2025-06-01", "date_to": "2025-12-31", "tz": "Europe/Rome"}
+        assert fast(store, by, **kw) == plain(store, by, **kw)
+
+
+def test_demo_file_caches_are_consistent(demo_db: Path) -> None:
+    with Store.open(demo_db, "tester", readonly=True) as store:
+        assert reportcache.check(store.conn) == []
+        n = store.conn.execute("SELECT count(*) FROM report_facts").fetchone()[0]
+        assert n == 399  # every ended procedure, not the open one
+
+
+def test_check_finds_a_tampered_cache(tmp_path: Path, demo_db: Path) -> None:
+    db = shutil.copy(demo_db, tmp_path / "t.db")
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE report_cells SET n = n + 1 WHERE metric = 'attempts' AND value = 2")
+        assert any("report cell" in p for p in reportcache.check(conn))
+    conn.close()
+
+
+def test_import_and_sqlite_export_keep_caches_right(tmp_path: Path, demo_db: Path) -> None:
+    from sma_log.export.common import ExportOptions
+    from sma_log.export.sqlitecopy import write_sqlite
+    from sma_log.importer import import_file
+
+    target = tmp_path / "merged.db"
+    with Store.open(target, "tester") as store:
+        import_file(store, demo_db)
+        assert_consistent(store)
+    for opts in (
+        ExportOptions(identifiers=False, tz="Europe/Rome"),
+        ExportOptions(
+            identifiers=True,
+            tz="Europe/Rome",
+            date_from=pendulum.date(2025, 6, 1),
+            date_to=pendulum.date(2025, 12, 31),
+        ),
+    ):
+        out = tmp_path / f"copy-{opts.identifiers}.db"
+        with Store.open(demo_db, "tester", readonly=True) as store:
+            write_sqlite(store, out, opts, force=False)
+        with Store.open(out, "tester", readonly=True) as copy:
+            assert_consistent(copy)
+            triggers = copy.conn.execute(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'report_%'"
+            ).fetchone()[0]
+            assert triggers == len(reportcache.trigger_sql())
+
+
+def test_older_json_export_imports_without_false_conflicts(tmp_path: Path, demo_db: Path) -> None:
+    """A schema-2 export has minutes with fractions of a second: normalised on import."""
+    from sma_log.export.jsondoc import write_json
+    from sma_log.importer import import_file
+
+    db = shutil.copy(demo_db, tmp_path / "here.db")
+    doc_path = tmp_path / "old.json"
+    with Store.open(db, "tester", readonly=True) as store:
+        write_json(store, doc_path, identifiers=True)
+    doc = json.loads(doc_path.read_text())
+    for row in doc["tables"]["procedures"]:
+        if row.get("procedure_min") is not None:
+            row["procedure_min"] += 0.3 / 60  # what schema 2 kept: 0.3 s more
+    for version, conflicts in ((3, True), (2, False)):
+        doc["schema_version"] = version
+        doc_path.write_text(json.dumps(doc))
+        with Store.open(db, "tester") as store:
+            result = import_file(store, doc_path, dry_run=True)
+        assert bool(result.conflicts) is conflicts, version
