@@ -1,23 +1,30 @@
-"""Report time against database size, next to the sqlite3 shell on the same file.
+"""Report time and memory against database size, next to the sqlite3 shell on the same file.
 
 For each size a demo database is written (``sma-log demo``; reused from --dir if it
-is already there), then, alternating runs so machine noise hits all alike:
+is already there), then, alternating runs so machine noise hits all alike, each as its
+own process (wall time of the whole command, Python start-up included; peak RSS from
+os.wait4):
 
-* ``sma-log report --by approach --format csv`` (procedure unit), as a subprocess;
-* the same with ``--unit patient``;
-* in-process: streaming the analysis rows alone, and rows + statistics;
-* the ``sqlite3`` shell running an equivalent GROUP BY (approach; counts, success,
-  attempts, times, 72-h follow-up and PDPH through the same LEFT JOIN) on the file.
+* ``sma-log report --by approach --format csv``: the whole file, per procedure (read
+  from the cells the database keeps);
+* the same with ``--unit patient`` (the fact rows, summarised per patient in Python);
+* the same with ``--from/--to`` covering the last 30 days of the file (the fact rows of
+  the range);
+* ``sqlite3`` running an equivalent GROUP BY (approach; counts, success, attempts,
+  times, 72-h follow-up and PDPH through the same LEFT JOIN) on the file: what the
+  report would cost computed from the tables each time.
 
-    python benchmarks/report_scale.py [--sizes 1000,10000,100000] [--runs 3] [--dir D]
+    python benchmarks/report_scale.py [--sizes 1000,10000,100000,1000000] [--runs 5] [--dir D]
 
-Targets (issue 4): report over 100k procedures < 0.3 s, over 1M < 1 s.
+Targets (issue 4): report over 100k procedures < 0.3 s, over 1M < 1 s; memory flat.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -33,33 +40,33 @@ FROM procedures p LEFT JOIN followups f ON f.procedure_id = p.id AND f.kind = 'd
 WHERE p.status = 'ended' GROUP BY p.approach;"""
 
 
-def wall(cmd: list[str]) -> float:
+def run(cmd: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of one command."""
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - t0
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}")
+    return wall, usage.ru_maxrss / 1024
 
 
-def in_process(db: Path, with_stats: bool, unit: str = "procedure") -> float:
-    from sma_log.domain import stats
-    from sma_log.storage.analysis import iter_analysis_rows
-    from sma_log.storage.store import Store
+def last_month(db: Path) -> tuple[str, str]:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        last = conn.execute("SELECT max(started_at) FROM procedures").fetchone()[0]
+    finally:
+        conn.close()
+    import pendulum
 
-    t0 = time.perf_counter()
-    with Store.open(db, "bench", create=False, readonly=True) as store:
-        cols = [*stats.NEEDED, "approach"]
-        rows = iter_analysis_rows(store, columns=cols, order=False)
-        if with_stats:
-            stats.summarise(rows, "approach", unit)  # type: ignore[arg-type]
-        else:
-            for _ in rows:
-                pass
-    return time.perf_counter() - t0
+    end = pendulum.parse(last).date()
+    return str(end.subtract(days=29)), str(end)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="1000,10000,100000")
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--dir", type=Path, default=Path("/tmp/sma-log-report-bench"))
     args = ap.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
@@ -76,36 +83,44 @@ def main() -> None:
                 stdout=subprocess.DEVNULL,
             )
         base = [sma, "--db", str(db), "report", "--by", "approach", "--format", "csv"]
-        times: dict[str, list[float]] = {k: [] for k in ("cli", "cli_pt", "rows", "stats", "sql")}
+        lo, hi = last_month(db)
+        cmds = {
+            "cli": base,
+            "patient": [*base, "--unit", "patient"],
+            "month": [*base, "--from", lo, "--to", hi],
+        }
+        if sqlite:
+            cmds["sql"] = [sqlite, "-readonly", str(db), SQL]
+        run(cmds["cli"])  # warm the page cache (and upgrade an older file once)
+        times: dict[str, list[float]] = {k: [] for k in cmds}
+        rss: dict[str, list[float]] = {k: [] for k in cmds}
         for _ in range(args.runs):
-            times["cli"].append(wall(base))
-            times["cli_pt"].append(wall([*base, "--unit", "patient"]))
-            times["rows"].append(in_process(db, with_stats=False))
-            times["stats"].append(in_process(db, with_stats=True))
-            if sqlite:
-                times["sql"].append(wall([sqlite, "-readonly", str(db), SQL]))
-        med = {k: statistics.median(v) if v else float("nan") for k, v in times.items()}
-        size_mb = db.stat().st_size / 1e6
-        results.append((size, size_mb, med))
-        print(f"done {size}: {med}", file=sys.stderr, flush=True)
+            for key, cmd in cmds.items():
+                wall, mb = run(cmd)
+                times[key].append(wall)
+                rss[key].append(mb)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        peak = {k: max(v) for k, v in rss.items()}
+        results.append((size, db.stat().st_size / 1e6, med, peak))
+        print(f"done {size}: {med} {peak}", file=sys.stderr, flush=True)
     print()
-    print(f"Medians of {args.runs} runs; times in seconds (CLI = subprocess wall time).")
+    print(f"Medians of {args.runs} runs; wall seconds of the whole command; peak RSS in MB.")
     head = (
         "procedures",
         "file MB",
-        "report CLI",
-        "CLI --unit patient",
-        "rows only (in-proc)",
-        "rows+stats (in-proc)",
+        "report (whole file)",
+        "--unit patient",
+        "--from/--to last 30 days",
         "sqlite3 GROUP BY",
-        "CLI / sqlite3",
+        "report peak RSS",
     )
     print("| " + " | ".join(head) + " |")
     print("|" + "---:|" * len(head))
-    for size, mb, m in results:
+    for size, mb, m, p in results:
         cells = [f"{size:,}", f"{mb:,.0f}"]
-        cells += [f"{m[k]:.3f}" for k in ("cli", "cli_pt", "rows", "stats", "sql")]
-        cells.append(f"{m['cli'] / m['sql']:.1f}x" if m["sql"] == m["sql"] else "—")
+        cells += [f"{m[k]:.3f}" for k in ("cli", "patient", "month")]
+        cells.append(f"{m['sql']:.3f}" if "sql" in m else "—")
+        cells.append(f"{p['cli']:.0f}")
         print("| " + " | ".join(cells) + " |")
 
 

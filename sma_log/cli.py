@@ -246,11 +246,23 @@ def _parse_instant(text: str) -> Any:
 
 
 @main.command()
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Also run SQLite's integrity check and compare the report's kept figures with "
+    "the tables; exit 1 if anything is wrong.",
+)
+@click.option(
+    "--rebuild-report",
+    is_flag=True,
+    help="Rebuild the report's kept figures (report_facts, report_patients, report_cells) "
+    "from the tables, in one transaction, and put their triggers back.",
+)
 @click.pass_obj
-def info(opts: Options) -> None:
+def info(opts: Options, check: bool, rebuild_report: bool) -> None:
     """Show the database file: path, schema version, counts, SQLite version, permissions.
 
-    Opens the file read-only; a missing file is not created.
+    Opens the file read-only (except for --rebuild-report); a missing file is not created.
     """
     import sqlite3
     import stat
@@ -259,7 +271,21 @@ def info(opts: Options) -> None:
     from .storage.store import Store
 
     path = opts.db_path
+    if rebuild_report:
+        from .storage import reportcache
+
+        with Store.open(path, opts.user, create=False) as store, store.write() as conn:
+            reportcache.rebuild(conn, restore_triggers=True)
+        click.echo(f"Rebuilt the report's kept figures in {path}.")
+    problems: list[str] = []
     with Store.open(path, opts.user, create=False, readonly=True) as store:
+        if check:
+            from .storage import reportcache
+
+            result = [r[0] for r in store.conn.execute("PRAGMA integrity_check").fetchall()]
+            if result != ["ok"]:
+                problems.append(f"integrity check: {'; '.join(result[:3])}")
+            problems += [f"report figures: {p}" for p in reportcache.check(store.conn)]
         version = store.conn.execute("PRAGMA user_version").fetchone()[0]
         journal = store.conn.execute("PRAGMA journal_mode").fetchone()[0]
         meta = dict(store.conn.execute("SELECT key, value FROM meta").fetchall())
@@ -289,9 +315,17 @@ def info(opts: Options) -> None:
         rows.append(("demo data", meta["demo"]))
     rows += [(table, str(n)) for table, n in counts.items()]
     rows.append(("open procedures", str(open_n)))
+    if check:
+        rows.append(("check", "ok" if not problems else f"{len(problems)} problem(s)"))
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         click.echo(f"{key + ':':<{width + 2}}{value}")
+    if problems:
+        for p in problems:
+            click.echo(f"  {p}", err=True)
+        if any(p.startswith("report figures") for p in problems):
+            click.echo("  (sma-log info --rebuild-report rebuilds them from the tables)", err=True)
+        raise SystemExit(1)
 
 
 def _size(path: Path) -> str:

@@ -285,3 +285,35 @@ def test_older_json_export_imports_without_false_conflicts(tmp_path: Path, demo_
         with Store.open(db, "tester") as store:
             result = import_file(store, doc_path, dry_run=True)
         assert bool(result.conflicts) is conflicts, version
+
+
+def test_info_check_finds_dropped_triggers_and_rebuild_repairs(
+    tmp_path: Path, demo_db: Path
+) -> None:
+    """Whoever owns the file can drop a trigger; `info --check` says so, rebuild repairs."""
+    from click.testing import CliRunner
+
+    from sma_log.cli import main
+
+    db = shutil.copy(demo_db, tmp_path / "t.db")
+    runner = CliRunner()
+    ok = runner.invoke(main, ["--db", str(db), "info", "--check"])
+    assert ok.exit_code == 0, ok.output
+    assert "check:" in ok.output and "ok" in ok.output.split("check:")[1]
+    with sqlite3.connect(db) as conn:
+        conn.execute("DROP TRIGGER report_followup_update")
+        conn.execute(
+            "UPDATE followups SET state = 'declined' WHERE kind = 'day3' AND state = 'open'"
+        )
+    conn.close()
+    bad = runner.invoke(main, ["--db", str(db), "info", "--check"])
+    assert bad.exit_code == 1
+    assert "report figures" in bad.output and "--rebuild-report" in bad.output
+    fixed = runner.invoke(main, ["--db", str(db), "info", "--rebuild-report", "--check"])
+    assert fixed.exit_code == 0, fixed.output
+    with Store.open(db, "tester") as store:
+        assert_consistent(store)
+        n = store.conn.execute(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'report_%'"
+        ).fetchone()[0]
+        assert n == len(reportcache.trigger_sql())

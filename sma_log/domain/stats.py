@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import statistics
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -323,7 +324,7 @@ class _Acc:
     sedation: Counter[str] = field(default_factory=Counter)
     fu: Counter[str] = field(default_factory=Counter)
     ae: Counter[str] = field(default_factory=Counter)
-    patients: dict[Any, _Acc] | None = None
+    patients: dict[Any, Any] | None = None  # patient → _PatientAcc (or None: counted)
     patients_n: int = 0
 
     def add(self, r: Mapping[str, Any]) -> None:
@@ -373,15 +374,16 @@ class _Acc:
             self.n += n
         elif metric == "delivered":
             self.delivered += n
-        elif metric == "patient":
-            self.patients_n += 1
+        elif metric == "patients":  # distinct patients of the group
+            self.patients_n += n
         else:
             getattr(self, _CELL_FIELDS[metric])[value] += n
 
 
 #: One ended procedure's contribution to the report cells kept in the database, in SQL
 #: over the columns of its fact row (``{column}`` placeholders): (metric, value,
-#: condition). Exactly :meth:`_Acc.add`'s rules; ``patient`` cells count patients.
+#: condition). Exactly :meth:`_Acc.add`'s rules. (A ``patients`` cell per group holds
+#: its number of distinct patients; see :mod:`sma_log.storage.reportcache`.)
 CELL_RULES: tuple[tuple[str, str, str], ...] = (
     ("n", "''", "1"),
     ("delivered", "''", "{drug_delivered}"),
@@ -404,7 +406,6 @@ CELL_RULES: tuple[tuple[str, str, str], ...] = (
     ("ae", "'nausea_vomiting'", "{fu72_state} = 'done' AND {nausea_vomiting}"),
     ("ae", "'other_event'", "{fu72_state} = 'done' AND {other_event_any}"),
     ("ae", "'other_event_serious'", "{fu72_state} = 'done' AND {other_event_serious}"),
-    ("patient", "{patient_id}", "1"),
 )
 _CELL_FIELDS = {
     "attempts": "attempts",
@@ -490,65 +491,150 @@ def _followup_figures(acc: _Acc) -> list[Figure]:
     ]
 
 
-def _patient_figures(acc: _Acc) -> list[Figure]:
-    """``acc.patients`` holds one accumulator per patient (see the module docstring)."""
-    T: Unit = "patient"
-    pats = list((acc.patients or {}).values())
-    n = len(pats)
-    medians_att = Counter(median_counts(p.attempts) for p in pats if +p.attempts)
-    medians_red = Counter(median_counts(p.redirections) for p in pats if +p.redirections)
-    fas = [p for p in pats if +p.fas]
-    followed = [p for p in pats if p.fu["done"]]
-    deepest = Counter(
-        max(p.sedation, key=lambda k: _SEDATION_DEPTH.get(k, -1)) for p in pats if p.sedation
+class _PatientAcc:
+    """One patient's procedures within one group: only what the per-patient rules read."""
+
+    __slots__ = (
+        "ae",
+        "attempts",
+        "delivered",
+        "done",
+        "fas_failed",
+        "fas_known",
+        "n",
+        "redirections",
+        "sedation",
     )
+
+    def __init__(self) -> None:
+        self.n = self.delivered = self.fas_known = self.fas_failed = 0
+        self.attempts: list[int] = []
+        self.redirections: list[int] = []
+        self.sedation: set[str] = set()
+        self.done = False
+        self.ae: set[str] = set()
+
+    def add(self, r: Mapping[str, Any]) -> None:
+        """The rules of :meth:`_Acc.add`, kept to what :class:`_PatientFold` needs."""
+        self.n += 1
+        if r["drug_delivered"]:
+            self.delivered += 1
+        v = r["attempts_n"]
+        if v:
+            self.attempts.append(v)
+            self.redirections.append(r["redirections_n"] or 0)
+            f = r["first_attempt_success"]
+            if f is not None:
+                self.fas_known += 1
+                if not f:
+                    self.fas_failed += 1
+        self.sedation.add(r["sedation"] or UNKNOWN)
+        if r["fu72_state"] == "done":
+            self.done = True
+            ae = self.ae
+            if r["pdph"]:
+                ae.add("pdph")
+            if (r["back_pain_nrs"] or 0) >= 1:
+                ae.add("back_pain")
+            if r["radicular_pain"]:
+                ae.add("radicular_pain")
+            if r["nausea_vomiting"]:
+                ae.add("nausea_vomiting")
+            if r["other_event_any"]:
+                ae.add("other_event")
+            if r["other_event_serious"]:
+                ae.add("other_event_serious")
+
+
+@dataclass
+class _PatientFold:
+    """Patient summaries of one group, folded in one patient at a time.
+
+    Holds counts and histograms only, so a report over any number of patients keeps
+    constant memory when the rows come grouped by patient.
+    """
+
+    n: int = 0
+    success: int = 0
+    medians_att: Counter[float] = field(default_factory=Counter)
+    medians_red: Counter[float] = field(default_factory=Counter)
+    fas_known: int = 0
+    fas_every: int = 0
+    deepest: Counter[str] = field(default_factory=Counter)
+    followed: int = 0
+    ae_any: Counter[str] = field(default_factory=Counter)
+
+    def add(self, p: _PatientAcc) -> None:
+        self.n += 1
+        if p.delivered == p.n:
+            self.success += 1
+        if p.attempts:
+            self.medians_att[statistics.median(p.attempts)] += 1
+            self.medians_red[statistics.median(p.redirections)] += 1
+        if p.fas_known:
+            self.fas_known += 1
+            if not p.fas_failed:
+                self.fas_every += 1
+        if p.sedation:
+            self.deepest[max(sorted(p.sedation), key=lambda k: _SEDATION_DEPTH.get(k, -1))] += 1
+        if p.done:
+            self.followed += 1
+            for key in p.ae:
+                self.ae_any[key] += 1
+
+
+def _patient_figures(acc: _Acc, fold: _PatientFold) -> list[Figure]:
+    """Per-patient figures of a group (see the module docstring for the rules)."""
+    T: Unit = "patient"
+    n = fold.n
     figs = [
         Figure("patients", "Patients, n", T, n),
         Figure("procedures", "Procedures, n", "procedure", acc.n),
-        Figure(
-            "success",
-            "Success (every dose delivered), n/N (%)",
-            T,
-            Count(sum(1 for p in pats if p.delivered == p.n), n),
-        ),
+        Figure("success", "Success (every dose delivered), n/N (%)", T, Count(fold.success, n)),
         Figure(
             "attempts",
             "Attempts (patient median), median (IQR; range)",
             T,
-            spread_counts(medians_att),
+            spread_counts(fold.medians_att),
         ),
         Figure(
             "first_attempt",
             "First-attempt success every time, n/N (%)",
             T,
-            Count(sum(1 for p in fas if not p.fas[0]), len(fas)),
+            Count(fold.fas_every, fold.fas_known),
         ),
         Figure(
-            "attempts_le2", "≤ 2 attempts (patient median), n/N (%)", T, _pct_le(medians_att, 2)
+            "attempts_le2",
+            "≤ 2 attempts (patient median), n/N (%)",
+            T,
+            _pct_le(fold.medians_att, 2),
         ),
         Figure(
-            "attempts_le4", "≤ 4 attempts (patient median), n/N (%)", T, _pct_le(medians_att, 4)
+            "attempts_le4",
+            "≤ 4 attempts (patient median), n/N (%)",
+            T,
+            _pct_le(fold.medians_att, 4),
         ),
         Figure(
             "redirections",
             "Redirections (patient median), median (IQR; range)",
             T,
-            spread_counts(medians_red),
+            spread_counts(fold.medians_red),
         ),
     ]
     figs += _shared_figures(acc)
     figs += [
-        Figure(f"sedation_{code}", f"Deepest sedation: {text}, n (%)", T, Count(deepest[code], n))
+        Figure(
+            f"sedation_{code}",
+            f"Deepest sedation: {text}, n (%)",
+            T,
+            Count(fold.deepest[code], n),
+        )
         for code, text in (*vocab.SEDATION, (UNKNOWN, UNKNOWN_LABEL))
-        if code != UNKNOWN or deepest[UNKNOWN]
+        if code != UNKNOWN or fold.deepest[UNKNOWN]
     ]
     figs += [
-        Figure(
-            key,
-            f"{text} (any), n (%)",
-            T,
-            Count(sum(1 for p in followed if p.ae[key]), len(followed)),
-        )
+        Figure(key, f"{text} (any), n (%)", T, Count(fold.ae_any[key], fold.followed))
         for key, text in ADVERSE_EVENTS
     ]
     figs += _followup_figures(acc)
@@ -579,11 +665,18 @@ def _order(by: str, keys: Iterable[str]) -> list[str]:
 
 
 def summarise(
-    rows: Iterable[Mapping[str, Any]], by: str | None = None, unit: Unit = "procedure"
+    rows: Iterable[Mapping[str, Any]],
+    by: str | None = None,
+    unit: Unit = "procedure",
+    *,
+    grouped_by_patient: bool = False,
 ) -> Report:
     """The report's figures per group (``by``, one of :data:`GROUPINGS`) and overall.
 
     Rows are read once (streamed); only :data:`NEEDED` keys and the group key are used.
+    ``grouped_by_patient``: the rows come with each patient's procedures together, so
+    each patient is summarised as soon as their rows end and memory stays constant
+    (otherwise every patient's summary is held until the end).
     """
     if by is not None and by not in GROUPINGS:
         raise ValueError(f"unknown grouping {by!r}; choose one of {', '.join(GROUPINGS)}")
@@ -592,8 +685,29 @@ def summarise(
     per_patient = unit == "patient"
     overall = _Acc(patients={})
     groups: dict[str, _Acc] = {}
+    folds: dict[int, _PatientFold] = {}  # by id() of the group's accumulator
     col = GROUPINGS[by][0] if by else None
+    current: Any = object()
+
+    def flush() -> None:
+        for acc in (overall, *groups.values()):
+            pats = acc.patients
+            assert pats is not None
+            if per_patient:
+                fold = folds.get(id(acc))
+                if fold is None:
+                    fold = folds[id(acc)] = _PatientFold()
+                for p in pats.values():
+                    fold.add(p)
+            else:
+                acc.patients_n += len(pats)
+            pats.clear()
+
     for r in rows:
+        pid = r["patient_id"]
+        if grouped_by_patient and pid != current:
+            flush()
+            current = pid
         accs = [overall]
         if col is not None:
             value = r[col]
@@ -602,7 +716,6 @@ def summarise(
             if acc is None:
                 acc = groups[key] = _Acc(patients={})
             accs.append(acc)
-        pid = r["patient_id"]
         for acc in accs:
             acc.add(r)
             pats = acc.patients
@@ -610,11 +723,17 @@ def summarise(
             if per_patient:
                 p = pats.get(pid)
                 if p is None:
-                    p = pats[pid] = _Acc()
+                    p = pats[pid] = _PatientAcc()
                 p.add(r)
             else:
                 pats[pid] = None  # type: ignore[assignment]  # only counted
-    make = _patient_figures if per_patient else lambda a: _proc_figures(a, len(a.patients or {}))
+    flush()
+
+    def make(acc: _Acc) -> list[Figure]:
+        if per_patient:
+            return _patient_figures(acc, folds.get(id(acc)) or _PatientFold())
+        return _proc_figures(acc, acc.patients_n)
+
     summaries = [
         GroupSummary(k, group_label(by, k), make(groups[k]))
         for k in (_order(by, groups) if by else [])

@@ -10,6 +10,8 @@ So the database keeps the answer up to date as it is written:
   the statistics read (the analysis columns of :data:`FACT_COLUMNS`: the group of
   every grouping, attempts, minutes, scores, the 72-hour outcome), copied from the
   view ``report_facts_source`` (procedures ⨝ patients ⟕ 72-hour follow-up);
+* ``report_patients``: how many procedures each patient has in each group (a patient
+  counts once per group);
 * ``report_cells``: histograms of those values per grouping and group:
   ``(dim, grp, metric, value) → n`` procedures, for every grouping of
   :data:`sma_log.domain.stats.GROUPINGS` plus ``overall``; the rules are
@@ -98,7 +100,7 @@ FOLLOWUP_SOURCE = (
     "other_event_serious",
 )
 PATIENT_SOURCE = ("id", "sma_type")
-TABLES = ("report_facts", "report_cells")
+TABLES = ("report_facts", "report_patients", "report_cells")
 _COLS = ", ".join(FACT_COLUMNS)
 
 
@@ -138,11 +140,25 @@ def _metrics(row: str) -> str:
 
 
 def _cells_upsert(row: str, sign: int) -> str:
+    """Add (``sign`` 1) or take away (-1) a fact row's cells, and its patient's.
+
+    A patient counts once in a group: ``report_patients`` holds how many of their
+    procedures each group has, and the group's ``patients`` cell moves when that
+    number goes from 0 to 1 or from 1 to 0. Rows and cells that reach 0 stay (they
+    are read as absent): no scan to find them.
+    """
+    upsert = "ON CONFLICT(dim, grp, metric, value) DO UPDATE SET n = n + excluded.n"
     return (
         "INSERT INTO report_cells(dim, grp, metric, value, n) "
         f"SELECT d.dim, d.grp, m.metric, m.value, {sign} "
-        f"FROM ({_dims(row)}) AS d, ({_metrics(row)}) AS m WHERE 1 "
-        "ON CONFLICT(dim, grp, metric, value) DO UPDATE SET n = n + excluded.n"
+        f"FROM ({_dims(row)}) AS d, ({_metrics(row)}) AS m WHERE 1 {upsert}; "
+        "INSERT INTO report_patients(dim, grp, patient_id, n) "
+        f"SELECT d.dim, d.grp, {row}.patient_id, {sign} FROM ({_dims(row)}) AS d WHERE 1 "
+        "ON CONFLICT(dim, grp, patient_id) DO UPDATE SET n = n + excluded.n; "
+        "INSERT INTO report_cells(dim, grp, metric, value, n) "
+        f"SELECT d.dim, d.grp, 'patients', '', {sign} FROM ({_dims(row)}) AS d "
+        "JOIN report_patients rp ON rp.dim = d.dim AND rp.grp = d.grp "
+        f"AND rp.patient_id = {row}.patient_id WHERE rp.n = {1 if sign > 0 else 0} {upsert}"
     )
 
 
@@ -174,7 +190,11 @@ def trigger_sql() -> list[str]:
         f"WHEN NEW.kind = {day3} BEGIN {_refresh('NEW.procedure_id')} END",
         f"CREATE TRIGGER report_followup_update AFTER UPDATE OF {fu_cols} ON followups "
         f"WHEN OLD.kind = {day3} OR NEW.kind = {day3} BEGIN "
-        f"{_refresh('OLD.procedure_id')} {_refresh('NEW.procedure_id')} END",
+        "DELETE FROM report_facts WHERE procedure_id = OLD.procedure_id "
+        "AND OLD.procedure_id IS NOT NEW.procedure_id; "
+        f"INSERT INTO report_facts({_COLS}) SELECT {_COLS} FROM report_facts_source "
+        "WHERE procedure_id = OLD.procedure_id AND OLD.procedure_id IS NOT NEW.procedure_id; "
+        f"{_refresh('NEW.procedure_id')} END",
         "CREATE TRIGGER report_followup_delete AFTER DELETE ON followups "
         f"WHEN OLD.kind = {day3} BEGIN {_refresh('OLD.procedure_id')} END",
         # the patient's SMA type → all their facts
@@ -187,31 +207,38 @@ def trigger_sql() -> list[str]:
         "CREATE TRIGGER report_fact_insert AFTER INSERT ON report_facts BEGIN "
         f"{_cells_upsert('NEW', 1)}; END",
         "CREATE TRIGGER report_fact_delete AFTER DELETE ON report_facts BEGIN "
-        f"{_cells_upsert('OLD', -1)}; DELETE FROM report_cells WHERE n = 0; END",
+        f"{_cells_upsert('OLD', -1)}; END",
     ]
 
 
 def create(conn: sqlite3.Connection) -> None:
     """Create the tables, the source view and the triggers, and fill them (migration 3)."""
     cols = ", ".join(f"{c} {t}" for c, t in _fact_types().items())
-    conn.execute(f"CREATE TABLE report_facts ({cols}, PRIMARY KEY (procedure_id)) WITHOUT ROWID")
-    conn.execute("CREATE INDEX report_facts_patient ON report_facts(patient_id)")
+    # Clustered by patient: the per-patient report reads each patient's procedures
+    # together, in one pass, without sorting.
+    conn.execute(
+        f"CREATE TABLE report_facts ({cols}, PRIMARY KEY (patient_id, procedure_id)) WITHOUT ROWID"
+    )
+    conn.execute("CREATE UNIQUE INDEX report_facts_procedure ON report_facts(procedure_id)")
     conn.execute("CREATE INDEX report_facts_started ON report_facts(started_at)")
+    conn.execute(
+        "CREATE TABLE report_patients (dim TEXT NOT NULL, grp TEXT NOT NULL, "
+        "patient_id TEXT NOT NULL, n INTEGER NOT NULL, "
+        "PRIMARY KEY (dim, grp, patient_id)) WITHOUT ROWID"
+    )
     conn.execute(
         "CREATE TABLE report_cells (dim TEXT NOT NULL, grp TEXT NOT NULL, "
         "metric TEXT NOT NULL, value NOT NULL, n INTEGER NOT NULL, "
         "PRIMARY KEY (dim, grp, metric, value)) WITHOUT ROWID"
     )
-    # Emptied cells are deleted at once; this partial index finds them.
-    conn.execute("CREATE INDEX report_cells_empty ON report_cells(dim) WHERE n = 0")
     conn.execute(f"CREATE VIEW report_facts_source AS {source_sql()}")
     rebuild(conn)
     for sql in trigger_sql():
         conn.execute(sql)
 
 
-def _fill_cells(conn: sqlite3.Connection, target: str, facts: str) -> None:
-    """Histogram the rows of ``facts`` into the (empty) cells table ``target``."""
+def _fill_cells(conn: sqlite3.Connection, target: str, facts: str, patients: str) -> None:
+    """Histogram the rows of ``facts`` into the (empty) tables ``target`` and ``patients``."""
     cols = {c: f"f.{c}" for c in FACT_COLUMNS}
     groupings = [(stats.OVERALL, f"'{stats.OVERALL}'")] + [
         (by, stats.group_sql(f"f.{col}")) for by, (col, _) in stats.GROUPINGS.items()
@@ -223,23 +250,44 @@ def _fill_cells(conn: sqlite3.Connection, target: str, facts: str) -> None:
                 f"SELECT '{dim}', {grp} AS g, '{metric}', {value.format(**cols)} AS v, "
                 f"count(*) FROM {facts} f WHERE {cond.format(**cols)} GROUP BY g, v"
             )
+        conn.execute(
+            f"INSERT INTO {patients}(dim, grp, patient_id, n) "
+            f"SELECT '{dim}', {grp} AS g, f.patient_id, count(*) FROM {facts} f "
+            "GROUP BY g, f.patient_id"
+        )
+    conn.execute(
+        f"INSERT INTO {target}(dim, grp, metric, value, n) "
+        f"SELECT dim, grp, 'patients', '', count(*) FROM {patients} WHERE n > 0 GROUP BY dim, grp"
+    )
 
 
 def _fill(conn: sqlite3.Connection) -> None:
-    conn.execute("DELETE FROM report_cells")
-    conn.execute("DELETE FROM report_facts")
+    for table in TABLES:
+        conn.execute(f"DELETE FROM {table}")
     conn.execute(f"INSERT INTO report_facts({_COLS}) SELECT {_COLS} FROM report_facts_source")
-    _fill_cells(conn, "report_cells", "report_facts")
+    _fill_cells(conn, "report_cells", "report_facts", "report_patients")
 
 
-def rebuild(conn: sqlite3.Connection) -> None:
+def rebuild(conn: sqlite3.Connection, restore_triggers: bool = False) -> None:
     """Refill the facts and the cells from the clinical tables (set-based, no triggers).
 
-    Call inside a transaction; the report triggers must not fire meanwhile, so they
-    are lifted while it runs (see :func:`suspended`) when they exist.
+    Call inside a transaction. The report triggers are lifted while it runs (see
+    :func:`suspended`). ``restore_triggers``: afterwards put back this version's view
+    and triggers even if someone dropped them (``sma-log info --rebuild-report``).
     """
     with suspended(conn, rebuild_after=False):
         _fill(conn)
+    if restore_triggers:
+        names = conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'report\\_%' "
+            "ESCAPE '\\'"
+        ).fetchall()
+        for (name,) in names:
+            conn.execute(f'DROP TRIGGER "{name}"')
+        conn.execute("DROP VIEW IF EXISTS report_facts_source")
+        conn.execute(f"CREATE VIEW report_facts_source AS {source_sql()}")
+        for sql in trigger_sql():
+            conn.execute(sql)
 
 
 @contextlib.contextmanager
@@ -287,20 +335,35 @@ def check(conn: sqlite3.Connection) -> list[str]:
         if n:
             problems.append(f"{n} {what} row(s)")
     conn.execute("DROP TABLE IF EXISTS temp.report_cells_expected")
+    conn.execute("DROP TABLE IF EXISTS temp.report_patients_expected")
     conn.execute(
         "CREATE TEMP TABLE report_cells_expected (dim, grp, metric, value, n, "
         "PRIMARY KEY (dim, grp, metric, value)) WITHOUT ROWID"
     )
+    conn.execute(
+        "CREATE TEMP TABLE report_patients_expected (dim, grp, patient_id, n, "
+        "PRIMARY KEY (dim, grp, patient_id)) WITHOUT ROWID"
+    )
     try:
-        _fill_cells(conn, "temp.report_cells_expected", "report_facts_source")
-        kept = "SELECT dim, grp, metric, value, n FROM main.report_cells WHERE n != 0"
-        want = "SELECT dim, grp, metric, value, n FROM temp.report_cells_expected"
-        for a, b, what in ((kept, want, "stale or extra"), (want, kept, "missing")):
-            n = conn.execute(f"SELECT count(*) FROM ({a} EXCEPT {b})").fetchone()[0]
-            if n:
-                problems.append(f"{n} {what} report cell(s)")
+        _fill_cells(
+            conn,
+            "temp.report_cells_expected",
+            "report_facts_source",
+            "temp.report_patients_expected",
+        )
+        for table, cols, what in (
+            ("report_cells", "dim, grp, metric, value, n", "report cell(s)"),
+            ("report_patients", "dim, grp, patient_id, n", "patient count(s)"),
+        ):
+            kept = f"SELECT {cols} FROM main.{table} WHERE n != 0"
+            want = f"SELECT {cols} FROM temp.{table}_expected"
+            for a, b, how in ((kept, want, "stale or extra"), (want, kept, "missing")):
+                n = conn.execute(f"SELECT count(*) FROM ({a} EXCEPT {b})").fetchone()[0]
+                if n:
+                    problems.append(f"{n} {how} {what}")
     finally:
         conn.execute("DROP TABLE IF EXISTS temp.report_cells_expected")
+        conn.execute("DROP TABLE IF EXISTS temp.report_patients_expected")
     return problems
 
 
@@ -320,11 +383,13 @@ def iter_facts(
     date_from: date | str | None = None,
     date_to: date | str | None = None,
     tz: str = "UTC",
+    by_patient: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """Fact rows (ended procedures), optionally of procedures started in a date range.
 
     The same values as :func:`sma_log.storage.analysis.iter_analysis_rows` gives for
-    these columns, from the narrow table (and its index on the start).
+    these columns, from the narrow table (and its index on the start). ``by_patient``:
+    each patient's rows together (the table's own order: no sort).
     """
     names = list(columns)
     where, params = [], []
@@ -337,6 +402,8 @@ def iter_facts(
     sql = f"SELECT {', '.join(names)} FROM report_facts"
     if where:
         sql += " WHERE " + " AND ".join(where)
+    if by_patient:
+        sql += " ORDER BY patient_id"
     cur = conn.execute(sql, params)
     cur.arraysize = 2000
     while chunk := cur.fetchmany():
@@ -369,5 +436,8 @@ def load_report(
         finally:
             conn.execute("COMMIT")
     columns = [*stats.NEEDED] + ([stats.GROUPINGS[by][0]] if by else [])
-    rows = iter_facts(conn, dict.fromkeys(columns), date_from, date_to, tz)
-    return stats.summarise(rows, by, unit)
+    # Per patient: each patient's rows together (the table's order), so every patient
+    # is summarised as soon as their rows end: constant memory at any size.
+    per_patient = unit == "patient"
+    rows = iter_facts(conn, dict.fromkeys(columns), date_from, date_to, tz, per_patient)
+    return stats.summarise(rows, by, unit, grouped_by_patient=per_patient)
