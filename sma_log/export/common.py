@@ -123,6 +123,134 @@ def safe_sql(expr: str) -> str:
     )
 
 
+#: A text cell that must be quoted (RFC 4180): it holds a comma, a quote, CR or LF.
+_NEEDS_QUOTES_GLOB = "'*[,\"\r\n]*'"
+#: A text cell that begins like a spreadsheet formula (see :data:`FORMULA_PREFIXES`).
+_FORMULA_GLOB = "'[-=+@\t\r]*'"
+
+
+def csv_quote_sql(expr: str) -> str:
+    """``expr`` as an RFC 4180 CSV cell in SQL, quoted only when it must be (no guard)."""
+    return (
+        f"CASE WHEN {expr} GLOB {_NEEDS_QUOTES_GLOB} "
+        f"THEN '\"' || replace({expr}, '\"', '\"\"') || '\"' ELSE {expr} END"
+    )
+
+
+def csv_safe_text_sql(expr: str) -> str:
+    """:func:`safe_sql` then :func:`csv_quote_sql`: a text column's CSV cell, in SQL.
+
+    The quoting test looks at the stored text: the guard's leading ``'`` never makes a
+    cell need quotes, so the stored text needs them exactly when the guarded one does.
+    """
+    guarded = f"CASE WHEN {expr} GLOB {_FORMULA_GLOB} THEN '''' || {expr} ELSE {expr} END"
+    return (
+        f"CASE WHEN typeof({expr}) != 'text' THEN {expr} "
+        f"WHEN {expr} GLOB {_NEEDS_QUOTES_GLOB} "
+        f"THEN '\"' || replace({guarded}, '\"', '\"\"') || '\"' ELSE {guarded} END"
+    )
+
+
+def real_text_sql(expr: str) -> str:
+    """A REAL as Python's ``repr`` writes it (what ``csv.writer`` wrote), in SQL.
+
+    The shortest of 15, 16 or 17 significant digits that reads back as the same double,
+    with ``.0`` on whole numbers: byte for byte ``repr(x)`` for 1e-4 <= |x| < 1e15 and
+    0. Anything else (tiny, huge, infinite) gives NULL: the caller falls back to Python.
+    """
+    p15, p16, p17 = (f"printf('%!.{n}g', {expr})" for n in (15, 16, 17))
+    return (
+        f"CASE WHEN abs({expr}) >= 1e-4 AND abs({expr}) < 1e15 THEN "
+        f"CASE WHEN CAST({p15} AS REAL) = {expr} THEN {p15} "
+        f"WHEN CAST({p16} AS REAL) = {expr} THEN {p16} ELSE {p17} END "
+        f"WHEN {expr} = 0 THEN '0.0' END"
+    )
+
+
+def csv_cell(value: Any) -> str:
+    """One cell exactly as ``csv.writer`` (QUOTE_MINIMAL, ``,``) writes it (no guard)."""
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else str(value)
+    if any(c in text for c in ',"\r\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def offset_transitions(tz: str, first_year: int, last_year: int) -> list[tuple[str, int]]:
+    """The UTC offsets of ``tz`` from 1 January ``first_year`` to 1 January
+    ``last_year + 1`` (UTC): ``[(utc_start, offset_seconds), …]``, each offset valid
+    from its start (``YYYY-MM-DDTHH:MM:SS``, the form of the stored text's first 19
+    characters) to the next start; the last entry only marks the end of the range.
+
+    The offset is sampled every 6 hours and each change is bisected to the second, so
+    a change and its reversal less than 6 hours apart would be missed.
+    """
+    zone = ZoneInfo(tz)
+    start = datetime(first_year, 1, 1, tzinfo=UTC)
+    end = datetime(last_year + 1, 1, 1, tzinfo=UTC)
+    second = timedelta(seconds=1)
+
+    def offset(t: datetime) -> int:
+        off = t.astimezone(zone).utcoffset()
+        return int(off.total_seconds()) if off is not None else 0
+
+    def text(t: datetime) -> str:
+        return t.strftime("%Y-%m-%dT%H:%M:%S")
+
+    out = [(text(start), offset(start))]
+    t, cur = start, out[0][1]
+    while t < end:
+        nxt = min(t + timedelta(hours=6), end)
+        if offset(nxt) != cur:
+            lo, hi = t, nxt  # offset(lo) == cur != offset(hi): bisect to the second
+            while hi - lo > second:
+                mid = lo + ((hi - lo) // 2 // second) * second
+                if offset(mid) == cur:
+                    lo = mid
+                else:
+                    hi = mid
+            cur = offset(hi)
+            out.append((text(hi), cur))
+        t = nxt
+    out.append((text(end), 0))
+    return out
+
+
+def local_date_sql(expr: str, transitions: list[tuple[str, int]], fallback: str) -> str:
+    """The local calendar date of stored UTC text ``expr``, in SQL.
+
+    ``transitions`` comes from :func:`offset_transitions`; a binary search over its
+    instants picks the offset and ``date(expr, '+N seconds')`` applies it. ``NULL``
+    stays ``NULL``. Anything else that is not one of the stored forms
+    (``YYYY-MM-DDTHH:MM:SS``, optionally ``.ffffff``, optionally ``Z``), lies outside
+    the range or that SQLite cannot read goes to ``fallback`` (SQL calling the Python
+    conversion), so the result is what :meth:`LocalDates.date` gives; the one
+    difference is an impossible day such as 30 February, which SQLite rolls over into
+    March where Python leaves the text as it is.
+    """
+
+    def tree(lo: int, hi: int) -> str:  # offsets lo..hi-1
+        if hi - lo == 1:
+            return f"date({expr}, '{transitions[lo][1]:+d} seconds')"
+        mid = (lo + hi) // 2
+        return (
+            f"CASE WHEN {expr} < '{transitions[mid][0]}' THEN {tree(lo, mid)} "
+            f"ELSE {tree(mid, hi)} END"
+        )
+
+    if len(transitions) < 2:
+        return f"CASE WHEN {expr} IS NULL THEN NULL ELSE {fallback} END"
+    first, last = transitions[0][0], transitions[-1][0]
+    return (
+        f"CASE WHEN {expr} IS NULL THEN NULL "
+        f"WHEN typeof({expr}) = 'text' AND length({expr}) IN (19, 20, 26, 27) "
+        f"AND {expr} >= '{first}' AND {expr} < '{last}' "
+        f"THEN coalesce({tree(0, len(transitions) - 1)}, {fallback}) "
+        f"ELSE {fallback} END"
+    )
+
+
 class LocalDates:
     """UTC stored instants → local calendar dates (and times) in one IANA time zone.
 
@@ -239,6 +367,12 @@ def register_functions(conn: sqlite3.Connection, tz: str) -> LocalDates:
     conn.create_function("sma_local_date", 1, dates.date, deterministic=True)
     conn.create_function("sma_mask_id", 1, mask_id, deterministic=True)
     return dates
+
+
+def open_private_binary(path: Path) -> Any:
+    """A new binary file, 0600 (for lines already encoded as UTF-8)."""
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    return os.fdopen(fd, "wb")
 
 
 def open_private(path: Path) -> Any:
