@@ -200,6 +200,10 @@ def read_db(db: Path) -> tuple[Model, list[str]]:
             problems.append(f"integrity_check: {ok}")
         if conn.execute("PRAGMA foreign_key_check").fetchall():
             problems.append("foreign_key_check failed")
+        from sma_log.storage import reportcache
+
+        # The report's kept figures change in the same transactions: never half done.
+        problems += [f"report cache: {p}" for p in reportcache.check(conn)]
         model = Model()
         rows = conn.execute(
             "SELECT p.id, pt.study_code, p.status, p.satisfaction_5min, p.attempts_n, "

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from sma_log.domain.clock import Clock
+from sma_log.storage import reportcache
 from sma_log.storage.schema import CLINICAL_TABLES, SCHEMA_VERSION
 from sma_log.storage.store import Store
 
@@ -65,6 +66,7 @@ def test_old_schema_opens_with_nothing_lost_and_a_backup(tmp_path: Path, fixture
         backup = s.backup
         assert s.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert s.conn.execute("PRAGMA foreign_key_check").fetchall() == []
+        assert reportcache.check(s.conn) == []  # the report's kept figures match the data
         # the upgraded file works: an open procedure resumes, new writes are audited
         for row in s.open_procedures():
             view = s.load_procedure(row["id"])
