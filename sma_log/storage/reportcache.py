@@ -35,6 +35,7 @@ the whole second (:func:`sma_log.domain.timeline.whole_second_minutes`).
 from __future__ import annotations
 
 import contextlib
+import re
 import sqlite3
 from collections.abc import Iterable, Iterator
 from datetime import date
@@ -64,42 +65,23 @@ _SQL_TYPES = {
     "boolean": "INTEGER",
     "real": "REAL",
 }
+
+
+def _source_columns(alias: str, *always: str) -> tuple[str, ...]:
+    """Columns of one source table (by its alias in the analysis SQL) the facts read.
+
+    Read off the SQL itself, so a fact column added later also gets its trigger.
+    """
+    sql, _, _ = analysis.analysis_sql(FACT_COLUMNS, include_open=False, order=False)
+    found = re.findall(rf"\b{alias}\.(\w+)", sql)
+    return tuple(dict.fromkeys([*always, *found]))
+
+
 #: Columns of ``procedures`` / ``followups`` / ``patients`` the facts are made from:
 #: an UPDATE of any other column (``updated_at``, a note…) does no report work.
-PROCEDURE_SOURCE = (
-    "id",
-    "patient_id",
-    "status",
-    "started_at",
-    "operator",
-    "guidance",
-    "approach",
-    "level_intended",
-    "level_final",
-    "cobb_angle",
-    "hardware",
-    "sedation",
-    "drug_delivered",
-    "attempts_n",
-    "redirections_n",
-    "first_attempt_success",
-    "procedure_min",
-    "puncture_min",
-    "satisfaction_5min",
-)
-FOLLOWUP_SOURCE = (
-    "procedure_id",
-    "kind",
-    "state",
-    "satisfaction",
-    "pdph",
-    "back_pain_nrs",
-    "radicular_pain",
-    "nausea_vomiting",
-    "other_event",
-    "other_event_serious",
-)
-PATIENT_SOURCE = ("id", "sma_type")
+PROCEDURE_SOURCE = _source_columns("p", "id", "patient_id", "status", "started_at")
+FOLLOWUP_SOURCE = _source_columns("f", "procedure_id", "kind")
+PATIENT_SOURCE = _source_columns("pt", "id")
 TABLES = ("report_facts", "report_patients", "report_cells")
 _COLS = ", ".join(FACT_COLUMNS)
 
