@@ -7,6 +7,7 @@ real files written through the real Store, importer, demo generator and migratio
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import sqlite3
@@ -16,7 +17,7 @@ from typing import Any
 
 import pendulum
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from sma_log.demo import write_demo
@@ -50,7 +51,7 @@ def assert_consistent(store: Store) -> None:
 # ---------------------------------------------------------------- statistics on counts
 values = st.lists(
     st.one_of(st.integers(0, 12), st.sampled_from([0.5, 1.25, 9.533333333333333, 30.0])),
-    min_size=1,
+    min_size=5,
     max_size=60,
 )
 
@@ -317,3 +318,139 @@ def test_info_check_finds_dropped_triggers_and_rebuild_repairs(
             "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'report_%'"
         ).fetchone()[0]
         assert n == len(reportcache.trigger_sql())
+
+
+# ---------------------------------------------------------------- random action sequences
+ACTIONS = st.lists(
+    st.tuples(
+        st.sampled_from(
+            [
+                "start",
+                "start",
+                "complete",
+                "complete",
+                "attempt",
+                "redirect",
+                "csf",
+                "inject",
+                "undo",
+                "end_ok",
+                "end_failed",
+                "score",
+                "fu_done",
+                "fu_no_answer",
+                "fu_close",
+                "fu_reopen",
+                "edit_setup",
+                "edit_patient",
+            ]
+        ),
+        st.integers(0, 3),  # which patient / procedure / value
+    ),
+    min_size=5,
+    max_size=60,
+)
+
+
+@given(ACTIONS)
+@settings(max_examples=100, deadline=None)
+def test_random_action_sequences_keep_the_caches_right(
+    tmp_path_factory: pytest.TempPathFactory, actions: list[tuple[str, int]]
+) -> None:
+    """Whatever the users do, in whatever order, the kept figures match the tables.
+
+    Actions the rules refuse (an end before CSF, a score twice…) are refused as in the
+    app and must leave the caches as they were.
+    """
+    from factories import SETUP
+
+    from sma_log.domain import fields, timeline
+    from sma_log.storage.errors import StorageError
+
+    db = tmp_path_factory.mktemp("seq") / "t.db"
+    approaches = ["paramedian", "midline", "transforaminal", "other"]
+    with Store.open(db, "tester") as store:
+        patients = [
+            store.create_patient({"study_code": f"P-{i}", "sma_type": str(1 + i % 4)})
+            for i in range(4)
+        ]
+        procs = [
+            store.start_procedure(patients[i]["id"], {**SETUP, "approach": approaches[i]})
+            for i in range(2)
+        ]
+        for action, k in actions:
+            open_ = [r["id"] for r in store.open_procedures()]
+            ended = [
+                r[0]
+                for r in store.conn.execute(
+                    "SELECT id FROM procedures WHERE status = 'ended' ORDER BY id"
+                )
+            ]
+            day3 = [
+                r[0]
+                for r in store.conn.execute(
+                    "SELECT id FROM followups WHERE kind = 'day3' ORDER BY id"
+                )
+            ]
+            pick = lambda xs, k=k: xs[k % len(xs)] if xs else None  # noqa: E731
+            try:
+                if action == "start":
+                    setup = {**SETUP, "approach": approaches[k], "cobb_angle": str(k * 20)}
+                    procs.append(store.start_procedure(patients[k]["id"], setup))
+                elif action in ("attempt", "redirect", "csf", "undo", "inject") and open_:
+                    pid = pick(open_)
+                    if action == "undo":
+                        store.undo(pid)
+                    elif action == "inject":
+                        store.record(pid, "injection_start")
+                        store.record(pid, "injection_end")
+                    else:
+                        store.record(pid, action)
+                elif action == "complete" and open_:
+                    pid = pick(open_)
+                    for kind in ("attempt", "csf", "injection_start", "injection_end"):
+                        with contextlib.suppress(timeline.RuleError):
+                            store.record(pid, kind)
+                    store.end_procedure(pid, {"drug_delivered": "yes"})
+                elif action == "end_ok" and open_:
+                    store.end_procedure(pick(open_), {"drug_delivered": "yes"})
+                elif action == "end_failed" and open_:
+                    store.end_procedure(
+                        pick(open_),
+                        {"drug_delivered": "no", "failure_reason": "x", "fallback": "ct"},
+                    )
+                elif action == "score" and ended:
+                    store.set_score(pick(ended), 1 + k)
+                elif action == "fu_done" and day3:
+                    store.complete_followup(
+                        pick(day3),
+                        {
+                            "satisfaction": str(2 + k),
+                            "pdph": "yes" if k % 2 else "no",
+                            "back_pain_nrs": str(k),
+                            "nausea_vomiting": "yes" if k == 3 else "no",
+                            "assessor": "RN",
+                        },
+                    )
+                elif action == "fu_no_answer" and day3:
+                    store.record_no_answer(pick(day3))
+                elif action == "fu_close" and day3:
+                    store.close_followup(pick(day3), ["unreachable", "declined"][k % 2], "r")
+                elif action == "fu_reopen" and day3:
+                    store.reopen_followup(pick(day3))
+                elif action == "edit_setup" and ended:
+                    store.update_procedure(
+                        pick(ended), {"approach": approaches[3 - k], "cobb_angle": str(k * 30)}
+                    )
+                elif action == "edit_patient":
+                    store.update_patient(
+                        patients[k]["id"], {"study_code": f"P-{k}", "sma_type": str(4 - k)}
+                    )
+            except (fields.ValidationError, timeline.RuleError, StorageError, ValueError):
+                pass  # refused, as the app would refuse it
+        facts = store.conn.execute("SELECT count(*) FROM report_facts").fetchone()[0]
+        event(f"ended procedures: {min(facts, 3)}{'+' if facts >= 3 else ''}")
+        assert reportcache.check(store.conn) == []
+        for by in (None, "approach", "scoliosis", "sma_type"):
+            assert fast(store, by) == plain(store, by)
+            assert fast(store, by, "patient") == plain(store, by, "patient")
