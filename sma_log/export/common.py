@@ -154,16 +154,16 @@ def csv_safe_text_sql(expr: str) -> str:
 def real_text_sql(expr: str) -> str:
     """A REAL as Python's ``repr`` writes it (what ``csv.writer`` wrote), in SQL.
 
-    The shortest of 15, 16 or 17 significant digits that reads back as the same double,
-    with ``.0`` on whole numbers: byte for byte ``repr(x)`` for 1e-4 <= |x| < 1e15 and
-    0. Anything else (tiny, huge, infinite) gives NULL: the caller falls back to Python.
+    SQLite's ``%!.15g`` is ``repr`` (shortest digits, ``.0`` on whole numbers) whenever
+    15 significant digits read back as the same double and 1e-4 <= |x| < 1e15. Other
+    values give NULL and the caller falls back to Python: SQLite's 16th and 17th
+    digits are not always the ones ``repr`` picks, and its exponent form differs.
+    Zero is ``0.0``: a REAL column cannot hold -0.0 (SQLite stores it as 0).
     """
-    p15, p16, p17 = (f"printf('%!.{n}g', {expr})" for n in (15, 16, 17))
+    p15 = f"printf('%!.15g', {expr})"
     return (
-        f"CASE WHEN abs({expr}) >= 1e-4 AND abs({expr}) < 1e15 THEN "
-        f"CASE WHEN CAST({p15} AS REAL) = {expr} THEN {p15} "
-        f"WHEN CAST({p16} AS REAL) = {expr} THEN {p16} ELSE {p17} END "
-        f"WHEN {expr} = 0 THEN '0.0' END"
+        f"CASE WHEN (({expr} >= 1e-4 AND {expr} < 1e15) OR ({expr} <= -1e-4 AND {expr} > -1e15)) "
+        f"AND CAST({p15} AS REAL) = {expr} THEN {p15} WHEN {expr} = 0 THEN '0.0' END"
     )
 
 
@@ -231,8 +231,8 @@ def local_date_sql(expr: str, transitions: list[tuple[str, int]], fallback: str)
     """
 
     def tree(lo: int, hi: int) -> str:  # offsets lo..hi-1
-        if hi - lo == 1:
-            return f"date({expr}, '{transitions[lo][1]:+d} seconds')"
+        if hi - lo == 1:  # whole seconds: SQLite would round .9995 up to the next one
+            return f"date(substr({expr}, 1, 19), '{transitions[lo][1]:+d} seconds')"
         mid = (lo + hi) // 2
         return (
             f"CASE WHEN {expr} < '{transitions[mid][0]}' THEN {tree(lo, mid)} "
