@@ -1,58 +1,68 @@
 """CSV export time and memory at 1k / 10k / 100k procedures, next to ``sqlite3 -csv``.
 
-    python benchmarks/export_scale.py [--sizes 1000,10000,100000] [--repeat 3]
+    python benchmarks/export_scale.py [--sizes 1000,10000,100000] [--repeat 5]
+                                      [--dir /tmp/export-bench]
 
-For each size a demo database is written (``sma_log.demo.write_demo``, fixed seed and
-"now"), then, each in its own process (so peak memory is that export's alone):
+Demo databases are made once in --dir (``sma-log demo PATH -n N --now
+2026-03-27T09:00:00Z``) and reused. Then, each run in its own process (so peak memory
+is that run's alone), runs alternating so a load change hits both sides alike:
 
-* ``sma-log export --format csv`` de-identified (the default) and ``--identifiers``:
-  the whole folder (6 tables + procedures_analysis + data_dictionary);
-* ``sqlite3 -csv`` dumping the same six tables (``SELECT *``, one file each), the
-  equivalent query in the SQLite shell on the same file in the same run;
-* the procedures table alone both ways (one query against one query).
+* ``procedures``: the procedures table alone, de-identified (``csvfiles.write_table``);
+* ``folder``: ``sma-log export --format csv`` de-identified (the default): six tables,
+  procedures_analysis and data_dictionary (``csvfiles.write_csv``);
+* ``folder --identifiers``: the same, identified.
 
-Times are medians of --repeat runs (the export's own time, measured inside the child
-process after its imports; the shell's is the whole process). Peak memory is the
-child's maximum resident set size (os.wait4). Ratios matter, not absolute times.
+Each is set beside two runs of the SQLite shell (``sqlite3 -csv -header``) on the same
+file in the same run:
+
+* ``SELECT *``: the same tables dumped as stored (no join, order, masking or dates);
+* same query: the shell runs the export's own queries (same rows, order, columns, id
+  masks, local dates, minutes; for the folder also the analysis query) and does the
+  CSV quoting itself; it lacks only the formula guard and writes REALs with 15 digits.
+
+Times are medians of --repeat runs; the export's is measured inside the child after
+its imports (Python start-up is ≈ 0.1–0.3 s more), the shell's is its whole process.
+Peak memory is the child's maximum resident set size (os.wait4). Read the ratios.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+NOW = "2026-03-27T09:00:00Z"
+TZ = "Europe/Rome"
 TABLES = ("patients", "procedures", "attempts", "events", "followups", "contact_attempts")
 CHILD = r"""
 import sys, time
 from pathlib import Path
 from sma_log.commands.common import open_for_reading
-from sma_log.export.common import ExportOptions
+from sma_log.export.common import ExportOptions, Progress
 from sma_log.export import csvfiles
-db, out, ident, only = sys.argv[1], Path(sys.argv[2]), sys.argv[3] == "1", sys.argv[4]
-opts = ExportOptions(identifiers=ident, tz="Europe/Rome")
+db, out, only, tz = sys.argv[1], Path(sys.argv[2]), sys.argv[4], sys.argv[5]
+ident = sys.argv[3] == "1"
+opts = ExportOptions(identifiers=ident, tz=tz)
 store = open_for_reading(Path(db), "bench")
 t = time.perf_counter()
 if only == "all":
     csvfiles.write_csv(store, out, opts, force=False)
 else:
-    import csv
-    from sma_log.export.common import open_private, register_functions
-    register_functions(store.conn, opts.tz)
-    plan = csvfiles.column_plan(store.conn, only, opts)
-    sql, params = csvfiles.table_query(only, plan, opts)
+    conn = store.conn
+    csvfiles.register_csv_functions(conn, opts.tz)
+    conn.execute("BEGIN")
+    transitions = [] if ident else csvfiles.date_transitions(conn, opts.tz)
     out.mkdir()
-    with open_private(out / f"{only}.csv") as fh:
-        w = csv.writer(fh)
-        w.writerow([c.name for c in plan])
-        csvfiles._write_rows(w, store.conn.execute(sql, params), csvfiles.Progress(0, "", False))
+    plan = csvfiles.column_plan(conn, only, opts)
+    csvfiles.write_table(
+        conn, out / f"{only}.csv", only, plan, opts, transitions, Progress(0, "", False)
+    )
+    conn.execute("COMMIT")
 print(time.perf_counter() - t)
 """
 
@@ -63,76 +73,128 @@ def run_child(args: list[str], stdin: str = "") -> tuple[float, float, str]:
     p = subprocess.Popen(
         args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    assert p.stdin is not None
+    assert p.stdin is not None and p.stdout is not None and p.stderr is not None
     p.stdin.write(stdin)
     p.stdin.close()
+    out = p.stdout.read()
+    err = p.stderr.read()
     _, status, usage = os.wait4(p.pid, 0)
     wall = time.perf_counter() - t
-    out = p.stdout.read() if p.stdout else ""
-    err = p.stderr.read() if p.stderr else ""
     if status != 0:
         raise SystemExit(f"child failed: {' '.join(args[:3])}: {err}")
     return wall, usage.ru_maxrss / 1024, out
 
 
-def sma_export(db: Path, work: Path, ident: bool, only: str) -> tuple[float, float]:
-    out = work / f"out-{os.getpid()}-{time.monotonic_ns()}"
-    _, rss, text = run_child(
-        [sys.executable, "-c", CHILD, str(db), str(out), str(int(ident)), only]
-    )
+def shell_queries(db: Path, ident: bool, tables: tuple[str, ...], analysis: bool) -> list[str]:
+    """The export's own queries in plain SQL (what the shell can run)."""
+    from sma_log.commands.common import open_for_reading
+    from sma_log.export import csvfiles
+    from sma_log.export.common import ExportOptions, local_date_sql
+
+    opts = ExportOptions(identifiers=ident, tz=TZ)
+    store = open_for_reading(db, "bench")
+    conn = store.conn
+    transitions = [] if ident else csvfiles.date_transitions(conn, TZ)
+    queries = []
+    for table in tables:
+        cols = []
+        for c in csvfiles.column_plan(conn, table, opts):
+            v = c.value
+            if c.kind == "id":
+                v = f"'0000000000' || substr({v}, 11)"
+            elif c.kind == "instant":
+                v = local_date_sql(v, transitions, "NULL")
+            elif c.kind == "note_value":
+                v = f"CASE WHEN t.kind = 'note' THEN NULL ELSE {v} END"
+            cols.append(f"{v} AS {c.name}")
+        where, params = csvfiles._where(table, opts)
+        assert not params
+        queries.append(
+            f"SELECT {', '.join(cols)} FROM {csvfiles._FROM[table]} WHERE {where} "
+            f"ORDER BY {csvfiles._ORDER[table]}"
+        )
+    if analysis:
+        from sma_log.storage import analysis as am
+
+        plan = csvfiles.analysis_plan(am, opts)
+        names = [c.name for c in plan]
+        inner, _, _ = am.analysis_sql(names, tz=TZ)
+        inner = inner.replace("WHERE p.status = 'ended'", "WHERE +p.status = 'ended'", 1)
+        cols = []
+        for c in plan:
+            v = c.value
+            if c.kind == "id":
+                v = f"'0000000000' || substr({v}, 11)"
+            elif c.kind == "instant":
+                v = local_date_sql(v, transitions, "NULL")
+            cols.append(f"{v} AS {c.name}")
+        queries.append(f"SELECT {', '.join(cols)} FROM ({inner} LIMIT -1 OFFSET 0) a")
+    store.close()
+    return queries
+
+
+def ours(db: Path, work: Path, ident: bool, only: str) -> tuple[float, float]:
+    out = work / f"out-{time.monotonic_ns()}"
+    args = [sys.executable, "-c", CHILD, str(db), str(out), str(int(ident)), only, TZ]
+    _, rss, text = run_child(args)
     shutil.rmtree(out)
     return float(text.strip()), rss
 
 
-def shell_export(db: Path, work: Path, tables: tuple[str, ...]) -> tuple[float, float]:
+def shell(db: Path, work: Path, queries: list[str]) -> tuple[float, float]:
     out = work / f"shell-{time.monotonic_ns()}"
     out.mkdir()
-    script = "".join(f".once {out / t}.csv\nSELECT * FROM {t};\n" for t in tables)
+    script = "".join(f".once {out / str(i)}.csv\n{q};\n" for i, q in enumerate(queries))
     wall, rss, _ = run_child(["sqlite3", "-csv", "-header", str(db)], script)
     shutil.rmtree(out)
     return wall, rss
 
 
-def median(fn, repeat: int) -> tuple[float, float]:
-    runs = [fn() for _ in range(repeat)]
-    return statistics.median(r[0] for r in runs), max(r[1] for r in runs)
+def make_demo(path: Path, n: int) -> None:
+    if not path.exists():
+        cmd = [sys.executable, "-m", "sma_log", "demo", str(path), "-n", str(n), "--now", NOW]
+        run_child(cmd)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="1000,10000,100000")
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--dir", default="/tmp/export-bench")
     args = ap.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="sma-export-bench-"))
+    folder = Path(args.dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    work = folder / f"work-{os.getpid()}"
+    work.mkdir()
+    print(
+        f"{'procs':>6} {'MB':>5} | {'what':<22} {'sma-log s':>9} {'SELECT* s':>9} "
+        f"{'ratio':>5} {'sameq s':>8} {'ratio':>5} | {'sma MB':>6} {'sh MB':>6}"
+    )
     try:
-        print(
-            f"{'procedures':>10} {'file MB':>8} | {'what':<34} {'sma-log s':>9} "
-            f"{'sqlite3 s':>9} {'ratio':>6} | {'sma-log MB':>10} {'sqlite3 MB':>10}"
-        )
         for n in (int(s) for s in args.sizes.split(",")):
-            db = work / f"demo{n}.db"
-            # In a child process: a child inherits its parent's peak RSS on Linux.
-            now = "2026-03-27T09:00:00Z"
-            run_child(
-                [sys.executable, "-m", "sma_log", "demo", str(db), "-n", str(n), "--now", now]
-            )
+            db = folder / f"demo{n}.db"
+            make_demo(db, n)
+            ours(db, work, False, "patients")  # a schema upgrade, if any, happens here
             size = db.stat().st_size / 2**20
             cases = (
-                ("procedures table, de-identified", False, "procedures", ("procedures",)),
-                ("procedures table, --identifiers", True, "procedures", ("procedures",)),
-                ("whole folder, de-identified", False, "all", TABLES),
-                ("whole folder, --identifiers", True, "all", TABLES),
+                ("procedures", False, "procedures", ("procedures",), False),
+                ("folder", False, "all", TABLES, True),
+                ("folder --identifiers", True, "all", TABLES, True),
             )
-            for label, ident, only, tables in cases:
-                ours, ours_mb = median(
-                    functools.partial(sma_export, db, work, ident, only), args.repeat
-                )
-                shell, shell_mb = median(
-                    functools.partial(shell_export, db, work, tables), args.repeat
-                )
+            for label, ident, only, tables, analysis in cases:
+                star = [f"SELECT * FROM {t}" for t in tables]
+                same = shell_queries(db, ident, tables, analysis)
+                runs: dict[str, list[tuple[float, float]]] = {"o": [], "a": [], "b": []}
+                for _ in range(args.repeat):
+                    runs["o"].append(ours(db, work, ident, only))
+                    runs["a"].append(shell(db, work, star))
+                    runs["b"].append(shell(db, work, same))
+                med = {k: statistics.median(r[0] for r in v) for k, v in runs.items()}
+                rss = {k: max(r[1] for r in v) for k, v in runs.items()}
                 print(
-                    f"{n:>10} {size:>8.1f} | {label:<34} {ours:>9.3f} {shell:>9.3f} "
-                    f"{ours / shell:>6.2f} | {ours_mb:>10.1f} {shell_mb:>10.1f}",
+                    f"{n:>6} {size:>5.0f} | {label:<22} {med['o']:>9.3f} {med['a']:>9.3f} "
+                    f"{med['o'] / med['a']:>5.2f} {med['b']:>8.3f} {med['o'] / med['b']:>5.2f} "
+                    f"| {rss['o']:>6.0f} {max(rss['a'], rss['b']):>6.0f}",
                     flush=True,
                 )
     finally:

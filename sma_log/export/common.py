@@ -183,8 +183,8 @@ def offset_transitions(tz: str, first_year: int, last_year: int) -> list[tuple[s
     from its start (``YYYY-MM-DDTHH:MM:SS``, the form of the stored text's first 19
     characters) to the next start; the last entry only marks the end of the range.
 
-    The offset is sampled every 6 hours and each change is bisected to the second, so
-    a change and its reversal less than 6 hours apart would be missed.
+    The offset is sampled once a day and each change is bisected to the second, so a
+    change and its reversal less than a day apart would be missed.
     """
     zone = ZoneInfo(tz)
     start = datetime(first_year, 1, 1, tzinfo=UTC)
@@ -201,7 +201,7 @@ def offset_transitions(tz: str, first_year: int, last_year: int) -> list[tuple[s
     out = [(text(start), offset(start))]
     t, cur = start, out[0][1]
     while t < end:
-        nxt = min(t + timedelta(hours=6), end)
+        nxt = min(t + timedelta(days=1), end)
         if offset(nxt) != cur:
             lo, hi = t, nxt  # offset(lo) == cur != offset(hi): bisect to the second
             while hi - lo > second:
@@ -244,8 +244,8 @@ def local_date_sql(expr: str, transitions: list[tuple[str, int]], fallback: str)
     first, last = transitions[0][0], transitions[-1][0]
     return (
         f"CASE WHEN {expr} IS NULL THEN NULL "
-        f"WHEN typeof({expr}) = 'text' AND length({expr}) IN (19, 20, 26, 27) "
-        f"AND {expr} >= '{first}' AND {expr} < '{last}' "
+        f"WHEN {expr} >= '{first}' AND {expr} < '{last}' "  # text: numbers sort first
+        f"AND length({expr}) IN (19, 20, 26, 27) "
         f"THEN coalesce({tree(0, len(transitions) - 1)}, {fallback}) "
         f"ELSE {fallback} END"
     )
