@@ -381,3 +381,24 @@ def test_one_hostile_value_alone_in_a_chunk(plain_db: Path, tmp_path: Path, valu
     with (tmp_path / "new" / "procedures.csv").open(encoding="utf-8", newline="") as fh:
         cells = {r["assistant"] for r in csv.DictReader(fh)}
     assert ("'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value) in cells
+
+
+def test_date_range_export_matches_the_reference(hostile_db: Path, tmp_path: Path) -> None:
+    """--from/--to: the parameters reach the line queries and the careful lines."""
+    from datetime import date
+
+    for identifiers in (False, True):
+        opts = ExportOptions(
+            identifiers=identifiers,
+            tz="Europe/Rome",
+            date_from=date(2026, 3, 29),
+            date_to=date(2026, 10, 25),
+        )
+        new, ref = tmp_path / f"new{identifiers}", tmp_path / f"ref{identifiers}"
+        with Store.open(hostile_db, "t", readonly=True) as store:
+            counts = csvfiles.write_csv(store, new, opts, force=False)
+        with Store.open(hostile_db, "t", readonly=True) as store:
+            _reference(store, opts, ref)
+        assert 0 < counts["procedures.csv"] < 12
+        for p in ref.iterdir():
+            assert (new / p.name).read_bytes() == p.read_bytes(), p.name
