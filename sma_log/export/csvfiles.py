@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
+from itertools import repeat
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -370,7 +371,7 @@ def write_lines(fh: Any, conn: Any, q: LineQuery, progress: Progress) -> int:
             or b"\r" in flat
             or flat.count(b",") != q.ncols * len(rows) - 1
         ):
-            lines = _repaired(conn, q, rows)
+            lines = _repaired(conn, q, rows, lines, flat)
         fh.write(b"\r\n".join(lines))
         fh.write(b"\r\n")
         n += len(rows)
@@ -378,16 +379,21 @@ def write_lines(fh: Any, conn: Any, q: LineQuery, progress: Progress) -> int:
             progress.bar.update(len(rows))
 
 
-def _needs_quotes(line: bytes, ncols: int) -> bool:
-    return b'"' in line or b"\r" in line or b"\n" in line or line.count(b",") != ncols - 1
-
-
-def _repaired(conn: Any, q: LineQuery, rows: list[Any]) -> list[bytes]:
+def _repaired(
+    conn: Any, q: LineQuery, rows: list[Any], lines: list[bytes], flat: bytes
+) -> list[bytes]:
     """The lines of a chunk, each row that needs quotes made by :func:`cell_sql`."""
-    missing = [key for line, key in rows if _needs_quotes(line, q.ncols)]
-    sql = q.careful.replace("{keys}", ", ".join("?" * len(missing)))
-    careful = dict(conn.execute(sql, [*q.careful_params, *missing]).fetchall())
-    return [careful.get(key, line) for line, key in rows]
+    commas = list(map(bytes.count, lines, repeat(b",")))
+    bad = {i for i, c in enumerate(commas) if c != q.ncols - 1}
+    for c in (b'"', b"\r", b"\n"):
+        if c in flat:
+            bad.update(i for i, line in enumerate(lines) if c in line)
+    keys = [rows[i][1] for i in sorted(bad)]
+    sql = q.careful.replace("{keys}", ", ".join("?" * len(keys)))
+    careful = dict(conn.execute(sql, [*q.careful_params, *keys]).fetchall())
+    for i in bad:
+        lines[i] = careful[rows[i][1]]
+    return lines
 
 
 def write_csv(store: Any, out: Path, opts: ExportOptions, force: bool) -> dict[str, int]:
