@@ -123,34 +123,6 @@ def safe_sql(expr: str) -> str:
     )
 
 
-#: A text cell that must be quoted (RFC 4180): it holds a comma, a quote, CR or LF.
-_NEEDS_QUOTES_GLOB = "'*[,\"\r\n]*'"
-#: A text cell that begins like a spreadsheet formula (see :data:`FORMULA_PREFIXES`).
-_FORMULA_GLOB = "'[-=+@\t\r]*'"
-
-
-def csv_quote_sql(expr: str) -> str:
-    """``expr`` as an RFC 4180 CSV cell in SQL, quoted only when it must be (no guard)."""
-    return (
-        f"CASE WHEN {expr} GLOB {_NEEDS_QUOTES_GLOB} "
-        f"THEN '\"' || replace({expr}, '\"', '\"\"') || '\"' ELSE {expr} END"
-    )
-
-
-def csv_safe_text_sql(expr: str) -> str:
-    """:func:`safe_sql` then :func:`csv_quote_sql`: a text column's CSV cell, in SQL.
-
-    The quoting test looks at the stored text: the guard's leading ``'`` never makes a
-    cell need quotes, so the stored text needs them exactly when the guarded one does.
-    """
-    guarded = f"CASE WHEN {expr} GLOB {_FORMULA_GLOB} THEN '''' || {expr} ELSE {expr} END"
-    return (
-        f"CASE WHEN typeof({expr}) != 'text' THEN {expr} "
-        f"WHEN {expr} GLOB {_NEEDS_QUOTES_GLOB} "
-        f"THEN '\"' || replace({guarded}, '\"', '\"\"') || '\"' ELSE {guarded} END"
-    )
-
-
 def real_text_sql(expr: str) -> str:
     """A REAL as Python's ``repr`` writes it (what ``csv.writer`` wrote), in SQL.
 

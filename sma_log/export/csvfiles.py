@@ -1,14 +1,17 @@
 """``sma-log export --format csv``: one CSV file per table, the analysis file, the dictionary.
 
 Each file is one SQL query that yields whole CSV lines: every cell is de-identified,
-guarded against formula injection, quoted (RFC 4180) and formatted (numbers as
-Python's ``repr``/``str`` wrote them) by SQL expressions, and ``printf`` joins the cells
-of a row. Python only writes the lines, a few thousand at a time (constant memory).
-Local dates come from a binary search over the site time zone's UTC-offset changes
-(computed once with zoneinfo for the years the file holds), so no Python function runs
-per cell; the rare value SQL cannot format exactly like ``csv.writer`` (a blob, a float
-outside 1e-4..1e15, a malformed instant) is handed to a registered Python function
-that does.
+guarded against formula injection and formatted (numbers as Python's ``repr``/``str``
+wrote them) by SQL expressions, and ``printf`` joins the cells of a row. Python reads
+the lines a few thousand at a time (constant memory) and checks each chunk with a few
+C scans for a cell that needs RFC 4180 quotes; the rows that do are fetched again by
+rowid from a query that quotes every cell in SQL. Local dates come from a binary
+search over the site time zone's UTC-offset changes (computed once with zoneinfo for
+the years the file holds), so no Python function runs per cell; the rare value SQL
+cannot format exactly like ``csv.writer`` (a float needing 16-17 digits or outside
+1e-4..1e15, an instant outside those years or in another form) is handed to a
+registered Python function that does. The files are byte for byte what the former
+``csv.writer`` path wrote (tests/test_export_csv_speedpath.py).
 
 Files (UTF-8, comma-separated, RFC 4180 quoting, CRLF line ends, header row, empty
 cell = missing): ``patients.csv``, ``procedures.csv``, ``attempts.csv``,
