@@ -512,10 +512,6 @@ def _write_analysis(
     if not hasattr(analysis, "analysis_sql"):
         return columns, _write_analysis_rows(store, analysis, folder, opts, progress, names)
     inner, _, params = analysis.analysis_sql(names, opts.date_from, opts.date_to, opts.tz)
-    # Walk the procedures in start order (their index) rather than sorting every row
-    # found through the status index: the unary + keeps SQLite off that index. Same
-    # rows, same order; if the text is not there the query just stays as it was.
-    inner = inner.replace("WHERE p.status = 'ended'", "WHERE +p.status = 'ended'", 1)
     plan = analysis_plan(analysis, opts)
     fast = line_sql([fast_cell_sql(c, transitions) for c in plan])
     careful = line_sql([cell_sql(c, transitions) for c in plan])

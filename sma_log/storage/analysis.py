@@ -303,7 +303,10 @@ def analysis_sql(
         sql += " LEFT JOIN followups f ON f.procedure_id = p.id AND f.kind = 'day3'"
     where, params = [], []
     if not include_open:
-        where.append("p.status = 'ended'")
+        # The unary + keeps SQLite off the status index: nearly every procedure is
+        # ended, so walking the start-time index (or the table) beats sorting every
+        # row found through the status index (measured: half the time of the export).
+        where.append("+p.status = 'ended'")
     if date_from is not None:
         where.append("p.started_at >= ?")
         params.append(day_bound(date_from, tz, end=False))
