@@ -18,6 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from factories import SETUP
 
 from sma_log.domain.clock import Clock
 from sma_log.export import csvfiles
@@ -32,14 +33,6 @@ from sma_log.export.common import (
 )
 from sma_log.storage.store import Store
 
-SETUP = {
-    "operator": "Dr Rossi",
-    "regimen": "std_maintenance",
-    "guidance": "us_marking",
-    "approach": "paramedian",
-    "level_intended": "L3-L4",
-    "sedation": "none",
-}
 #: Text a spreadsheet or a CSV reader could trip on.
 HOSTILE = (
     "a,b",

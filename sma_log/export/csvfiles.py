@@ -174,15 +174,23 @@ def _number_cell(v: str, guard_text: bool) -> str:
     )
 
 
+def _id_cell(v: str, unquoted_only: bool) -> str:
+    """A record id with its time part masked in SQL (:func:`mask_id`); anything that is
+    not a 26-character text id (or, with ``unquoted_only``, one that would need quotes)
+    goes to the Python function."""
+    plain = f" AND NOT {v} GLOB {_QUOTE_GLOB}" if unquoted_only else ""
+    return (
+        f"CASE WHEN {v} IS NULL THEN NULL "
+        f"WHEN typeof({v}) = 'text' AND length({v}) = 26{plain} "
+        f"THEN '0000000000' || substr({v}, 11) ELSE sma_csv_id({v}) END"
+    )
+
+
 def cell_sql(col: Column, transitions: list[tuple[str, int]]) -> str:
     """SQL giving ``col``'s CSV cell text (NULL for an empty cell)."""
     v = col.value or col.expr
     if col.kind == "id":
-        return (
-            f"CASE WHEN {v} IS NULL THEN NULL "
-            f"WHEN typeof({v}) = 'text' AND length({v}) = 26 AND NOT {v} GLOB {_QUOTE_GLOB} "
-            f"THEN '0000000000' || substr({v}, 11) ELSE sma_csv_id({v}) END"
-        )
+        return _id_cell(v, unquoted_only=True)
     if col.kind == "instant":
         return local_date_sql(v, transitions, f"sma_csv_date({v})")
     if col.kind == "text":
@@ -219,11 +227,7 @@ def fast_cell_sql(col: Column, transitions: list[tuple[str, int]]) -> str:
     """
     v = col.value or col.expr
     if col.kind == "id":
-        return (
-            f"CASE WHEN {v} IS NULL THEN NULL "
-            f"WHEN typeof({v}) = 'text' AND length({v}) = 26 "
-            f"THEN '0000000000' || substr({v}, 11) ELSE sma_csv_id({v}) END"
-        )
+        return _id_cell(v, unquoted_only=False)
     if col.kind == "instant":
         return local_date_sql(v, transitions, f"sma_csv_date({v})")
     if col.kind == "note_value":
