@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import io
+import sqlite3
 from dataclasses import dataclass
 from itertools import repeat
 from operator import itemgetter
@@ -169,7 +170,7 @@ def _number_cell(v: str, guard_text: bool) -> str:
     """A number's cell as ``str``/``repr`` write it; text goes to :func:`_text_cell`."""
     return (
         f"CASE typeof({v}) WHEN 'integer' THEN {v} WHEN 'null' THEN NULL "
-        f"WHEN 'real' THEN coalesce({real_text_sql(v)}, sma_csv_cell({v})) "
+        f"WHEN 'real' THEN {_real_cell(v)} "
         f"WHEN 'text' THEN {_text_cell(v, guard_text)} ELSE sma_csv_cell({v}) END"
     )
 
@@ -207,7 +208,14 @@ def cell_sql(col: Column, transitions: list[tuple[str, int]]) -> str:
 
 
 def _real_cell(v: str) -> str:
-    return f"coalesce({real_text_sql(v)}, sma_csv_cell({v}))"
+    """A REAL as ``repr`` writes it: from the lookup table when it is k/60 exactly (the
+    procedure and puncture minutes, whole seconds / 60, which 15 digits rarely hold),
+    else :func:`real_text_sql`, else Python."""
+    lookup = (
+        f"(SELECT txt FROM temp.sma_sixtieths WHERE k = CAST(round({v} * 60) AS INTEGER) "
+        f"AND k / 60.0 = {v})"
+    )
+    return f"coalesce({lookup}, {real_text_sql(v)}, sma_csv_cell({v}))"
 
 
 def _guard(v: str) -> str:
@@ -331,7 +339,31 @@ def register_csv_functions(conn: Any, tz: str) -> LocalDates:
     conn.create_function("sma_csv_safe", 1, lambda v: csv_cell(safe_cell(v)), deterministic=True)
     conn.create_function("sma_csv_id", 1, lambda v: csv_cell(mask_id(v)), deterministic=True)
     conn.create_function("sma_csv_date", 1, lambda v: csv_cell(dates.date(v)), deterministic=True)
+    _fill_sixtieths(conn)
     return dates
+
+
+def _fill_sixtieths(conn: Any) -> None:
+    """``temp.sma_sixtieths``: ``repr(k / 60)`` for every whole-second time in the file.
+
+    The distinct minutes are read from the report's kept histograms (a few thousand
+    cells, not a scan of the procedures); a value missing from the table (none, if
+    the caches are right) is still written correctly by the fallbacks.
+    """
+    conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS sma_sixtieths (k INTEGER PRIMARY KEY, txt TEXT NOT NULL)"
+    )
+    try:
+        values = conn.execute(
+            "SELECT DISTINCT value FROM report_cells WHERE dim = 'overall' "
+            "AND metric IN ('procedure_min', 'puncture_min') AND typeof(value) = 'real'"
+        ).fetchall()
+    except sqlite3.OperationalError:  # not a schema-3 file: only the fallbacks
+        values = []
+    ks = {round(v * 60) for (v,) in values if 0 <= v < 1e9}
+    conn.executemany(
+        "INSERT OR IGNORE INTO temp.sma_sixtieths VALUES (?, ?)", ((k, repr(k / 60)) for k in ks)
+    )
 
 
 def date_transitions(conn: Any, tz: str) -> list[tuple[str, int]]:
