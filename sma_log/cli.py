@@ -250,7 +250,8 @@ def _parse_instant(text: str) -> Any:
     "--check",
     is_flag=True,
     help="Also run SQLite's integrity check and compare the report's kept figures with "
-    "the tables; exit 1 if anything is wrong.",
+    "the tables; exit 1 if anything is wrong. Reads the whole file (about 40 s per 100,000 "
+    "procedures on a small machine).",
 )
 @click.option(
     "--rebuild-report",
