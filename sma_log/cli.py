@@ -286,7 +286,14 @@ def info(opts: Options, check: bool, rebuild_report: bool) -> None:
             result = [r[0] for r in store.conn.execute("PRAGMA integrity_check").fetchall()]
             if result != ["ok"]:
                 problems.append(f"integrity check: {'; '.join(result[:3])}")
-            problems += [f"report figures: {p}" for p in reportcache.check(store.conn)]
+            older = store.conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION
+            if older:
+                problems.append(
+                    "report figures: not checked, the file is of an older schema (open it "
+                    "once with this sma-log to upgrade it, a backup is kept)"
+                )
+            else:
+                problems += [f"report figures: {p}" for p in reportcache.check(store.conn)]
         version = store.conn.execute("PRAGMA user_version").fetchone()[0]
         journal = store.conn.execute("PRAGMA journal_mode").fetchone()[0]
         meta = dict(store.conn.execute("SELECT key, value FROM meta").fetchall())
@@ -324,7 +331,7 @@ def info(opts: Options, check: bool, rebuild_report: bool) -> None:
     if problems:
         for p in problems:
             click.echo(f"  {p}", err=True)
-        if any(p.startswith("report figures") for p in problems):
+        if any(p.startswith("report figures: ") and "older schema" not in p for p in problems):
             click.echo("  (sma-log info --rebuild-report rebuilds them from the tables)", err=True)
         raise SystemExit(1)
 

@@ -454,3 +454,139 @@ def test_random_action_sequences_keep_the_caches_right(
         for by in (None, "approach", "scoliosis", "sma_type"):
             assert fast(store, by) == plain(store, by)
             assert fast(store, by, "patient") == plain(store, by, "patient")
+
+
+# ---------------------------------------------------------------- what other tools write
+def _raw(db: Path, *sql: str) -> None:
+    conn = sqlite3.connect(db)  # a third-party tool: foreign keys off, no triggers lifted
+    try:
+        for s in sql:
+            conn.execute(s)
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def _ended_with_attempt(db: Path) -> str:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(
+            "SELECT p.id FROM procedures p JOIN followups f ON f.procedure_id = p.id "
+            "AND f.kind = 'day3' AND f.state = 'done' WHERE p.attempts_n >= 2 LIMIT 1"
+        ).fetchone()[0]
+    finally:
+        conn.close()
+
+
+def _agree(db: Path) -> None:
+    with Store.open(db, "tester", readonly=True) as store:
+        assert reportcache.check(store.conn) == []
+        for by in (None, "sma_type", "approach"):
+            assert fast(store, by) == plain(store, by), by
+            assert fast(store, by, "patient") == plain(store, by, "patient"), by
+            kw = {"date_from": "2000-01-01", "date_to": "2099-12-31"}
+            assert fast(store, by, **kw) == plain(store, by, **kw), by
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "UPDATE procedures SET drug_delivered = 'yes' WHERE id = '{pid}'",
+        "UPDATE procedures SET first_attempt_success = 'no' WHERE id = '{pid}'",
+        "UPDATE procedures SET attempts_n = -1 WHERE id = '{pid}'",
+        "UPDATE procedures SET attempts_n = 0.5 WHERE id = '{pid}'",
+        "UPDATE procedures SET redirections_n = '' WHERE id = '{pid}'",
+        "UPDATE followups SET pdph = 'no' WHERE procedure_id = '{pid}' AND kind = 'day3'",
+        "UPDATE followups SET back_pain_nrs = 'n/a' WHERE procedure_id = '{pid}'",
+        "UPDATE followups SET kind = 'day7' WHERE procedure_id = '{pid}' AND kind = 'day3'",
+    ],
+)
+def test_odd_values_written_by_other_tools_count_the_same_both_ways(
+    tmp_path: Path, demo_db: Path, change: str
+) -> None:
+    """Python's truth of a value (text 'yes' is true, -1 is an attempt…) is the cells'."""
+    db = shutil.copy(demo_db, tmp_path / "t.db")
+    _raw(db, change.format(pid=_ended_with_attempt(db)))
+    _agree(db)
+
+
+def test_replace_and_delete_by_other_tools_keep_the_caches_right(
+    tmp_path: Path, demo_db: Path
+) -> None:
+    import sqlite_utils
+
+    db = shutil.copy(demo_db, tmp_path / "t.db")
+    pid = _ended_with_attempt(db)
+    sdb = sqlite_utils.Database(db)
+    patient = dict(next(sdb.query("SELECT * FROM patients LIMIT 1")))
+    sdb["patients"].insert(
+        {**patient, "sma_type": 4 if patient["sma_type"] != 4 else 1}, replace=True
+    )
+    proc = dict(next(sdb.query("SELECT * FROM procedures WHERE id = ?", [pid])))
+    sdb["procedures"].insert({**proc, "status": "open"}, replace=True)
+    fu = dict(next(sdb.query("SELECT * FROM followups WHERE kind = 'day3' AND state = 'done'")))
+    sdb["followups"].insert({**fu, "kind": "day7"}, replace=True)
+    sdb.conn.close()
+    _agree(db)
+    _raw(db, "DELETE FROM patients WHERE id = (SELECT patient_id FROM procedures LIMIT 1)")
+    with Store.open(db, "tester", readonly=True) as store:
+        assert reportcache.check(store.conn) == []
+
+
+def test_text_where_a_number_belongs_is_one_line_not_a_traceback(
+    tmp_path: Path, demo_db: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from sma_log.cli import main
+
+    db = shutil.copy(demo_db, tmp_path / "t.db")
+    _raw(db, f"UPDATE procedures SET redirections_n = 'abc' WHERE id = '{_ended_with_attempt(db)}'")
+    for extra in ([], ["--unit", "patient"], ["--from", "2000-01-01"]):
+        result = CliRunner().invoke(main, ["--db", str(db), "report", *extra])
+        assert result.exit_code == 2, (extra, result.output)
+        assert "'abc'" in result.output and "Traceback" not in result.output
+
+
+def test_odd_old_rows_do_not_stop_the_migration(tmp_path: Path) -> None:
+    db = shutil.copy(FIXTURES / "schema2.db", tmp_path / "old.db")
+    _raw(
+        db,
+        "UPDATE procedures SET ended_at = '2026-03-27 09:09:31' WHERE rowid = 1",
+        "UPDATE procedures SET ended_at = '2026-03-28T09:09:31+00:00' WHERE rowid = 2",
+        "UPDATE procedures SET ended_at = NULL, procedure_min = 'n/a' WHERE rowid = 3",
+    )
+    with Store.open(db, "tester") as store:
+        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        rows = store.conn.execute(
+            "SELECT procedure_min FROM procedures WHERE rowid IN (1, 2, 3) ORDER BY rowid"
+        ).fetchall()
+        assert rows[0][0] == 571 / 60  # read despite the space: 09:00:00 → 09:09:31
+        assert rows[1][0] == 572 / 60  # offset vs no offset: from the old 9 min 31.7 s
+        assert rows[2][0] == "n/a"  # not a number: left as it was
+        assert reportcache.check(store.conn) == []
+
+
+def test_info_check_on_an_older_file_says_so(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from sma_log.cli import main
+
+    db = shutil.copy(FIXTURES / "schema2.db", tmp_path / "old.db")
+    db.chmod(0o400)
+    result = CliRunner().invoke(main, ["--db", str(db), "info", "--check"])
+    assert result.exit_code == 1, result.output
+    assert "older schema" in result.output and "Traceback" not in result.output
+
+
+def test_check_and_load_report_leave_the_connection_as_they_found_it(demo_db: Path) -> None:
+    conn = sqlite3.connect(f"file:{demo_db}?mode=ro", uri=True)  # Python's default mode
+    try:
+        assert reportcache.check(conn) == []
+        assert not conn.in_transaction
+        conn.execute("BEGIN")
+        reportcache.load_report(conn, "approach")  # inside the caller's transaction
+        assert conn.in_transaction
+        conn.rollback()
+    finally:
+        conn.close()

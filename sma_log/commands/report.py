@@ -249,8 +249,13 @@ def report(
     if start and end and end < start:
         raise CommandRefused(f"--to {end} is before --from {start}")
     tz = site_timezone(opts.settings) if (start or end) else "UTC"
+    from ..domain.stats import DataError
+
     with open_for_reading(opts.db_path, opts.user) as store:
-        result = load_report(store.conn, by, unit, start, end, tz)  # type: ignore[arg-type]
+        try:
+            result = load_report(store.conn, by, unit, start, end, tz)  # type: ignore[arg-type]
+        except DataError as exc:
+            raise CommandRefused(f"cannot summarise: {exc}") from None
     if fmt == "json":
         import json
 

@@ -194,10 +194,21 @@ def spread(values: Iterable[float]) -> Spread:
     return spread_counts(Counter(values))
 
 
+class DataError(ValueError):
+    """A stored value the statistics cannot use (e.g. text where a number belongs)."""
+
+
 def _sorted_counts(counts: Mapping[Any, int]) -> tuple[list[Any], list[int]]:
     """Distinct values in order and the running total of their counts."""
     values, cum, total = [], [], 0
-    for v in sorted(k for k, c in counts.items() if c > 0):
+    present = [k for k, c in counts.items() if c > 0]
+    odd = [k for k in present if not isinstance(k, (int, float)) or isinstance(k, bool)]
+    if odd:
+        raise DataError(
+            f"a value that is not a number ({odd[0]!r}) is stored where the report needs "
+            "numbers; correct it in the database (sma-log info --check, then the record)"
+        )
+    for v in sorted(present):
         total += counts[v]
         values.append(v)
         cum.append(total)
@@ -357,7 +368,7 @@ class _Acc:
             ae = self.ae
             if r["pdph"]:
                 ae["pdph"] += 1
-            if (r["back_pain_nrs"] or 0) >= 1:
+            if _at_least_one(r["back_pain_nrs"]):
                 ae["back_pain"] += 1
             if r["radicular_pain"]:
                 ae["radicular_pain"] += 1
@@ -380,19 +391,37 @@ class _Acc:
             getattr(self, _CELL_FIELDS[metric])[value] += n
 
 
+def _truthy(x: str) -> str:
+    """Python's truth of a value of a numeric column, in SQL: not NULL, not 0, not ''.
+
+    (A third-party tool can store text such as 'yes' in an INTEGER column: Python
+    counts it as true, and so must the cells.)
+    """
+    return f"({x} IS NOT NULL AND {x} != 0 AND {x} != '')"
+
+
+def _at_least_one(v: Any) -> bool:
+    """An NRS of 1 or more (text in the column never counts)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 1
+
+
 #: One ended procedure's contribution to the report cells kept in the database, in SQL
 #: over the columns of its fact row (``{column}`` placeholders): (metric, value,
 #: condition). Exactly :meth:`_Acc.add`'s rules. (A ``patients`` cell per group holds
 #: its number of distinct patients; see :mod:`sma_log.storage.reportcache`.)
 CELL_RULES: tuple[tuple[str, str, str], ...] = (
     ("n", "''", "1"),
-    ("delivered", "''", "{drug_delivered}"),
-    ("attempts", "{attempts_n}", "{attempts_n} >= 1"),
-    ("redirections", "coalesce({redirections_n}, 0)", "{attempts_n} >= 1"),
+    ("delivered", "''", _truthy("{drug_delivered}")),
+    ("attempts", "{attempts_n}", _truthy("{attempts_n}")),
+    (
+        "redirections",
+        f"CASE WHEN {_truthy('{redirections_n}')} THEN {{redirections_n}} ELSE 0 END",
+        _truthy("{attempts_n}"),
+    ),
     (
         "fas",
-        "CASE WHEN {first_attempt_success} THEN 1 ELSE 0 END",
-        "{attempts_n} >= 1 AND {first_attempt_success} IS NOT NULL",
+        f"CASE WHEN {_truthy('{first_attempt_success}')} THEN 1 ELSE 0 END",
+        f"{_truthy('{attempts_n}')} AND {{first_attempt_success}} IS NOT NULL",
     ),
     ("procedure_min", "{procedure_min}", "{procedure_min} IS NOT NULL"),
     ("puncture_min", "{puncture_min}", "{puncture_min} IS NOT NULL"),
@@ -400,12 +429,21 @@ CELL_RULES: tuple[tuple[str, str, str], ...] = (
     ("sedation", f"coalesce(nullif({{sedation}}, ''), '{UNKNOWN}')", "1"),
     ("fu", "coalesce(nullif({fu72_state}, ''), 'none')", "1"),
     ("sat72", "{satisfaction_72h}", "{fu72_state} = 'done' AND {satisfaction_72h} IS NOT NULL"),
-    ("ae", "'pdph'", "{fu72_state} = 'done' AND {pdph}"),
-    ("ae", "'back_pain'", "{fu72_state} = 'done' AND coalesce({back_pain_nrs}, 0) >= 1"),
-    ("ae", "'radicular_pain'", "{fu72_state} = 'done' AND {radicular_pain}"),
-    ("ae", "'nausea_vomiting'", "{fu72_state} = 'done' AND {nausea_vomiting}"),
-    ("ae", "'other_event'", "{fu72_state} = 'done' AND {other_event_any}"),
-    ("ae", "'other_event_serious'", "{fu72_state} = 'done' AND {other_event_serious}"),
+    ("ae", "'pdph'", f"{{fu72_state}} = 'done' AND {_truthy('{pdph}')}"),
+    (
+        "ae",
+        "'back_pain'",
+        "{fu72_state} = 'done' AND typeof({back_pain_nrs}) IN ('integer', 'real') "
+        "AND {back_pain_nrs} >= 1",
+    ),
+    ("ae", "'radicular_pain'", f"{{fu72_state}} = 'done' AND {_truthy('{radicular_pain}')}"),
+    ("ae", "'nausea_vomiting'", f"{{fu72_state}} = 'done' AND {_truthy('{nausea_vomiting}')}"),
+    ("ae", "'other_event'", f"{{fu72_state}} = 'done' AND {_truthy('{other_event_any}')}"),
+    (
+        "ae",
+        "'other_event_serious'",
+        f"{{fu72_state}} = 'done' AND {_truthy('{other_event_serious}')}",
+    ),
 )
 _CELL_FIELDS = {
     "attempts": "attempts",
@@ -521,8 +559,12 @@ class _PatientAcc:
             self.delivered += 1
         v = r["attempts_n"]
         if v:
+            red = r["redirections_n"] or 0
+            for x in (v, red):
+                if not isinstance(x, (int, float)) or isinstance(x, bool):
+                    _sorted_counts({x: 1})  # raises DataError with its message
             self.attempts.append(v)
-            self.redirections.append(r["redirections_n"] or 0)
+            self.redirections.append(red)
             f = r["first_attempt_success"]
             if f is not None:
                 self.fas_known += 1
@@ -534,7 +576,7 @@ class _PatientAcc:
             ae = self.ae
             if r["pdph"]:
                 ae.add("pdph")
-            if (r["back_pain_nrs"] or 0) >= 1:
+            if _at_least_one(r["back_pain_nrs"]):
                 ae.add("back_pain")
             if r["radicular_pain"]:
                 ae.add("radicular_pain")

@@ -122,13 +122,14 @@ def write_sqlite(store: Any, out: Path, opts: ExportOptions, force: bool) -> dic
 
 
 def _tables(conn: sqlite3.Connection) -> list[str]:
-    """The data tables (the report caches are rebuilt, not edited)."""
+    """The data tables (the report caches are rebuilt, not edited or counted)."""
     return [
         r[0]
         for r in conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
-            "AND name NOT IN ('report_facts', 'report_cells') ORDER BY name"
+            "ORDER BY name"
         )
+        if r[0] not in reportcache.TABLES
     ]
 
 

@@ -158,9 +158,11 @@ def trigger_sql() -> list[str]:
     fu_cols = ", ".join(FOLLOWUP_SOURCE)
     day3 = "'day3'"
     return [
-        # procedures → facts (only ended procedures have facts)
+        # procedures → facts (only ended procedures have facts). Inserts refresh
+        # whatever the status: INSERT OR REPLACE deletes the old row without firing
+        # delete triggers.
         "CREATE TRIGGER report_procedure_insert AFTER INSERT ON procedures "
-        f"WHEN NEW.status = 'ended' BEGIN {_refresh('NEW.id')} END",
+        f"BEGIN {_refresh('NEW.id')} END",
         f"CREATE TRIGGER report_procedure_update AFTER UPDATE OF {proc_cols} ON procedures "
         "WHEN OLD.status = 'ended' OR NEW.status = 'ended' BEGIN "
         f"DELETE FROM report_facts WHERE procedure_id = OLD.id; {_refresh('NEW.id')} END",
@@ -169,7 +171,7 @@ def trigger_sql() -> list[str]:
         "DELETE FROM report_facts WHERE procedure_id = OLD.id; END",
         # the 72-hour follow-up → its procedure's fact
         "CREATE TRIGGER report_followup_insert AFTER INSERT ON followups "
-        f"WHEN NEW.kind = {day3} BEGIN {_refresh('NEW.procedure_id')} END",
+        f"BEGIN {_refresh('NEW.procedure_id')} END",
         f"CREATE TRIGGER report_followup_update AFTER UPDATE OF {fu_cols} ON followups "
         f"WHEN OLD.kind = {day3} OR NEW.kind = {day3} BEGIN "
         "DELETE FROM report_facts WHERE procedure_id = OLD.procedure_id "
@@ -179,7 +181,13 @@ def trigger_sql() -> list[str]:
         f"{_refresh('NEW.procedure_id')} END",
         "CREATE TRIGGER report_followup_delete AFTER DELETE ON followups "
         f"WHEN OLD.kind = {day3} BEGIN {_refresh('OLD.procedure_id')} END",
-        # the patient's SMA type → all their facts
+        # the patient (SMA type; a patient inserted, replaced or deleted) → their facts
+        "CREATE TRIGGER report_patient_insert AFTER INSERT ON patients BEGIN "
+        "DELETE FROM report_facts WHERE patient_id = NEW.id; "
+        f"INSERT INTO report_facts({_COLS}) SELECT {_COLS} FROM report_facts_source "
+        "WHERE patient_id = NEW.id; END",
+        "CREATE TRIGGER report_patient_delete AFTER DELETE ON patients BEGIN "
+        "DELETE FROM report_facts WHERE patient_id = OLD.id; END",
         f"CREATE TRIGGER report_patient_update AFTER UPDATE OF {', '.join(PATIENT_SOURCE)} "
         "ON patients BEGIN "
         "DELETE FROM report_facts WHERE patient_id = OLD.id; "
@@ -191,6 +199,13 @@ def trigger_sql() -> list[str]:
         "CREATE TRIGGER report_fact_delete AFTER DELETE ON report_facts BEGIN "
         f"{_cells_upsert('OLD', -1)}; END",
     ]
+
+
+#: The names of this module's triggers (only these are lifted and restored).
+TRIGGER_NAMES: tuple[str, ...] = tuple(
+    re.match(r"CREATE TRIGGER (\w+)", sql).group(1)  # type: ignore[union-attr]
+    for sql in trigger_sql()
+)
 
 
 def create(conn: sqlite3.Connection) -> None:
@@ -260,12 +275,8 @@ def rebuild(conn: sqlite3.Connection, restore_triggers: bool = False) -> None:
     with suspended(conn, rebuild_after=False):
         _fill(conn)
     if restore_triggers:
-        names = conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'report\\_%' "
-            "ESCAPE '\\'"
-        ).fetchall()
-        for (name,) in names:
-            conn.execute(f'DROP TRIGGER "{name}"')
+        for name in TRIGGER_NAMES:
+            conn.execute(f'DROP TRIGGER IF EXISTS "{name}"')
         conn.execute("DROP VIEW IF EXISTS report_facts_source")
         conn.execute(f"CREATE VIEW report_facts_source AS {source_sql()}")
         for sql in trigger_sql():
@@ -279,10 +290,12 @@ def suspended(conn: sqlite3.Connection, rebuild_after: bool = True) -> Iterator[
     Inside a transaction: whoever sees the file afterwards sees the triggers in place
     and the caches matching the tables.
     """
-    triggers = conn.execute(
-        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'report\\_%' "
-        "ESCAPE '\\'"
-    ).fetchall()
+    ours = set(TRIGGER_NAMES)
+    triggers = [
+        (name, sql)
+        for name, sql in conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")
+        if name in ours
+    ]
     for name, _ in triggers:
         conn.execute(f'DROP TRIGGER "{name}"')
     yield
@@ -304,8 +317,18 @@ def _has_cache(conn: sqlite3.Connection) -> bool:
 def check(conn: sqlite3.Connection) -> list[str]:
     """Differences between the kept facts/cells and what the tables say (none: ``[]``).
 
-    Read-only: the expected cells are built in a TEMP table.
+    Read-only: the expected cells are built in TEMP tables; a transaction this opens
+    (a connection in Python's default mode starts one for the TEMP inserts) is ended.
     """
+    began = not conn.in_transaction
+    try:
+        return _check(conn)
+    finally:
+        if began and conn.in_transaction:
+            conn.rollback()
+
+
+def _check(conn: sqlite3.Connection) -> list[str]:
     problems = []
     for a, b, what in (
         ("report_facts", "report_facts_source", "stale or extra fact"),
@@ -412,6 +435,8 @@ def load_report(
     if by is not None and by not in stats.GROUPINGS:
         raise ValueError(f"unknown grouping {by!r}; choose one of {', '.join(stats.GROUPINGS)}")
     if unit == "procedure" and date_from is None and date_to is None:
+        if conn.in_transaction:  # already one snapshot
+            return stats.summarise_cells(read_cells(conn, by), by)
         conn.execute("BEGIN")  # one snapshot for both dimensions' cells
         try:
             return stats.summarise_cells(read_cells(conn, by), by)

@@ -286,31 +286,46 @@ def _v2(db: sqlite_utils.Database) -> None:
     )
 
 
-def whole_second_times(row: dict[str, object]) -> dict[str, float | None]:
+def whole_second_times(row: dict[str, object]) -> dict[str, object]:
     """A procedure row's ``procedure_min`` and ``puncture_min`` as schema 3 keeps them.
 
     From the stored instants (start → end, first puncture → injection end) rounded to
-    the whole second; where an instant is missing (e.g. a de-identified export), from
-    the old value itself. Used by migration 3 and by ``import`` of older JSON exports.
+    the whole second; where an instant is missing or unreadable (a de-identified
+    export, a value some other tool wrote), from the old number itself; a value that is
+    not a number is left as it is (a migration never fails on one odd row).
+    Used by migration 3 and by ``import`` of older JSON exports.
     """
-    from datetime import datetime
-
     from ..domain.timeline import whole_second_minutes
 
-    out: dict[str, float | None] = {}
+    out: dict[str, object] = {}
     for col, a, b in (
         ("procedure_min", "started_at", "ended_at"),
         ("puncture_min", "first_puncture_at", "injection_end_at"),
     ):
-        old, start, end = row.get(col), row.get(a), row.get(b)
+        old = row.get(col)
+        seconds = _seconds_between(row.get(a), row.get(b))
         if old is None:
             out[col] = None
-        elif isinstance(start, str) and isinstance(end, str) and start and end:
-            delta = datetime.fromisoformat(end[:-1]) - datetime.fromisoformat(start[:-1])
-            out[col] = whole_second_minutes(delta.total_seconds())
+        elif seconds is not None:
+            out[col] = whole_second_minutes(seconds)
+        elif isinstance(old, (int, float)) and not isinstance(old, bool):
+            out[col] = whole_second_minutes(float(old) * 60)
         else:
-            out[col] = whole_second_minutes(float(old) * 60)  # type: ignore[arg-type]
+            out[col] = old
     return out
+
+
+def _seconds_between(start: object, end: object) -> float | None:
+    from datetime import datetime
+
+    if not isinstance(start, str) or not isinstance(end, str):
+        return None
+    try:
+        a = datetime.fromisoformat(start.removesuffix("Z"))
+        b = datetime.fromisoformat(end.removesuffix("Z"))
+        return (b - a).total_seconds()
+    except (ValueError, TypeError):  # unreadable, or one with an offset and one without
+        return None
 
 
 def _v3(db: sqlite_utils.Database) -> None:
