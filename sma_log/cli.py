@@ -279,6 +279,7 @@ def info(opts: Options, check: bool, rebuild_report: bool) -> None:
             reportcache.rebuild(conn, restore_triggers=True)
         click.echo(f"Rebuilt the report's kept figures in {path}.")
     problems: list[str] = []
+    rebuild_helps = False  # a kept-figures problem that --rebuild-report mends
     with Store.open(path, opts.user, create=False, readonly=True) as store:
         if check:
             from .storage import reportcache
@@ -293,7 +294,9 @@ def info(opts: Options, check: bool, rebuild_report: bool) -> None:
                     "once with this sma-log to upgrade it, a backup is kept)"
                 )
             else:
-                problems += [f"report figures: {p}" for p in reportcache.check(store.conn)]
+                found = reportcache.check(store.conn)
+                problems += [f"report figures: {p}" for p in found]
+                rebuild_helps = bool(found)
         version = store.conn.execute("PRAGMA user_version").fetchone()[0]
         journal = store.conn.execute("PRAGMA journal_mode").fetchone()[0]
         meta = dict(store.conn.execute("SELECT key, value FROM meta").fetchall())
@@ -331,7 +334,7 @@ def info(opts: Options, check: bool, rebuild_report: bool) -> None:
     if problems:
         for p in problems:
             click.echo(f"  {p}", err=True)
-        if any(p.startswith("report figures: ") and "older schema" not in p for p in problems):
+        if rebuild_helps:
             click.echo("  (sma-log info --rebuild-report rebuilds them from the tables)", err=True)
         raise SystemExit(1)
 

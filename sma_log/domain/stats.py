@@ -198,16 +198,20 @@ class DataError(ValueError):
     """A stored value the statistics cannot use (e.g. text where a number belongs)."""
 
 
+def _require_numbers(*values: Any) -> None:
+    for v in values:
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
+            raise DataError(
+                f"a value that is not a number ({v!r}) is stored where the report needs "
+                "numbers; correct it in the database (sma-log info --check, then the record)"
+            )
+
+
 def _sorted_counts(counts: Mapping[Any, int]) -> tuple[list[Any], list[int]]:
     """Distinct values in order and the running total of their counts."""
     values, cum, total = [], [], 0
     present = [k for k, c in counts.items() if c > 0]
-    odd = [k for k in present if not isinstance(k, (int, float)) or isinstance(k, bool)]
-    if odd:
-        raise DataError(
-            f"a value that is not a number ({odd[0]!r}) is stored where the report needs "
-            "numbers; correct it in the database (sma-log info --check, then the record)"
-        )
+    _require_numbers(*present)
     for v in sorted(present):
         total += counts[v]
         values.append(v)
@@ -365,7 +369,7 @@ class _Acc:
             v = r["satisfaction_72h"]
             if v is not None:
                 self.sat72[v] += 1
-            ae = self.ae
+            ae = self.ae  # spelled out here and in _PatientAcc: this runs per row
             if r["pdph"]:
                 ae["pdph"] += 1
             if _at_least_one(r["back_pain_nrs"]):
@@ -560,9 +564,7 @@ class _PatientAcc:
         v = r["attempts_n"]
         if v:
             red = r["redirections_n"] or 0
-            for x in (v, red):
-                if not isinstance(x, (int, float)) or isinstance(x, bool):
-                    _sorted_counts({x: 1})  # raises DataError with its message
+            _require_numbers(v, red)
             self.attempts.append(v)
             self.redirections.append(red)
             f = r["first_attempt_success"]

@@ -338,11 +338,12 @@ def iter_analysis_rows(
     too. ``order=False`` skips the sort (the report does not need it).
     """
     sql, names, params = analysis_sql(columns, date_from, date_to, tz, include_open, order)
-    cur = store.conn.execute(sql, params)
+    yield from iter_dicts(store.conn.execute(sql, params), names)
+
+
+def iter_dicts(cur: Any, names: list[str]) -> Iterator[dict[str, Any]]:
+    """The rows of ``cur`` as dicts keyed by ``names``, fetched 2,000 at a time."""
     cur.arraysize = 2000
-    while True:
-        chunk = cur.fetchmany()
-        if not chunk:
-            return
+    while chunk := cur.fetchmany():
         for values in chunk:
             yield dict(zip(names, values, strict=True))

@@ -100,24 +100,34 @@ def _fact_types() -> dict[str, str]:
     return {c: types[c] for c in FACT_COLUMNS}
 
 
+def _groupings(row: str) -> list[tuple[str, str]]:
+    """(dim, SQL of the group) of every grouping plus overall, over a fact row (``NEW``,
+    ``OLD`` or a table alias)."""
+    return [(stats.OVERALL, f"'{stats.OVERALL}'")] + [
+        (by, stats.group_sql(f"{row}.{col}")) for by, (col, _) in stats.GROUPINGS.items()
+    ]
+
+
+def _rules(row: str) -> list[tuple[str, str, str]]:
+    """:data:`stats.CELL_RULES` as SQL over a fact row: (metric, value, condition)."""
+    cols = {c: f"{row}.{c}" for c in FACT_COLUMNS}
+    return [(m, v.format(**cols), c.format(**cols)) for m, v, c in stats.CELL_RULES]
+
+
 def _dims(row: str) -> str:
-    """(dim, grp) of a fact row (``NEW``/``OLD`` or a table alias), one per grouping."""
-    arms = [f"SELECT '{stats.OVERALL}' AS dim, '{stats.OVERALL}' AS grp"]
-    for by, (col, _) in stats.GROUPINGS.items():
-        arms.append(f"SELECT '{by}', {stats.group_sql(f'{row}.{col}')}")
+    """(dim, grp) of a fact row, one per grouping, as a subquery."""
+    arms = [f"SELECT '{dim}' AS dim, {grp} AS grp" for dim, grp in _groupings(row)[:1]]
+    arms += [f"SELECT '{dim}', {grp}" for dim, grp in _groupings(row)[1:]]
     return " UNION ALL ".join(arms)
 
 
 def _metrics(row: str) -> str:
     """(metric, value) pairs a fact row contributes (:data:`stats.CELL_RULES`)."""
-    cols = {c: f"{row}.{c}" for c in FACT_COLUMNS}
-    arms = []
-    for i, (metric, value, cond) in enumerate(stats.CELL_RULES):
-        names = " AS metric" if i == 0 else ""
-        vname = " AS value" if i == 0 else ""
-        arms.append(
-            f"SELECT '{metric}'{names}, {value.format(**cols)}{vname} WHERE {cond.format(**cols)}"
-        )
+    arms = [
+        f"SELECT '{metric}'{' AS metric' if i == 0 else ''}, {value}"
+        f"{' AS value' if i == 0 else ''} WHERE {cond}"
+        for i, (metric, value, cond) in enumerate(_rules(row))
+    ]
     return " UNION ALL ".join(arms)
 
 
@@ -144,18 +154,29 @@ def _cells_upsert(row: str, sign: int) -> str:
     )
 
 
-def _refresh(proc_id: str) -> str:
+def _refresh(proc_id: str, only_if: str = "") -> str:
     """Make the procedure's fact row what the tables say; a row that would not change
     is left alone (most writes during an end touch nothing the report reads, and
-    replacing a fact costs two passes over its cells)."""
+    replacing a fact costs two passes over its cells). ``only_if``: an extra SQL
+    condition for both statements."""
     same = " AND ".join(f"f.{c} IS s.{c}" for c in FACT_COLUMNS)
+    also = f" AND {only_if}" if only_if else ""
     return (
-        f"DELETE FROM report_facts WHERE procedure_id = {proc_id} AND NOT EXISTS ("
+        f"DELETE FROM report_facts WHERE procedure_id = {proc_id}{also} AND NOT EXISTS ("
         f"SELECT 1 FROM report_facts f, report_facts_source s WHERE f.procedure_id = {proc_id} "
         f"AND s.procedure_id = {proc_id} AND {same}); "
         f"INSERT INTO report_facts({_COLS}) SELECT {_COLS} FROM report_facts_source "
-        f"WHERE procedure_id = {proc_id} AND NOT EXISTS "
+        f"WHERE procedure_id = {proc_id}{also} AND NOT EXISTS "
         f"(SELECT 1 FROM report_facts WHERE procedure_id = {proc_id});"
+    )
+
+
+def _refresh_patient(old_id: str, new_id: str) -> str:
+    """Rebuild every fact row of a patient (whose own values changed)."""
+    return (
+        f"DELETE FROM report_facts WHERE patient_id = {old_id}; "
+        f"INSERT INTO report_facts({_COLS}) SELECT {_COLS} FROM report_facts_source "
+        f"WHERE patient_id = {new_id};"
     )
 
 
@@ -182,25 +203,17 @@ def trigger_sql() -> list[str]:
         f"BEGIN {_refresh('NEW.procedure_id')} END",
         f"CREATE TRIGGER report_followup_update AFTER UPDATE OF {fu_cols} ON followups "
         f"WHEN OLD.kind = {day3} OR NEW.kind = {day3} BEGIN "
-        "DELETE FROM report_facts WHERE procedure_id = OLD.procedure_id "
-        "AND OLD.procedure_id IS NOT NEW.procedure_id; "
-        f"INSERT INTO report_facts({_COLS}) SELECT {_COLS} FROM report_facts_source "
-        "WHERE procedure_id = OLD.procedure_id AND OLD.procedure_id IS NOT NEW.procedure_id; "
+        f"{_refresh('OLD.procedure_id', 'OLD.procedure_id IS NOT NEW.procedure_id')} "
         f"{_refresh('NEW.procedure_id')} END",
         "CREATE TRIGGER report_followup_delete AFTER DELETE ON followups "
         f"WHEN OLD.kind = {day3} BEGIN {_refresh('OLD.procedure_id')} END",
         # the patient (SMA type; a patient inserted, replaced or deleted) → their facts
         "CREATE TRIGGER report_patient_insert AFTER INSERT ON patients BEGIN "
-        "DELETE FROM report_facts WHERE patient_id = NEW.id; "
-        f"INSERT INTO report_facts({_COLS}) SELECT {_COLS} FROM report_facts_source "
-        "WHERE patient_id = NEW.id; END",
+        f"{_refresh_patient('NEW.id', 'NEW.id')} END",
         "CREATE TRIGGER report_patient_delete AFTER DELETE ON patients BEGIN "
         "DELETE FROM report_facts WHERE patient_id = OLD.id; END",
         f"CREATE TRIGGER report_patient_update AFTER UPDATE OF {', '.join(PATIENT_SOURCE)} "
-        "ON patients BEGIN "
-        "DELETE FROM report_facts WHERE patient_id = OLD.id; "
-        f"INSERT INTO report_facts({_COLS}) SELECT {_COLS} FROM report_facts_source "
-        "WHERE patient_id = NEW.id; END",
+        f"ON patients BEGIN {_refresh_patient('OLD.id', 'NEW.id')} END",
         # facts → cells
         "CREATE TRIGGER report_fact_insert AFTER INSERT ON report_facts BEGIN "
         f"{_cells_upsert('NEW', 1)}; END",
@@ -244,16 +257,12 @@ def create(conn: sqlite3.Connection) -> None:
 
 def _fill_cells(conn: sqlite3.Connection, target: str, facts: str, patients: str) -> None:
     """Histogram the rows of ``facts`` into the (empty) tables ``target`` and ``patients``."""
-    cols = {c: f"f.{c}" for c in FACT_COLUMNS}
-    groupings = [(stats.OVERALL, f"'{stats.OVERALL}'")] + [
-        (by, stats.group_sql(f"f.{col}")) for by, (col, _) in stats.GROUPINGS.items()
-    ]
-    for dim, grp in groupings:
-        for metric, value, cond in stats.CELL_RULES:
+    for dim, grp in _groupings("f"):
+        for metric, value, cond in _rules("f"):
             conn.execute(
                 f"INSERT INTO {target}(dim, grp, metric, value, n) "
-                f"SELECT '{dim}', {grp} AS g, '{metric}', {value.format(**cols)} AS v, "
-                f"count(*) FROM {facts} f WHERE {cond.format(**cols)} GROUP BY g, v"
+                f"SELECT '{dim}', {grp} AS g, '{metric}', {value} AS v, "
+                f"count(*) FROM {facts} f WHERE {cond} GROUP BY g, v"
             )
         conn.execute(
             f"INSERT INTO {patients}(dim, grp, patient_id, n) "
@@ -417,11 +426,7 @@ def iter_facts(
         sql += " WHERE " + " AND ".join(where)
     if by_patient:
         sql += " ORDER BY patient_id"
-    cur = conn.execute(sql, params)
-    cur.arraysize = 2000
-    while chunk := cur.fetchmany():
-        for values in chunk:
-            yield dict(zip(names, values, strict=True))
+    yield from analysis.iter_dicts(conn.execute(sql, params), names)
 
 
 def load_report(
@@ -443,13 +448,14 @@ def load_report(
     if by is not None and by not in stats.GROUPINGS:
         raise ValueError(f"unknown grouping {by!r}; choose one of {', '.join(stats.GROUPINGS)}")
     if unit == "procedure" and date_from is None and date_to is None:
-        if conn.in_transaction:  # already one snapshot
-            return stats.summarise_cells(read_cells(conn, by), by)
-        conn.execute("BEGIN")  # one snapshot for both dimensions' cells
+        own = not conn.in_transaction  # else the caller's transaction is the snapshot
+        if own:
+            conn.execute("BEGIN")  # one snapshot for both dimensions' cells
         try:
             return stats.summarise_cells(read_cells(conn, by), by)
         finally:
-            conn.execute("COMMIT")
+            if own:
+                conn.execute("COMMIT")
     columns = [*stats.NEEDED] + ([stats.GROUPINGS[by][0]] if by else [])
     # Per patient: each patient's rows together (the table's order), so every patient
     # is summarised as soon as their rows end: constant memory at any size.
