@@ -1,11 +1,14 @@
-"""What every screen shares: access to the store and safe calls into it."""
+"""What every screen shares: access to the store, safe calls into it, a status line."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from rich.text import Text
+from textual.css.query import NoMatches
 from textual.screen import Screen
+from textual.widgets import Static
 
 from ...domain.fields import ValidationError
 from ...domain.timeline import RuleError
@@ -17,23 +20,70 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+#: The id of every screen's status line (a one-row Static): the last action's result,
+#: or why it was refused, kept until the next action replaces it.
+STATUS_LINE = "status-line"
+
+
+class StatusLine(Static):
+    """One row at the bottom of a screen that says what the last action did.
+
+    A refusal stays here (marked "Not recorded:") until the next action, so a person
+    who looked away while a toast faded still reads why nothing happened.
+    """
+
+    def __init__(self, message: str = "", *, id: str = STATUS_LINE) -> None:
+        super().__init__(Text(message), id=id, classes="status-line")
+        self.message = message
+        self.refused = False
+
+    def say(self, message: str, *, refused: bool = False) -> None:
+        self.message = message
+        self.refused = refused
+        text = Text()
+        if refused:
+            text.append(" NOT RECORDED ", style="bold reverse")
+            text.append(" ")
+        text.append(message)
+        self.update(text)
+
+
+def status_screen(app: SmaLogApp) -> AppScreen | None:
+    """The top-most :class:`AppScreen` (under any dialog): where messages are shown."""
+    for screen in reversed(app.screen_stack):
+        if isinstance(screen, AppScreen):
+            return screen
+    return None
+
 
 def guarded(app: SmaLogApp, action: Callable[[], T]) -> T | None:
     """Run a store call; turn refusals into messages. Returns None when refused.
 
     A rule or validation refusal is a notification (expected feedback at the
-    bedside); a storage failure (disk full, read-only, damaged file) must be
-    acknowledged in a dialog, and nothing is shown as done.
+    bedside) and stays on the screen's status line until the next action; a storage
+    failure (disk full, read-only, damaged file) must be acknowledged in a dialog,
+    and nothing is shown as done.
     """
     try:
         return action()
     except (RuleError, ValidationError, Conflict, NotFound) as exc:
-        app.notify(str(exc), title="Not recorded", severity="warning", markup=False)
+        refuse(app, str(exc))
     except StorageError as exc:
         from ..modals.message import MessageDialog
 
+        screen = status_screen(app)
+        if screen is not None:
+            screen.say(f"Not saved: {exc}", refused=True)
         app.push_screen(MessageDialog("Not saved", str(exc)))
     return None
+
+
+def refuse(app: SmaLogApp, message: str) -> None:
+    """Say why nothing was recorded: a toast, and the status line until the next action."""
+    app.notify(message, title="Not recorded", severity="warning", markup=False)
+    screen = status_screen(app)
+    if screen is not None:
+        screen.say(message, refused=True)
 
 
 class AppScreen(Screen[Any]):
@@ -53,6 +103,18 @@ class AppScreen(Screen[Any]):
 
     def guarded(self, action: Callable[[], T]) -> T | None:
         return guarded(self.sma, action)
+
+    def say(self, message: str, *, refused: bool = False) -> None:
+        """Show ``message`` on this screen's status line (if it has one)."""
+        try:
+            line = self.query_one(f"#{STATUS_LINE}", StatusLine)
+        except NoMatches:
+            return
+        line.say(message, refused=refused)
+
+    def refuse(self, message: str) -> None:
+        """A refusal the screen itself decided (no store call): toast + status line."""
+        refuse(self.sma, message)
 
     def refresh_from_store(self) -> None:
         """Redraw from the database (called on show and when another process writes)."""
