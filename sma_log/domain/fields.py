@@ -402,6 +402,12 @@ FOLLOWUP_FIELDS: dict[str, FieldSpec] = _specs(
     FieldSpec("radicular_pain", "Radicular pain", "bool", "Radicular pain since the procedure"),
     FieldSpec("nausea_vomiting", "Nausea/vomiting", "bool", "Nausea or vomiting"),
     FieldSpec(
+        "other_event_any",
+        "Other event?",
+        "bool",
+        "Any other adverse event since the procedure (yes: describe it and say if serious)",
+    ),
+    FieldSpec(
         "other_event",
         "Other event",
         "text",

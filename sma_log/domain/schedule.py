@@ -32,6 +32,7 @@ import pendulum
 from pendulum.locales.locale import Locale
 
 from . import fields, vocab
+from .timeline import RuleError, whole_second_minutes
 
 # --------------------------------------------------------------------------- kinds
 
@@ -61,16 +62,31 @@ class Window:
         return pendulum.duration(seconds=round(self.after_hours * 3600))
 
 
+#: The 5-minute score may be taken from this many minutes after the end (a setting):
+#: a score pressed seconds after the end is not a 5-minute score.
+DEFAULT_SCORE_EARLIEST_MIN = 4.0
+
+
+def score_window(earliest_min: float = DEFAULT_SCORE_EARLIEST_MIN) -> Window:
+    """The 5-minute score's window when it opens ``earliest_min`` after the end."""
+    if not (0 <= earliest_min <= 5):
+        raise ValueError("the 5-minute score opens between 0 and 5 minutes after the end")
+    minutes_before_due = 5 - earliest_min
+    return Window(before_hours=minutes_before_due / 60, after_hours=2)
+
+
 #: Default windows. day3: from 12 h before to 24 h after the 72-hour mark (i.e. a call
 #: between 60 h and 96 h after the end is on time or late-but-valid). score_5min: the
-#: score opens 5 minutes before its due time (i.e. at the end of the procedure) and is
-#: "overdue" for 2 hours, after which a "5-minute" score is no longer meaningful.
+#: score opens 1 minute before its due time (4 minutes after the end, see
+#: :data:`DEFAULT_SCORE_EARLIEST_MIN`) and is "overdue" for 2 hours, after which a
+#: "5-minute" score is no longer meaningful.
 DEFAULT_WINDOWS: dict[str, Window] = {
-    "score_5min": Window(before_hours=5 / 60, after_hours=2),
+    "score_5min": score_window(),
     "day3": Window(before_hours=12, after_hours=24),
 }
 
 Status = Literal["upcoming", "due", "overdue", "missed"]
+Timing = Literal["early", "on_time", "late"]
 
 #: Queue order of computed states: overdue first, then due, upcoming, missed.
 STATUS_ORDER: tuple[str, ...] = ("overdue", "due", "upcoming", "missed")
@@ -144,6 +160,85 @@ def status(
     if now_u <= due_u + w.after:
         return "overdue"
     return "missed"
+
+
+class TooEarly(RuleError):
+    """A score or follow-up taken before its window opens, without confirmation."""
+
+    def __init__(self, kind: str, opens_at: pendulum.DateTime, ended_at: pendulum.DateTime):
+        self.kind = kind
+        self.opens_at = opens_at
+        self.ended_at = ended_at
+        what = KIND_WORDS.get(kind, kind)
+        after = format_offset((opens_at - ended_at).total_seconds())
+        super().__init__(
+            f"Too early for the {what}: its window opens {after} after the end of the "
+            "procedure; confirm to record it as early (it is flagged and left out of the "
+            "in-window figures)"
+        )
+
+
+def opens_at(
+    kind: str, ended_at: pendulum.DateTime, window: Window | None = None
+) -> pendulum.DateTime:
+    """When a follow-up of ``kind`` may first be taken: its due time less the window."""
+    w = window if window is not None else default_window(kind)
+    return due_at(kind, ended_at) - w.before
+
+
+def timing(
+    kind: str,
+    ended_at: pendulum.DateTime,
+    taken_at: pendulum.DateTime,
+    window: Window | None = None,
+) -> Timing:
+    """Whether a score or follow-up taken at ``taken_at`` was early, on time or late.
+
+    early: before the window opens; late: after it closes (the follow-up was
+    "missed"); on_time: in between, boundaries included.
+    """
+    w = window if window is not None else default_window(kind)
+    taken = _utc(taken_at, "taken_at")
+    if taken < opens_at(kind, ended_at, w):
+        return "early"
+    if taken > due_at(kind, ended_at) + w.after:
+        return "late"
+    return "on_time"
+
+
+def offset_minutes(ended_at: pendulum.DateTime, taken_at: pendulum.DateTime) -> float:
+    """Minutes from the end of the procedure to when a score was taken (whole seconds)."""
+    return whole_second_minutes(
+        (_utc(taken_at, "taken_at") - _utc(ended_at, "ended_at")).total_seconds()
+    )
+
+
+def check_taken(
+    kind: str,
+    ended_at: pendulum.DateTime,
+    taken_at: pendulum.DateTime,
+    window: Window | None = None,
+    *,
+    early_ok: bool = False,
+) -> Timing:
+    """The timing of a score taken now; :class:`TooEarly` if early and not confirmed."""
+    when = timing(kind, ended_at, taken_at, window)
+    if when == "early" and not early_ok:
+        w = window if window is not None else default_window(kind)
+        raise TooEarly(kind, opens_at(kind, ended_at, w), _utc(ended_at, "ended_at"))
+    return when
+
+
+def format_offset(seconds: float) -> str:
+    """A duration for people: "4:00 min", "1 h 05 min", "2 d 3 h"."""
+    seconds = max(0, round(seconds))
+    if seconds < 3600:
+        return f"{seconds // 60}:{seconds % 60:02d} min"
+    hours, rest = divmod(seconds, 3600)
+    if hours < 48:
+        return f"{hours} h {rest // 60:02d} min"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h"
 
 
 def queue_key(state: str, due: pendulum.DateTime) -> tuple[int, pendulum.DateTime]:
@@ -259,7 +354,23 @@ REQUIRED_ON_COMPLETE: tuple[str, ...] = ("assessor",)
 #: not reachable): the outcomes the case series report.
 REQUIRED_BY_KIND: dict[str, tuple[str, ...]] = {
     "score_5min": ("satisfaction",),
-    "day3": ("satisfaction", "pdph"),
+    "day3": (
+        "satisfaction",
+        "pdph",
+        "back_pain_nrs",
+        "radicular_pain",
+        "nausea_vomiting",
+        "other_event_any",
+    ),
+}
+#: The adverse-event questions of the 72-hour call, and the answers that mean "none"
+#: (one key in the form answers them all; an unanswered one stays unknown, never "no").
+NO_ADVERSE_EVENTS: dict[str, object] = {
+    "pdph": False,
+    "back_pain_nrs": 0,
+    "radicular_pain": False,
+    "nausea_vomiting": False,
+    "other_event_any": False,
 }
 
 
@@ -324,10 +435,27 @@ def clean_followup(
                 del clean[name]
             else:
                 errors[name] = "Only record PDPH details when PDPH is yes"
-    if clean.get("other_event_serious") is True and "other_event" not in clean:
+    if (
+        "other_event" in clean
+        and "other_event_any" not in clean
+        and "other_event_any" not in errors
+    ):
+        clean["other_event_any"] = True  # describing an event is reporting one
+    if clean.get("other_event_any") is False:
+        for name in ("other_event", "other_event_serious"):
+            if name not in clean:
+                continue
+            if clean[name] is False:  # "not serious" about no event says nothing
+                del clean[name]
+            else:
+                errors[name] = "No other event was reported: leave this empty"
+    elif clean.get("other_event_any") is True:
+        if "other_event" not in clean:
+            errors.setdefault("other_event", "Describe the other event")
+        if "other_event_serious" not in clean:
+            errors.setdefault("other_event_serious", "Say whether the event was serious")
+    elif clean.get("other_event_serious") is True:
         errors.setdefault("other_event", "Describe the serious event")
-    if "other_event" in clean and "other_event_serious" not in clean:
-        errors.setdefault("other_event_serious", "Say whether the event was serious")
     return clean, errors
 
 

@@ -41,7 +41,13 @@ Summary rules
   one needle insertion (attempts_n ≥ 1): a procedure abandoned before the skin was
   punctured has no attempt distribution to contribute (it still counts in success).
 * adverse events: denominator = procedures whose 72-hour follow-up was completed
-  (state ``done``); back pain counts an NRS ≥ 1.
+  (state ``done``) **and whose question was answered**: an unanswered question is
+  unknown, never "no", and leaves the denominator (the n/N shows it); back pain
+  counts an NRS ≥ 1; "serious" is asked of the other-event answer.
+* satisfaction at 5 min and at 72 h count only scores taken **in their window**
+  (from 4 minutes after the end for the 5-minute score, a setting; the 72-hour
+  window); scores confirmed as early, taken late (after the window closed) or whose
+  time is not known are counted on their own lines (data quality), not in the figure.
 * follow-up completeness: 72-hour follow-ups done / ended procedures, with the
   numbers open, not reachable and declined beside it.
 """
@@ -125,8 +131,10 @@ NEEDED: tuple[str, ...] = (
     "procedure_min",
     "puncture_min",
     "satisfaction_5min",
+    "satisfaction_5min_timing",
     "sedation",
     "fu72_state",
+    "fu72_timing",
     "satisfaction_72h",
     "pdph",
     "back_pain_nrs",
@@ -148,6 +156,34 @@ ADVERSE_EVENTS: tuple[tuple[str, str], ...] = (
     ("other_event_serious", "Serious other adverse event"),
 )
 FU_STATES = ("done", "open", "unreachable", "declined")
+
+#: The analysis-row column that answers each adverse-event question (NULL: not asked,
+#: which is unknown, never "no": it leaves that figure's denominator). The serious
+#: flag is asked of the other-event answer.
+AE_COLUMNS: dict[str, str] = {
+    "pdph": "pdph",
+    "back_pain": "back_pain_nrs",
+    "radicular_pain": "radicular_pain",
+    "nausea_vomiting": "nausea_vomiting",
+    "other_event": "other_event_any",
+    "other_event_serious": "other_event_any",
+}
+#: When a score or follow-up was taken, against its window.
+TIMINGS: tuple[tuple[str, str], ...] = (
+    ("on_time", "in window"),
+    ("early", "early"),
+    ("late", "late"),
+    (UNKNOWN, "time not known"),
+)
+
+
+def ae_reported(key: str, row: Mapping[str, Any]) -> bool:
+    """Whether the row reports adverse event ``key`` (back pain: an NRS of 1 or more)."""
+    if key == "back_pain":
+        return _at_least_one(row["back_pain_nrs"])
+    if key == "other_event_serious":
+        return bool(row["other_event_serious"])
+    return bool(row[AE_COLUMNS[key]])
 
 
 # ---------------------------------------------------------------- value types
@@ -303,6 +339,9 @@ class Report:
     unit: Unit
     groups: list[GroupSummary]
     overall: GroupSummary
+    #: Counts about the records the figures leave out (e.g. ``cancelled``: starts
+    #: cancelled before the first puncture), filled by whoever reads the file.
+    quality: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -310,7 +349,17 @@ class Report:
             "unit": self.unit,
             "groups": [g.as_dict() for g in self.groups],
             "overall": self.overall.as_dict(),
+            "data_quality": dict(self.quality),
         }
+
+    def quality_lines(self) -> list[str]:
+        """The data-quality lines printed under the table."""
+        n = self.quality.get("cancelled")
+        if n is None:
+            return []
+        return [
+            f"Cancelled before the first skin puncture (in no figure): {n} procedure(s)",
+        ]
 
 
 def _round(v: float | None, digits: int) -> float | None:
@@ -334,11 +383,14 @@ class _Acc:
     fas: Counter[int] = field(default_factory=Counter)  # 1 success, 0 not
     proc_min: Counter[float] = field(default_factory=Counter)
     punct_min: Counter[float] = field(default_factory=Counter)
-    sat5: Counter[int] = field(default_factory=Counter)
-    sat72: Counter[int] = field(default_factory=Counter)
+    sat5: Counter[int] = field(default_factory=Counter)  # taken in its window
+    sat5_timing: Counter[str] = field(default_factory=Counter)  # every score taken
+    sat72: Counter[int] = field(default_factory=Counter)  # taken in its window
+    fu72_timing: Counter[str] = field(default_factory=Counter)  # every completed call
     sedation: Counter[str] = field(default_factory=Counter)
     fu: Counter[str] = field(default_factory=Counter)
     ae: Counter[str] = field(default_factory=Counter)
+    ae_known: Counter[str] = field(default_factory=Counter)  # the question was answered
     patients: dict[Any, Any] | None = None  # patient → _PatientAcc (or None: counted)
     patients_n: int = 0
 
@@ -361,27 +413,24 @@ class _Acc:
             self.punct_min[v] += 1
         v = r["satisfaction_5min"]
         if v is not None:
-            self.sat5[v] += 1
+            timing = r["satisfaction_5min_timing"] or UNKNOWN
+            self.sat5_timing[timing] += 1
+            if timing == "on_time":
+                self.sat5[v] += 1
         self.sedation[r["sedation"] or UNKNOWN] += 1
         state = r["fu72_state"] or "none"
         self.fu[state] += 1
         if state == "done":
+            timing = r["fu72_timing"] or UNKNOWN
+            self.fu72_timing[timing] += 1
             v = r["satisfaction_72h"]
-            if v is not None:
+            if v is not None and timing == "on_time":
                 self.sat72[v] += 1
-            ae = self.ae  # spelled out here and in _PatientAcc: this runs per row
-            if r["pdph"]:
-                ae["pdph"] += 1
-            if _at_least_one(r["back_pain_nrs"]):
-                ae["back_pain"] += 1
-            if r["radicular_pain"]:
-                ae["radicular_pain"] += 1
-            if r["nausea_vomiting"]:
-                ae["nausea_vomiting"] += 1
-            if r["other_event_any"]:
-                ae["other_event"] += 1
-            if r["other_event_serious"]:
-                ae["other_event_serious"] += 1
+            for key, col in AE_COLUMNS.items():
+                if r[col] is not None:
+                    self.ae_known[key] += 1
+                    if ae_reported(key, r):
+                        self.ae[key] += 1
 
     def add_cell(self, metric: str, value: Any, n: int) -> None:
         """Add ``n`` procedures whose ``metric`` had ``value`` (one cell of the cache)."""
@@ -429,10 +478,32 @@ CELL_RULES: tuple[tuple[str, str, str], ...] = (
     ),
     ("procedure_min", "{procedure_min}", "{procedure_min} IS NOT NULL"),
     ("puncture_min", "{puncture_min}", "{puncture_min} IS NOT NULL"),
-    ("sat5", "{satisfaction_5min}", "{satisfaction_5min} IS NOT NULL"),
+    (
+        "sat5",
+        "{satisfaction_5min}",
+        "{satisfaction_5min} IS NOT NULL AND {satisfaction_5min_timing} = 'on_time'",
+    ),
+    (
+        "sat5_timing",
+        f"coalesce(nullif({{satisfaction_5min_timing}}, ''), '{UNKNOWN}')",
+        "{satisfaction_5min} IS NOT NULL",
+    ),
     ("sedation", f"coalesce(nullif({{sedation}}, ''), '{UNKNOWN}')", "1"),
     ("fu", "coalesce(nullif({fu72_state}, ''), 'none')", "1"),
-    ("sat72", "{satisfaction_72h}", "{fu72_state} = 'done' AND {satisfaction_72h} IS NOT NULL"),
+    (
+        "fu72_timing",
+        f"coalesce(nullif({{fu72_timing}}, ''), '{UNKNOWN}')",
+        "{fu72_state} = 'done'",
+    ),
+    (
+        "sat72",
+        "{satisfaction_72h}",
+        "{fu72_state} = 'done' AND {satisfaction_72h} IS NOT NULL AND {fu72_timing} = 'on_time'",
+    ),
+    *(
+        ("ae_known", f"'{key}'", f"{{fu72_state}} = 'done' AND {{{col}}} IS NOT NULL")
+        for key, col in AE_COLUMNS.items()
+    ),
     ("ae", "'pdph'", f"{{fu72_state}} = 'done' AND {_truthy('{pdph}')}"),
     (
         "ae",
@@ -442,11 +513,17 @@ CELL_RULES: tuple[tuple[str, str, str], ...] = (
     ),
     ("ae", "'radicular_pain'", f"{{fu72_state}} = 'done' AND {_truthy('{radicular_pain}')}"),
     ("ae", "'nausea_vomiting'", f"{{fu72_state}} = 'done' AND {_truthy('{nausea_vomiting}')}"),
-    ("ae", "'other_event'", f"{{fu72_state}} = 'done' AND {_truthy('{other_event_any}')}"),
+    (
+        "ae",
+        "'other_event'",
+        f"{{fu72_state}} = 'done' AND {{other_event_any}} IS NOT NULL "
+        f"AND {_truthy('{other_event_any}')}",
+    ),
     (
         "ae",
         "'other_event_serious'",
-        f"{{fu72_state}} = 'done' AND {_truthy('{other_event_serious}')}",
+        "{fu72_state} = 'done' AND {other_event_any} IS NOT NULL "
+        f"AND {_truthy('{other_event_serious}')}",
     ),
 )
 _CELL_FIELDS = {
@@ -457,9 +534,12 @@ _CELL_FIELDS = {
     "puncture_min": "punct_min",
     "sat5": "sat5",
     "sat72": "sat72",
+    "sat5_timing": "sat5_timing",
+    "fu72_timing": "fu72_timing",
     "sedation": "sedation",
     "fu": "fu",
     "ae": "ae",
+    "ae_known": "ae_known",
 }
 
 
@@ -477,7 +557,6 @@ def _pct_le(counts: Mapping[Any, int], limit: float) -> Count:
 
 def _proc_figures(acc: _Acc, patients_n: int) -> list[Figure]:
     P: Unit = "procedure"
-    done = acc.fu["done"]
     figs = [
         Figure("patients", "Patients, n", "patient", patients_n),
         Figure("procedures", "Procedures, n", P, acc.n),
@@ -502,9 +581,11 @@ def _proc_figures(acc: _Acc, patients_n: int) -> list[Figure]:
         if code != UNKNOWN or acc.sedation[UNKNOWN]
     ]
     figs += [
-        Figure(key, f"{text}, n (%)", P, Count(acc.ae[key], done)) for key, text in ADVERSE_EVENTS
+        Figure(key, f"{text}, n/N asked (%)", P, Count(acc.ae[key], acc.ae_known[key]))
+        for key, text in ADVERSE_EVENTS
     ]
     figs += _followup_figures(acc)
+    figs += _timing_figures(acc)
     return figs
 
 
@@ -514,9 +595,47 @@ def _shared_figures(acc: _Acc) -> list[Figure]:
     return [
         Figure("procedure_min", "Procedure time, min", P, spread_counts(acc.proc_min)),
         Figure("puncture_min", "Puncture time, min", P, spread_counts(acc.punct_min)),
-        Figure("satisfaction_5min", "Satisfaction at 5 min (1–5)", P, spread_counts(acc.sat5)),
-        Figure("satisfaction_72h", "Satisfaction at 72 h (1–5)", P, spread_counts(acc.sat72)),
+        Figure(
+            "satisfaction_5min",
+            "Satisfaction at 5 min (1–5), in window",
+            P,
+            spread_counts(acc.sat5),
+        ),
+        Figure(
+            "satisfaction_72h",
+            "Satisfaction at 72 h (1–5), in window",
+            P,
+            spread_counts(acc.sat72),
+        ),
     ]
+
+
+def _timing_figures(acc: _Acc) -> list[Figure]:
+    """When scores were taken: early (confirmed) and late ones are left out of the
+    satisfaction figures; their numbers are shown here (data quality)."""
+    P: Unit = "procedure"
+    scored = sum(acc.sat5_timing.values())
+    called = sum(acc.fu72_timing.values())
+    figs = []
+    for code, words in TIMINGS[1:]:
+        figs.append(
+            Figure(
+                f"score_5min_{code}",
+                f"5-min scores taken {words} (not in the figure), n/N (%)",
+                P,
+                Count(acc.sat5_timing[code], scored),
+            )
+        )
+    for code, words in TIMINGS[1:]:
+        figs.append(
+            Figure(
+                f"followup_72h_{code}",
+                f"72-h follow-ups done {words} (not in the figure), n/N (%)",
+                P,
+                Count(acc.fu72_timing[code], called),
+            )
+        )
+    return figs
 
 
 def _followup_figures(acc: _Acc) -> list[Figure]:
@@ -538,6 +657,7 @@ class _PatientAcc:
 
     __slots__ = (
         "ae",
+        "ae_known",
         "attempts",
         "delivered",
         "done",
@@ -555,6 +675,7 @@ class _PatientAcc:
         self.sedation: set[str] = set()
         self.done = False
         self.ae: set[str] = set()
+        self.ae_known: set[str] = set()
 
     def add(self, r: Mapping[str, Any]) -> None:
         """The rules of :meth:`_Acc.add`, kept to what :class:`_PatientFold` needs."""
@@ -575,19 +696,11 @@ class _PatientAcc:
         self.sedation.add(r["sedation"] or UNKNOWN)
         if r["fu72_state"] == "done":
             self.done = True
-            ae = self.ae
-            if r["pdph"]:
-                ae.add("pdph")
-            if _at_least_one(r["back_pain_nrs"]):
-                ae.add("back_pain")
-            if r["radicular_pain"]:
-                ae.add("radicular_pain")
-            if r["nausea_vomiting"]:
-                ae.add("nausea_vomiting")
-            if r["other_event_any"]:
-                ae.add("other_event")
-            if r["other_event_serious"]:
-                ae.add("other_event_serious")
+            for key, col in AE_COLUMNS.items():
+                if r[col] is not None:
+                    self.ae_known.add(key)
+                    if ae_reported(key, r):
+                        self.ae.add(key)
 
 
 @dataclass
@@ -607,6 +720,7 @@ class _PatientFold:
     deepest: Counter[str] = field(default_factory=Counter)
     followed: int = 0
     ae_any: Counter[str] = field(default_factory=Counter)
+    ae_known: Counter[str] = field(default_factory=Counter)
 
     def add(self, p: _PatientAcc) -> None:
         self.n += 1
@@ -625,6 +739,8 @@ class _PatientFold:
             self.followed += 1
             for key in p.ae:
                 self.ae_any[key] += 1
+            for key in p.ae_known:
+                self.ae_known[key] += 1
 
 
 def _patient_figures(acc: _Acc, fold: _PatientFold) -> list[Figure]:
@@ -678,10 +794,11 @@ def _patient_figures(acc: _Acc, fold: _PatientFold) -> list[Figure]:
         if code != UNKNOWN or fold.deepest[UNKNOWN]
     ]
     figs += [
-        Figure(key, f"{text} (any), n (%)", T, Count(fold.ae_any[key], fold.followed))
+        Figure(key, f"{text} (any), n/N asked (%)", T, Count(fold.ae_any[key], fold.ae_known[key]))
         for key, text in ADVERSE_EVENTS
     ]
     figs += _followup_figures(acc)
+    figs += _timing_figures(acc)
     return figs
 
 

@@ -29,6 +29,7 @@ EventKind = Literal[
     "note",
     "attempt_detail",
     "end",
+    "cancel",
 ]
 
 # Milestones in the order they must happen. "first_puncture" is the first attempt.
@@ -73,6 +74,7 @@ EVENT_LABELS: dict[str, str] = {
     "note": "Note",
     "attempt_detail": "Attempt level/approach",
     "end": "End",
+    "cancel": "Cancelled",
 }
 
 
@@ -119,6 +121,7 @@ class State:
     last_event: Event | None = None
     undoable: Event | None = None
     ended: bool = False
+    cancelled: bool = False
 
     @property
     def current(self) -> Attempt | None:
@@ -234,10 +237,14 @@ def _apply(state: State, ev: Event, level: str | None, approach: str | None) -> 
     elif kind == "end":
         state.milestones["end"] = ev.at
         state.ended = True
+    elif kind == "cancel":
+        state.cancelled = True
 
 
 def check(state: State, kind: str, value: str | None = None) -> None:
     """Raise :class:`RuleError` with a message a person can act on, or return."""
+    if state.cancelled:
+        raise RuleError("This procedure was cancelled; nothing more can be added to it")
     if state.ended:
         raise RuleError("This procedure has ended; nothing more can be added to its timeline")
     has = state.milestones
@@ -306,7 +313,29 @@ def check_end(state: State, drug_delivered: bool) -> None:
         raise RuleError("The injection started: record its end (key j) or undo the start")
 
 
+def check_cancel(state: State) -> None:
+    """A mistaken start may be cancelled until the first skin puncture, never after.
+
+    A cancelled procedure is kept (who cancelled it and when are on its timeline and
+    in the audit log) but counts in no figure: it is not a failure, schedules no
+    follow-up and moves no next dose. Once a needle has gone through the skin the
+    procedure happened: it ends with its outcome (delivered or not).
+    """
+    if state.cancelled:
+        raise RuleError("This procedure was already cancelled")
+    if state.ended:
+        raise RuleError("This procedure has ended; it can no longer be cancelled")
+    if state.attempts:
+        raise RuleError(
+            f"The skin was punctured ({len(state.attempts)} attempt(s) recorded): the "
+            "procedure cannot be cancelled; end it with its outcome (key e), or undo the "
+            "attempts first if they were keyed by mistake"
+        )
+
+
 def check_undo(state: State) -> Event:
+    if state.cancelled:
+        raise RuleError("This procedure was cancelled; undo is no longer possible here")
     if state.ended:
         raise RuleError("This procedure has ended; undo is no longer possible here")
     if state.undoable is None:

@@ -34,6 +34,17 @@ def _iso(col: str) -> str:
 
 
 _F = "f"  # the 72-hour follow-up (LEFT JOIN followups f ... kind = 'day3')
+_F5 = "f5"  # the 5-minute score follow-up (LEFT JOIN followups f5 ... kind = 'score_5min')
+
+
+def _timing(alias: str) -> str:
+    """When a completed follow-up was taken against its window (schedule.timing)."""
+    return (
+        f"CASE WHEN {alias}.state = 'done' THEN CASE WHEN {alias}.early THEN 'early' "
+        f"WHEN {alias}.late THEN 'late' ELSE 'on_time' END END"
+    )
+
+
 _PT = "pt"  # the patient
 _NO = ""
 
@@ -153,6 +164,23 @@ _SPECS: tuple[tuple[str, str, str, str, str, str], ...] = (
         _NO,
     ),
     (
+        "satisfaction_5min_timing",
+        "text",
+        "",
+        "When the 5-minute score was taken: on_time (from 4 min after the end, a setting), "
+        "early (confirmed before that) or late (after its window); empty when not known",
+        f"CASE WHEN p.satisfaction_5min IS NOT NULL THEN {_timing('f5')} END",
+        _F5,
+    ),
+    (
+        "satisfaction_5min_offset_min",
+        "real",
+        "min",
+        "Minutes from the end of the procedure to when the 5-minute score was taken",
+        "CASE WHEN p.satisfaction_5min IS NOT NULL AND f5.state = 'done' THEN f5.offset_min END",
+        _F5,
+    ),
+    (
         "fu72_state",
         "text",
         "",
@@ -177,6 +205,30 @@ _SPECS: tuple[tuple[str, str, str, str, str, str], ...] = (
         _F,
     ),
     ("fu72_late", "boolean", "", "72-hour follow-up entered after its window", "f.late", _F),
+    (
+        "fu72_early",
+        "boolean",
+        "",
+        "72-hour follow-up entered (and confirmed) before its window opened",
+        "f.early",
+        _F,
+    ),
+    (
+        "fu72_timing",
+        "text",
+        "",
+        "When the 72-hour follow-up was done: on_time, early or late; empty when not done",
+        _timing("f"),
+        _F,
+    ),
+    (
+        "fu72_offset_min",
+        "real",
+        "min",
+        "Minutes from the end of the procedure to when the 72-hour follow-up was done",
+        "CASE WHEN f.state = 'done' THEN f.offset_min END",
+        _F,
+    ),
     (
         "satisfaction_72h",
         "integer",
@@ -212,9 +264,9 @@ _SPECS: tuple[tuple[str, str, str, str, str, str], ...] = (
         "other_event_any",
         "boolean",
         "",
-        "Another adverse event was reported (1), none (0); empty without a 72-h answer",
-        "CASE WHEN f.state IS NULL OR f.state != 'done' THEN NULL "
-        "WHEN f.other_event IS NOT NULL AND f.other_event != '' THEN 1 ELSE 0 END",
+        "Another adverse event was reported (1), none (0); empty when not asked or "
+        "without a completed 72-h follow-up",
+        "CASE WHEN f.state = 'done' THEN f.other_event_any END",
         _F,
     ),
     ("other_event", "text", "", "Other adverse event (free text)", "f.other_event", _F),
@@ -260,6 +312,8 @@ COLUMN_CHOICES: dict[str, vocab.Choices] = {
     "satisfaction_5min": vocab.SATISFACTION,
     "satisfaction_72h": vocab.SATISFACTION,
     "fu72_state": vocab.FOLLOWUP_STATE,
+    "satisfaction_5min_timing": stats.TIMINGS[:3],
+    "fu72_timing": stats.TIMINGS[:3],
     "pdph_treatment": vocab.PDPH_TREATMENT,
 }
 
@@ -301,6 +355,8 @@ def analysis_sql(
         sql += " JOIN patients pt ON pt.id = p.patient_id"
     if _F in joins:
         sql += " LEFT JOIN followups f ON f.procedure_id = p.id AND f.kind = 'day3'"
+    if _F5 in joins:
+        sql += " LEFT JOIN followups f5 ON f5.procedure_id = p.id AND f5.kind = 'score_5min'"
     where, params = [], []
     if not include_open:
         # The unary + keeps SQLite off the status index: nearly every procedure is

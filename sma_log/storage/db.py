@@ -114,6 +114,9 @@ def _create(path: Path) -> None:
             conn.execute("BEGIN IMMEDIATE")
             for version in sorted(MIGRATIONS):
                 MIGRATIONS[version](db)
+            from . import reportcache
+
+            reportcache.ensure(conn)
             _write_meta(conn, created=True)
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -153,14 +156,18 @@ def _write_meta(conn: sqlite3.Connection, created: bool = False) -> None:
 def _note_versions(conn: sqlite3.Connection) -> None:
     """Record which sma-log and SQLite library last wrote the file, when they changed."""
     from .. import __version__
+    from . import reportcache  # the report's definitions: imported only to open a file
 
     stored = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-    if (stored.get("last_opened_by"), stored.get("sqlite_version")) != (
+    stale_report = stored.get(reportcache.META_KEY) != reportcache.definition_version()
+    if stale_report or (stored.get("last_opened_by"), stored.get("sqlite_version")) != (
         __version__,
         sqlite3.sqlite_version,
     ):
         conn.execute("BEGIN IMMEDIATE")
         try:
+            if stale_report:  # built by other definitions: rebuilt before any report
+                reportcache.ensure(conn)
             _write_meta(conn)
             conn.execute("COMMIT")
         except BaseException:
@@ -200,6 +207,9 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> Path | None:
         current = conn.execute("PRAGMA user_version").fetchone()[0]  # re-read under the lock
         for version in range(current + 1, SCHEMA_VERSION + 1):
             MIGRATIONS[version](db)
+        from . import reportcache
+
+        reportcache.ensure(conn)
         _write_meta(conn)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")

@@ -24,6 +24,17 @@ if TYPE_CHECKING:
 BOOL_FIELDS = tuple(n for n, s in fields.FOLLOWUP_FIELDS.items() if s.kind == "bool")
 
 
+@dataclass(frozen=True)
+class ScoreDue:
+    """The 5-minute score of one procedure: when it opens and is due (UTC)."""
+
+    study_code: str
+    ended_at: pendulum.DateTime
+    opens_at: pendulum.DateTime
+    due_at: pendulum.DateTime
+    score: int | None
+
+
 @dataclass
 class QueueItem:
     """One follow-up as the queue shows it: the stored row plus what is computed now."""
@@ -68,9 +79,32 @@ class FollowupStore:
 
     def set_window(self, before_hours: float, after_hours: float) -> None:
         """The 72-hour window (a setting); the 5-minute score keeps its own."""
-        self.windows = {
-            **schedule.DEFAULT_WINDOWS,
-            "day3": schedule.Window(before_hours, after_hours),
+        self.windows = {**self.windows, "day3": schedule.Window(before_hours, after_hours)}
+
+    def set_score_earliest(self, minutes: float) -> None:
+        """How many minutes after the end the 5-minute score may first be taken (a setting)."""
+        self.windows = {**self.windows, "score_5min": schedule.score_window(minutes)}
+
+    def window(self, kind: str) -> schedule.Window:
+        return self.windows.get(kind, schedule.default_window(kind))
+
+    def opens_at(self, kind: str, ended_at: pendulum.DateTime) -> pendulum.DateTime:
+        """When a follow-up of ``kind`` of a procedure that ended at ``ended_at`` opens."""
+        return schedule.opens_at(kind, ended_at, self.window(kind))
+
+    def _taken(self, row: Row, ended_at: str, early_ok: bool) -> dict[str, Any]:
+        """The closing columns of a follow-up taken now (raises TooEarly if unconfirmed)."""
+        now = self.now()
+        end = from_text(ended_at)
+        when = schedule.check_taken(
+            row["kind"], end, now, self.window(row["kind"]), early_ok=early_ok
+        )
+        return {
+            "state": "done",
+            "completed_at": to_text(now),
+            "late": int(when == "late"),
+            "early": int(when == "early"),
+            "offset_min": schedule.offset_minutes(end, now),
         }
 
     # ------------------------------------------------------------ scheduling
@@ -87,6 +121,7 @@ class FollowupStore:
                     "state": "open",
                     "contact_attempts_n": 0,
                     "late": 0,
+                    "early": 0,
                     "created_at": stamp,
                     "updated_at": stamp,
                 },
@@ -138,22 +173,47 @@ class FollowupStore:
         return items
 
     def contact_attempts(self, followup_id: str) -> list[Row]:
+        """The calls logged without an answer (undone ones left out)."""
         return self.query(
-            "SELECT * FROM contact_attempts WHERE followup_id = ? ORDER BY at", (followup_id,)
+            "SELECT * FROM contact_attempts WHERE followup_id = ? AND voided_at IS NULL "
+            "ORDER BY at",
+            (followup_id,),
+        )
+
+    def score_due(self, proc_id: str) -> ScoreDue:
+        """What the 5-minute score dialog shows: the end, when the score opens, its due time."""
+        row = self.one(
+            """SELECT p.status, p.ended_at, p.satisfaction_5min, pt.study_code
+            FROM procedures p JOIN patients pt ON pt.id = p.patient_id WHERE p.id = ?""",
+            (proc_id,),
+        )
+        if row is None:
+            raise NotFound(f"No procedure with id {proc_id}")
+        if row["status"] != "ended" or not row["ended_at"]:
+            raise Conflict("The 5-minute score is taken after the procedure has ended")
+        end = from_text(row["ended_at"])
+        return ScoreDue(
+            study_code=str(row["study_code"]),
+            ended_at=end,
+            opens_at=self.opens_at("score_5min", end),
+            due_at=schedule.due_at("score_5min", end),
+            score=row["satisfaction_5min"],
         )
 
     # ------------------------------------------------------------ writing
     def _open_followup_row(self, followup_id: str) -> Row:
-        cur = self.conn.execute("SELECT * FROM followups WHERE id = ?", (followup_id,))
+        """Inside a write: the follow-up row, with its procedure's end as ``ended_at``."""
+        cur = self.conn.execute(
+            "SELECT f.*, p.status AS procedure_status, p.ended_at AS procedure_ended_at "
+            "FROM followups f JOIN procedures p ON p.id = f.procedure_id WHERE f.id = ?",
+            (followup_id,),
+        )
         values = cur.fetchone()
         if values is None:
             raise NotFound(f"No follow-up with id {followup_id}")
         row = dict(zip([c[0] for c in cur.description], values, strict=True))
-        status = self.conn.execute(
-            "SELECT status FROM procedures WHERE id = ?", (row["procedure_id"],)
-        ).fetchone()
-        if status is None or status[0] != "ended":
-            raise Conflict("The procedure is still open: its follow-up starts when it ends")
+        if row.pop("procedure_status") != "ended" or not row["procedure_ended_at"]:
+            raise Conflict("The procedure has not ended: its follow-up starts when it ends")
         return row
 
     def record_no_answer(self, followup_id: str, note: str | None = None) -> int:
@@ -184,10 +244,50 @@ class FollowupStore:
             )
         return n
 
-    def complete_followup(self, followup_id: str, values: Mapping[str, Any]) -> Row:
+    def undo_no_answer(self, followup_id: str) -> int:
+        """Void the latest no-answer call of an open follow-up (audited, not deleted).
+
+        Returns the number of calls left.
+        """
+        with self.write():
+            row = self._open_followup_row(followup_id)
+            if row["state"] != "open":
+                raise Conflict("This follow-up is closed: reopen it first")
+            last = self.conn.execute(
+                "SELECT id FROM contact_attempts WHERE followup_id = ? AND voided_at IS NULL "
+                "AND outcome = 'no_answer' ORDER BY at DESC, id DESC LIMIT 1",
+                (followup_id,),
+            ).fetchone()
+            if last is None:
+                raise Conflict("No call without answer to undo on this follow-up")
+            self._update(
+                "contact_attempts",
+                last[0],
+                {"voided_at": to_text(self.now())},
+                current={"voided_at": None},
+            )
+            previous = self.conn.execute(
+                "SELECT max(at) FROM contact_attempts WHERE followup_id = ? AND voided_at IS NULL",
+                (followup_id,),
+            ).fetchone()[0]
+            n = max(0, int(row["contact_attempts_n"] or 0) - 1)
+            self._update(
+                "followups",
+                followup_id,
+                {"contact_attempts_n": n, "last_contact_at": previous},
+                current=row,
+            )
+        return n
+
+    def complete_followup(
+        self, followup_id: str, values: Mapping[str, Any], *, early_ok: bool = False
+    ) -> Row:
         """Enter (or correct) the follow-up's answers; audited field by field.
 
-        Entering after the window is allowed and flagged ``late``.
+        Entering after the window is allowed and flagged ``late``; before the window
+        opens it is refused (:class:`~sma_log.domain.schedule.TooEarly`) unless
+        ``early_ok`` confirms it, and then flagged ``early``. The instant it was taken
+        and its offset from the end of the procedure are stored.
         """
         with self.write():
             row = self._open_followup_row(followup_id)
@@ -204,12 +304,7 @@ class FollowupStore:
                 name: _db_value(name, clean.get(name)) for name in fields.FOLLOWUP_FIELDS
             }
             if row["state"] == "open":
-                now = self.now()
-                window = self.windows.get(row["kind"], schedule.default_window(row["kind"]))
-                late = (
-                    schedule.status(row["kind"], from_text(row["due_at"]), now, window) == "missed"
-                )
-                changes.update(state="done", completed_at=to_text(now), late=int(late))
+                changes.update(self._taken(row, row["procedure_ended_at"], early_ok))
             self._update("followups", followup_id, changes, current=row)
             if row["kind"] == "score_5min" and clean.get("satisfaction") is not None:
                 self._update(
@@ -245,21 +340,25 @@ class FollowupStore:
                 current=row,
             )
 
-    def _close_score_followup(self, proc_id: str, score: int) -> None:
-        """The 5-minute score entered at the bedside closes its follow-up."""
+    def _close_score_followup(
+        self, proc_id: str, score: int, ended_at: str, early_ok: bool = False
+    ) -> None:
+        """The 5-minute score entered at the bedside closes its follow-up (when it was
+        taken, and whether early or late, are stored with it)."""
         cur = self.conn.execute(
             "SELECT * FROM followups WHERE procedure_id = ? AND kind = 'score_5min'", (proc_id,)
         )
         values = cur.fetchone()
         if values is None:
-            return
+            raise Conflict("This procedure has no 5-minute score follow-up")
         row = dict(zip([c[0] for c in cur.description], values, strict=True))
-        now = self.now()
+        if row["state"] in ("unreachable", "declined"):
+            raise Conflict(
+                f"The 5-minute score was closed as {row['state']}; reopen it before scoring"
+            )
         changes: dict[str, Any] = {"satisfaction": score}
         if row["state"] == "open":
-            window = self.windows.get("score_5min", schedule.default_window("score_5min"))
-            late = schedule.status("score_5min", from_text(row["due_at"]), now, window) == "missed"
-            changes.update(state="done", completed_at=to_text(now), late=int(late))
+            changes.update(self._taken(row, ended_at, early_ok))
         self._update("followups", row["id"], changes, current=row)
 
     # ------------------------------------------------------------ next dose

@@ -35,6 +35,8 @@ the whole second (:func:`sma_log.domain.timeline.whole_second_minutes`).
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import re
 import sqlite3
 from collections.abc import Iterable, Iterator
@@ -80,7 +82,9 @@ def _source_columns(alias: str, *always: str) -> tuple[str, ...]:
 #: Columns of ``procedures`` / ``followups`` / ``patients`` the facts are made from:
 #: an UPDATE of any other column (``updated_at``, a note…) does no report work.
 PROCEDURE_SOURCE = _source_columns("p", "id", "patient_id", "status", "started_at")
-FOLLOWUP_SOURCE = _source_columns("f", "procedure_id", "kind")
+FOLLOWUP_SOURCE = tuple(
+    dict.fromkeys([*_source_columns("f", "procedure_id", "kind"), *_source_columns("f5")])
+)
 PATIENT_SOURCE = _source_columns("pt", "id")
 TABLES = ("report_facts", "report_patients", "report_cells")
 _COLS = ", ".join(FACT_COLUMNS)
@@ -184,7 +188,7 @@ def trigger_sql() -> list[str]:
     """CREATE TRIGGER statements that keep the facts and the cells up to date."""
     proc_cols = ", ".join(PROCEDURE_SOURCE)
     fu_cols = ", ".join(FOLLOWUP_SOURCE)
-    day3 = "'day3'"
+    kinds = "'day3', 'score_5min'"
     return [
         # procedures → facts (only ended procedures have facts). Inserts refresh
         # whatever the status: INSERT OR REPLACE deletes the old row without firing
@@ -198,15 +202,15 @@ def trigger_sql() -> list[str]:
         "CREATE TRIGGER report_procedure_delete AFTER DELETE ON procedures "
         "WHEN OLD.status = 'ended' BEGIN "
         "DELETE FROM report_facts WHERE procedure_id = OLD.id; END",
-        # the 72-hour follow-up → its procedure's fact
+        # the 72-hour follow-up and the 5-minute score's → their procedure's fact
         "CREATE TRIGGER report_followup_insert AFTER INSERT ON followups "
         f"BEGIN {_refresh('NEW.procedure_id')} END",
         f"CREATE TRIGGER report_followup_update AFTER UPDATE OF {fu_cols} ON followups "
-        f"WHEN OLD.kind = {day3} OR NEW.kind = {day3} BEGIN "
+        f"WHEN OLD.kind IN ({kinds}) OR NEW.kind IN ({kinds}) BEGIN "
         f"{_refresh('OLD.procedure_id', 'OLD.procedure_id IS NOT NEW.procedure_id')} "
         f"{_refresh('NEW.procedure_id')} END",
         "CREATE TRIGGER report_followup_delete AFTER DELETE ON followups "
-        f"WHEN OLD.kind = {day3} BEGIN {_refresh('OLD.procedure_id')} END",
+        f"WHEN OLD.kind IN ({kinds}) BEGIN {_refresh('OLD.procedure_id')} END",
         # the patient (SMA type; a patient inserted, replaced or deleted) → their facts
         "CREATE TRIGGER report_patient_insert AFTER INSERT ON patients BEGIN "
         f"{_refresh_patient('NEW.id', 'NEW.id')} END",
@@ -229,14 +233,72 @@ TRIGGER_NAMES: tuple[str, ...] = tuple(
 )
 
 
-def create(conn: sqlite3.Connection) -> None:
-    """Create the tables, the source view and the triggers, and fill them (migration 3)."""
+#: The ``meta`` key that holds :func:`definition_version` of the caches in the file.
+META_KEY = "report_definitions"
+
+
+@functools.cache
+def definition_version() -> str:
+    """A fingerprint of the SQL that builds the caches (view, triggers, cell rules).
+
+    Stored in ``meta`` when the caches are built; a file whose caches were built by
+    other definitions (an older or newer sma-log, a changed grouping or rule) has
+    them rebuilt when it is next opened for writing (:func:`ensure`), so a report
+    never reads cells made by rules the code no longer has.
+    """
+    digest = hashlib.sha256()
+    for part in (_table_sql(), source_sql(), *trigger_sql()):
+        digest.update(part.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]
+
+
+def stored_version(conn: sqlite3.Connection) -> str | None:
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (META_KEY,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def ensure(conn: sqlite3.Connection) -> bool:
+    """Inside a write transaction: (re)build the caches unless this code built them.
+
+    Returns True when they were rebuilt.
+    """
+    if _has_cache(conn) and stored_version(conn) == definition_version():
+        return False
+    drop(conn)
+    create(conn)
+    return True
+
+
+def drop(conn: sqlite3.Connection) -> None:
+    """Remove the caches, the view and every report trigger (of any version)."""
+    names = [
+        r[0]
+        for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' "
+            "AND name LIKE 'report\\_%' ESCAPE '\\'"
+        )
+    ]
+    for name in names:
+        conn.execute(f'DROP TRIGGER IF EXISTS "{name}"')
+    conn.execute("DROP VIEW IF EXISTS report_facts_source")
+    for table in TABLES:
+        conn.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def _table_sql() -> str:
     cols = ", ".join(f"{c} {t}" for c, t in _fact_types().items())
-    # Clustered by patient: the per-patient report reads each patient's procedures
-    # together, in one pass, without sorting.
-    conn.execute(
+    return (
         f"CREATE TABLE report_facts ({cols}, PRIMARY KEY (patient_id, procedure_id)) WITHOUT ROWID"
     )
+
+
+def create(conn: sqlite3.Connection) -> None:
+    """Create the tables, the source view and the triggers, fill them, and note the
+    definitions' version in ``meta``."""
+    # Clustered by patient: the per-patient report reads each patient's procedures
+    # together, in one pass, without sorting.
+    conn.execute(_table_sql())
     conn.execute("CREATE UNIQUE INDEX report_facts_procedure ON report_facts(procedure_id)")
     conn.execute("CREATE INDEX report_facts_started ON report_facts(started_at)")
     conn.execute(
@@ -253,6 +315,7 @@ def create(conn: sqlite3.Connection) -> None:
     rebuild(conn)
     for sql in trigger_sql():
         conn.execute(sql)
+    _note_version(conn)
 
 
 def _fill_cells(conn: sqlite3.Connection, target: str, facts: str, patients: str) -> None:
@@ -298,6 +361,15 @@ def rebuild(conn: sqlite3.Connection, restore_triggers: bool = False) -> None:
         conn.execute(f"CREATE VIEW report_facts_source AS {source_sql()}")
         for sql in trigger_sql():
             conn.execute(sql)
+        _note_version(conn)
+
+
+def _note_version(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        "INSERT INTO meta(key, value) VALUES (?, ?) "
+        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        (META_KEY, definition_version()),
+    )
 
 
 @contextlib.contextmanager
@@ -447,6 +519,51 @@ def load_report(
     """
     if by is not None and by not in stats.GROUPINGS:
         raise ValueError(f"unknown grouping {by!r}; choose one of {', '.join(stats.GROUPINGS)}")
+    report = _load_report(conn, by, unit, date_from, date_to, tz)
+    report.quality["cancelled"] = cancelled_count(conn, date_from, date_to, tz)
+    return report
+
+
+def cancelled_count(
+    conn: sqlite3.Connection,
+    date_from: date | str | None = None,
+    date_to: date | str | None = None,
+    tz: str = "UTC",
+) -> int:
+    """Procedures cancelled before the first puncture (in no figure; a data-quality line)."""
+    where, params = ["status = 'cancelled'"], []
+    if date_from is not None:
+        where.append("started_at >= ?")
+        params.append(analysis.day_bound(date_from, tz, end=False))
+    if date_to is not None:
+        where.append("started_at < ?")
+        params.append(analysis.day_bound(date_to, tz, end=True))
+    sql = f"SELECT count(*) FROM procedures WHERE {' AND '.join(where)}"
+    return int(conn.execute(sql, params).fetchone()[0])
+
+
+def _load_report(
+    conn: sqlite3.Connection,
+    by: str | None,
+    unit: stats.Unit,
+    date_from: date | str | None,
+    date_to: date | str | None,
+    tz: str,
+) -> stats.Report:
+    columns = [*stats.NEEDED] + ([stats.GROUPINGS[by][0]] if by else [])
+    per_patient = unit == "patient"
+    if not _has_cache(conn) or stored_version(conn) != definition_version():
+        # Kept by other definitions (a file opened read-only since an upgrade): the
+        # figures come from the tables themselves, by this code's rules.
+        rows = analysis.iter_analysis_rows(
+            _Conn(conn),
+            date_from,
+            date_to,
+            columns=dict.fromkeys(columns),
+            tz=tz,
+            order=per_patient,
+        )
+        return stats.summarise(rows, by, unit, grouped_by_patient=False)
     if unit == "procedure" and date_from is None and date_to is None:
         own = not conn.in_transaction  # else the caller's transaction is the snapshot
         if own:
@@ -456,9 +573,14 @@ def load_report(
         finally:
             if own:
                 conn.execute("COMMIT")
-    columns = [*stats.NEEDED] + ([stats.GROUPINGS[by][0]] if by else [])
     # Per patient: each patient's rows together (the table's order), so every patient
     # is summarised as soon as their rows end: constant memory at any size.
-    per_patient = unit == "patient"
     rows = iter_facts(conn, dict.fromkeys(columns), date_from, date_to, tz, per_patient)
     return stats.summarise(rows, by, unit, grouped_by_patient=per_patient)
+
+
+class _Conn:
+    """A connection where :func:`analysis.iter_analysis_rows` expects a store."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn

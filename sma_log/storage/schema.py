@@ -329,20 +329,17 @@ def _seconds_between(start: object, end: object) -> float | None:
 
 
 def _v3(db: sqlite_utils.Database) -> None:
-    """Times to the whole second, and the report's facts and cells kept by triggers.
+    """Times to the whole second (and, since schema 4, no longer the report caches).
 
     * ``procedure_min`` and ``puncture_min`` are recomputed from the stored instants,
       rounded to the whole second (:func:`sma_log.domain.timeline.whole_second_minutes`,
       what the code now writes): derived columns, not audited, like every rewrite of them;
-    * ``report_facts``, ``report_cells``, the view ``report_facts_source`` and their
-      triggers (:mod:`sma_log.storage.reportcache`), filled from the data already there.
-
-    The view's SQL is generated from the analysis definitions of this version; a test
-    compares it with what the code generates now, so a change to those definitions
-    must come with a migration that recreates the view and rebuilds the caches.
+    * schema 3 also created ``report_facts``, ``report_cells``, the view
+      ``report_facts_source`` and their triggers. Their SQL is generated from the
+      code's current definitions, which later migrations' columns feed, so they are now
+      built after the last migration, and rebuilt whenever the definitions change
+      (:func:`sma_log.storage.reportcache.ensure`, run by every upgrade and open).
     """
-    from . import reportcache
-
     conn = db.conn
     cur = conn.execute(
         "SELECT id, started_at, ended_at, first_puncture_at, injection_end_at, procedure_min, "
@@ -358,10 +355,92 @@ def _v3(db: sqlite_utils.Database) -> None:
         conn.executemany(
             "UPDATE procedures SET procedure_min = ?, puncture_min = ? WHERE id = ?", updates
         )
-    reportcache.create(conn)
 
 
-MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {1: _v1, 2: _v2, 3: _v3}
+def _v4(db: sqlite_utils.Database) -> None:
+    """Nothing false (issue 9): cancelled starts, scores with their timing, unknown ≠ no.
+
+    * ``procedures.cancelled_at`` / ``cancel_reason``: a start cancelled before the first
+      skin puncture (status ``cancelled``);
+    * ``followups.early`` (taken before its window opened, confirmed), ``offset_min``
+      (minutes from the end of the procedure to when it was taken) and
+      ``other_event_any`` (the yes/no question "any other adverse event?");
+    * ``contact_attempts.voided_at``: a no-answer call undone (kept, not deleted).
+
+    Existing rows: every completed score or follow-up gets its offset from the stored
+    instants (completed − procedure end) and is flagged early when it was taken before
+    its window (default windows: 4 minutes after the end for the 5-minute score, 60 h
+    for the 72-hour call); a completed 72-hour follow-up that describes another event
+    answers ``other_event_any`` yes, one that does not stays unknown (NULL: nobody was
+    asked). Flags and answers set here are written to the audit log (user
+    ``migration``); offsets are derived values, like the procedure's minutes.
+    """
+    import pendulum
+
+    from ..domain import schedule
+    from ..domain.clock import from_text, to_text
+    from ..domain.ids import new_id
+
+    conn = db.conn
+    for sql in (
+        "ALTER TABLE procedures ADD COLUMN cancelled_at TEXT",
+        "ALTER TABLE procedures ADD COLUMN cancel_reason TEXT",
+        "ALTER TABLE followups ADD COLUMN early INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE followups ADD COLUMN offset_min REAL",
+        "ALTER TABLE followups ADD COLUMN other_event_any INTEGER",
+        "ALTER TABLE contact_attempts ADD COLUMN voided_at TEXT",
+    ):
+        conn.execute(sql)
+    now = to_text(pendulum.now("UTC"))
+
+    def audit(record_id: str, field: str, new: object) -> None:
+        conn.execute(
+            "INSERT INTO audit_log(id, at, user, action, table_name, record_id, field, "
+            "old_value, new_value) VALUES (?, ?, 'migration', 'update', 'followups', ?, ?, ?, ?)",
+            (
+                new_id(),
+                now,
+                record_id,
+                field,
+                None if field == "other_event_any" else "0",
+                str(new),
+            ),
+        )
+
+    cur = conn.execute(
+        "SELECT f.id, f.kind, f.completed_at, p.ended_at, f.other_event FROM followups f "
+        "JOIN procedures p ON p.id = f.procedure_id WHERE f.state = 'done'"
+    )
+    while rows := cur.fetchmany(5000):
+        updates = []
+        for fid, kind, completed, ended, other in rows:
+            early, offset, any_other = 0, None, None
+            try:
+                end, taken = from_text(ended), from_text(completed)
+            except (TypeError, ValueError):  # an odd value another tool wrote: left alone
+                end = taken = None
+            if end is not None and taken is not None and kind in schedule.FOLLOWUP_DELAY:
+                offset = schedule.offset_minutes(end, taken)
+                early = int(schedule.timing(kind, end, taken) == "early")
+            if kind == "day3" and isinstance(other, str) and other.strip():
+                any_other = 1
+            updates.append((early, offset, any_other, fid))
+            if early:
+                audit(fid, "early", 1)
+            if any_other is not None:
+                audit(fid, "other_event_any", 1)
+        conn.executemany(
+            "UPDATE followups SET early = ?, offset_min = ?, other_event_any = ? WHERE id = ?",
+            updates,
+        )
+
+
+MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {
+    1: _v1,
+    2: _v2,
+    3: _v3,
+    4: _v4,
+}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 # Tables whose rows are clinical data: every change to them is audited.

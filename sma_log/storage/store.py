@@ -597,21 +597,56 @@ class Store(FollowupStore):
         """Run inside the end transaction: schedule the follow-ups."""
         self._schedule_followups(proc_id, ended_at)
 
-    def set_score(self, proc_id: str, score: Any) -> int:
+    def set_score(self, proc_id: str, score: Any, *, early_ok: bool = False) -> int:
+        """The 5-minute satisfaction score (1–5), stored with when it was taken.
+
+        Before the score opens (a setting, default 4 minutes after the end) it is
+        refused with :class:`~sma_log.domain.schedule.TooEarly` unless ``early_ok``
+        confirms it; it is then flagged early. A correction of a score already taken
+        keeps the time it was first taken.
+        """
         value = fields.SCORE_FIELD.parse(score)
         if value is None:
             raise fields.ValidationError("satisfaction_5min", "Score must be 1 to 5")
         with self.write():
             row = self.conn.execute(
-                "SELECT status FROM procedures WHERE id = ?", (proc_id,)
+                "SELECT status, ended_at FROM procedures WHERE id = ?", (proc_id,)
             ).fetchone()
             if row is None:
                 raise NotFound(f"No procedure with id {proc_id}")
-            if row[0] != "ended":
+            if row[0] != "ended" or not row[1]:
                 raise Conflict("The 5-minute score is taken after the procedure has ended")
+            self._close_score_followup(proc_id, int(value), row[1], early_ok)
             self._update("procedures", proc_id, {"satisfaction_5min": value})
-            self._close_score_followup(proc_id, int(value))
         return int(value)
+
+    def cancel_procedure(self, proc_id: str, reason: str | None = None) -> ProcedureView:
+        """Cancel a mistaken start: only before the first skin puncture.
+
+        The procedure is kept with status ``cancelled`` (a ``cancel`` event says who and
+        when; the audit log has the change) and counts in no figure: not a failure, no
+        follow-up scheduled, no next dose moved.
+        """
+        reason = fields.NOTE_FIELD.parse(reason) if reason else None
+        with self.write():
+            row, events, state = self._for_write(proc_id)
+            if row["status"] != "open":
+                raise timeline.RuleError(
+                    "This procedure was already cancelled"
+                    if row["status"] == "cancelled"
+                    else "This procedure has ended; it can no longer be cancelled"
+                )
+            timeline.check_cancel(state)
+            event = self._append(row, events, "cancel", reason)
+            changes = {
+                "status": "cancelled",
+                "cancelled_at": to_text(event.at),
+                "cancel_reason": reason,
+            }
+            changed = self._update("procedures", proc_id, changes, current=row)
+            row.update({k: new for k, (_, new) in changed.items()})
+            state = self._sync_derived(row, events)
+        return ProcedureView(row, events, state, _load_patient=self.patient)
 
     def update_procedure(self, proc_id: str, values: Mapping[str, Any]) -> None:
         """Correct set-up or outcome fields after the fact (audited)."""
