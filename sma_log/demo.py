@@ -168,6 +168,8 @@ PROCEDURE_COLUMNS = (
     "puncture_min",
     "created_at",
     "updated_at",
+    "cancelled_at",
+    "cancel_reason",
 )
 FOLLOWUP_COLUMNS = (
     "id",
@@ -196,8 +198,11 @@ FOLLOWUP_COLUMNS = (
     "assessor",
     "created_at",
     "updated_at",
+    "early",
+    "offset_min",
+    "other_event_any",
 )
-CONTACT_ATTEMPT_COLUMNS = ("id", "followup_id", "at", "outcome", "by_user", "note")
+CONTACT_ATTEMPT_COLUMNS = ("id", "followup_id", "at", "outcome", "by_user", "note", "voided_at")
 #: The follow-up answers (``complete_followup`` writes all of them, unanswered ones None).
 ANSWER_COLUMNS = tuple(fields.FOLLOWUP_FIELDS)
 ATTEMPT_COLUMNS = (
@@ -247,6 +252,11 @@ _SHIFTS = tuple(range(120, -1, -10))
 
 class DemoRefused(StorageError):
     """The demo file cannot be written where asked (exists, or is not a demo database)."""
+
+
+def _offset_min(end: int, at: int) -> float:
+    """Minutes from the end to ``at`` (microseconds), as the Store stores them."""
+    return timeline.whole_second_minutes((at - end) / _SEC)
 
 
 def _text(us: int) -> str:
@@ -657,6 +667,8 @@ class _Generator:
             **derived_columns(state),
             "created_at": _text(t0),
             "updated_at": _text(raw[-1][1]),
+            "cancelled_at": None,
+            "cancel_reason": None,
         }
         if mode != "open":
             end_us = raw[-1][1]
@@ -798,6 +810,7 @@ class _Generator:
                 due_at=_text(due),
                 state="open",
                 late=0,
+                early=0,
                 contact_attempts_n=0,
                 created_at=stamp,
                 updated_at=stamp,
@@ -811,6 +824,7 @@ class _Generator:
                         satisfaction=proc["satisfaction_5min"],
                         completed_at=_text(at),
                         late=int(self._missed(kind, due, at)),
+                        offset_min=_offset_min(end, at),
                     )
                 continue
             calls.extend(self._day3_history(row, proc, end, due))
@@ -865,6 +879,7 @@ class _Generator:
                     "outcome": "no_answer",
                     "by_user": DEMO_USER,
                     "note": "Voicemail left" if rng.random() < 0.3 else None,
+                    "voided_at": None,
                 }
             )
         if calls:
@@ -878,7 +893,11 @@ class _Generator:
             row["closed_reason"] = rng.choice(CLOSE_REASONS[outcome])
             return calls
         row.update(self._day3_answers(proc, assessor))
-        row.update(state="done", late=int(self._missed("day3", due, finished)))
+        row.update(
+            state="done",
+            late=int(self._missed("day3", due, finished)),
+            offset_min=_offset_min(end, finished),
+        )
         return calls
 
     def _day3_answers(self, proc: dict[str, Any], assessor: str) -> dict[str, Any]:
@@ -908,7 +927,9 @@ class _Generator:
         )  # some back pain at the site
         answers["radicular_pain"] = int(rng.random() < 0.03)
         answers["nausea_vomiting"] = int(rng.random() < (0.3 if pdph else 0.04))
+        answers["other_event_any"] = 0
         if rng.random() < 0.01:
+            answers["other_event_any"] = 1
             answers["other_event"] = rng.choice(OTHER_EVENTS)
             answers["other_event_serious"] = 0
         answers["contact_method"] = "phone" if rng.random() < 0.85 else "in_person"

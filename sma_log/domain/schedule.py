@@ -415,6 +415,12 @@ def clean_followup(
             errors[name] = err
         else:
             clean[name] = parsed
+    if (
+        "other_event" in clean
+        and "other_event_any" not in clean
+        and "other_event_any" not in errors
+    ):
+        clean["other_event_any"] = True  # describing an event is reporting one
     if completing:
         for name in REQUIRED_BY_KIND.get(kind or "", ()):
             if name not in clean and name not in errors:
@@ -435,12 +441,6 @@ def clean_followup(
                 del clean[name]
             else:
                 errors[name] = "Only record PDPH details when PDPH is yes"
-    if (
-        "other_event" in clean
-        and "other_event_any" not in clean
-        and "other_event_any" not in errors
-    ):
-        clean["other_event_any"] = True  # describing an event is reporting one
     if clean.get("other_event_any") is False:
         for name in ("other_event", "other_event_serious"):
             if name not in clean:
