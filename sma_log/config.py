@@ -50,6 +50,8 @@ class Settings:
     label: str = "eu"  # dosing label: "eu" (SmPC) or "us"
     window_before_hours: float = 12.0
     window_after_hours: float = 24.0
+    #: Minutes after the end from which the 5-minute score may be taken (0-5).
+    score_earliest_min: float = 4.0
 
     @classmethod
     def load(cls, path: Path | None = None) -> Settings:
@@ -67,6 +69,8 @@ class Settings:
             if key in known and isinstance(value, type(getattr(defaults, key))):
                 if isinstance(value, float) and not math.isfinite(value):
                     continue  # NaN or infinity in a hand-edited file: keep the default
+                if key == "score_earliest_min" and not 0 <= value <= 5:
+                    continue  # out of range in a hand-edited file: keep the default
                 values[key] = value
         return cls(**values)
 

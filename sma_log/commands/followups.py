@@ -33,6 +33,7 @@ def _queue_rows(
     from ..domain import dosing, schedule
 
     store.set_window(settings.window_before_hours, settings.window_after_hours)
+    store.set_score_earliest(settings.score_earliest_min)
     now = store.now()
     today = now.in_timezone(tz).date()
     items = store.followup_queue(statuses=statuses, now=now)

@@ -31,6 +31,12 @@ from .common import CommandRefused, Options
     metavar="H",
     help="Hours after the 72-hour mark a call is overdue before it is missed (0-168).",
 )
+@click.option(
+    "--score-earliest",
+    type=click.FloatRange(0, 5),
+    metavar="MIN",
+    help="Minutes after the end the 5-minute score may first be taken (0-5; default 4).",
+)
 @click.pass_obj
 def settings_command(
     opts: Options,
@@ -40,6 +46,7 @@ def settings_command(
     operator: str | None,
     window_before: float | None,
     window_after: float | None,
+    score_earliest: float | None,
 ) -> None:
     """Show the settings, or change them (only the options given; the rest is kept).
 
@@ -75,9 +82,15 @@ def settings_command(
         changes["operator"] = name
     import math
 
-    for option, value in (("--window-before", window_before), ("--window-after", window_after)):
+    for option, value in (
+        ("--window-before", window_before),
+        ("--window-after", window_after),
+        ("--score-earliest", score_earliest),
+    ):
         if value is not None and not math.isfinite(value):  # FloatRange lets "nan" through
-            raise CommandRefused(f"{option}: a number of hours is needed, not {value}")
+            raise CommandRefused(f"{option}: a number is needed, not {value}")
+    if score_earliest is not None:
+        changes["score_earliest_min"] = float(score_earliest)
     if window_before is not None:
         changes["window_before_hours"] = float(window_before)
     if window_after is not None:
@@ -122,6 +135,7 @@ def _show_settings(settings: Any, path: Path) -> None:
         ("label", settings.label),
         ("window before", f"{settings.window_before_hours:g} h"),
         ("window after", f"{settings.window_after_hours:g} h"),
+        ("5-min score from", f"{settings.score_earliest_min:g} min after the end"),
         ("theme", settings.theme),
     ]
     width = max(len(k) for k, _ in rows)

@@ -134,3 +134,8 @@ FOLLOWUP_STATE: Choices = (
     ("unreachable", "Not reachable"),
     ("declined", "Declined"),
 )
+PROCEDURE_STATUS: Choices = (
+    ("open", "In progress"),
+    ("ended", "Ended"),
+    ("cancelled", "Cancelled before the first skin puncture (counted in no figure)"),
+)

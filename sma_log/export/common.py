@@ -43,7 +43,7 @@ FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 #: Free text that is not a field spec marked ``identifying`` but is left out too.
 FREE_TEXT: dict[str, tuple[str, ...]] = {
-    "procedures": ("failure_reason",),
+    "procedures": ("failure_reason", "cancel_reason"),
     "followups": ("closed_reason",),
     "contact_attempts": ("note",),
 }
@@ -54,8 +54,8 @@ MACHINE_COLUMNS: dict[str, tuple[str, ...]] = {
 
 DEIDENTIFIED_TEXT = (
     "De-identified export: no identifiers table (names, record numbers, birth dates), no "
-    "free text (notes, failure reasons, other adverse events, closed reasons, contact "
-    "notes), no times of day (instants become dates in the site time zone; elapsed times "
+    "free text (notes, failure and cancel reasons, other adverse events, closed reasons, "
+    "contact notes), no times of day (instants become dates in the site time zone; elapsed times "
     "are given in minutes), record ids with their time part zeroed; study codes, staff "
     "names and birth years kept."
 )

@@ -24,7 +24,7 @@ from .common import (
 CSV_HEADER = ("variable", "table", "type", "unit", "allowed_values", "description")
 
 BOOL = "boolean"
-_STATUS: vocab.Choices = (("open", "In progress"), ("ended", "Ended"))
+_STATUS: vocab.Choices = vocab.PROCEDURE_STATUS
 _OUTCOME: vocab.Choices = (("no_answer", "No answer"),)
 
 #: (table, column) → (kind, unit, description, choices) for columns no field spec covers.
@@ -131,6 +131,31 @@ SYSTEM: dict[tuple[str, str], tuple[str, str, str, vocab.Choices]] = {
     ),
     ("followups", "completed_at"): ("instant", "", "When answered or closed", ()),
     ("followups", "late"): ("bool", "", "Answers entered after the follow-up window", ()),
+    ("followups", "early"): (
+        "bool",
+        "",
+        "Answers entered (and confirmed) before the follow-up window opened",
+        (),
+    ),
+    ("followups", "offset_min"): (
+        "float",
+        "min",
+        "Minutes from the end of the procedure to when the answers were taken",
+        (),
+    ),
+    ("procedures", "cancelled_at"): (
+        "instant",
+        "",
+        "When a start was cancelled before the first skin puncture (status cancelled)",
+        (),
+    ),
+    ("procedures", "cancel_reason"): ("text", "", "Why the start was cancelled (free text)", ()),
+    ("contact_attempts", "voided_at"): (
+        "instant",
+        "",
+        "When the call was undone (empty: it counts)",
+        (),
+    ),
     ("followups", "contact_attempts_n"): ("int", "", "Unanswered contact attempts", ()),
     ("followups", "last_contact_at"): ("instant", "", "Last unanswered contact attempt", ()),
     ("contact_attempts", "at"): ("instant", "", "When the contact was tried", ()),

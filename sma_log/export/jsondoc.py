@@ -373,7 +373,7 @@ def _coded() -> dict[str, dict[str, dict[str, Any]]]:
         "procedures": {
             **specs(fields.SETUP_FIELDS, fields.OUTCOME_FIELDS),
             "satisfaction_5min": from_spec(fields.SCORE_FIELD),
-            "status": {"enum": ["open", "ended"]},
+            "status": {"enum": list(vocab.codes(vocab.PROCEDURE_STATUS))},
             "dose_mg": {"enum": sorted(set(vocab.DOSE_MG.values()))},
             "first_attempt_success": boolean,
             "attempts_n": {"minimum": 0},
@@ -397,6 +397,8 @@ def _coded() -> dict[str, dict[str, dict[str, Any]]]:
             "kind": {"enum": list(vocab.codes(vocab.FOLLOWUP_KINDS))},
             "state": {"enum": list(vocab.codes(vocab.FOLLOWUP_STATE))},
             "late": boolean,
+            "early": boolean,
+            "offset_min": {"minimum": 0},
             "contact_attempts_n": {"minimum": 0},
         },
         "contact_attempts": {"outcome": {"enum": ["no_answer"]}},

@@ -217,7 +217,7 @@ def _fields() -> list[Field]:
             "radio",
             "Status",
             "status",
-            (("open", "In progress"), ("ended", "Ended")),
+            vocab.PROCEDURE_STATUS,
             kind="choice",
         ),
     ]
@@ -401,6 +401,23 @@ def _fields() -> list[Field]:
         ),
         Field("fu_late", "followup", "yesno", "Entered late", "late", kind="bool"),
         Field(
+            "fu_early",
+            "followup",
+            "yesno",
+            "Entered early (confirmed before the window opened)",
+            "early",
+            kind="bool",
+        ),
+        Field(
+            "fu_offset_min",
+            "followup",
+            "text",
+            "Minutes from the end of the procedure to the answers",
+            "offset_min",
+            validation="number",
+            kind="float",
+        ),
+        Field(
             "fu_contact_attempts_n",
             "followup",
             "text",
@@ -422,8 +439,8 @@ def _fields() -> list[Field]:
     pdph = "[fu_pdph] = '1'"
     for spec in f.FOLLOWUP_FIELDS.values():
         branching = pdph if spec.name in f.PDPH_DETAILS else ""
-        if spec.name == "other_event_serious":
-            branching = "[fu_other_event] <> ''"
+        if spec.name in ("other_event", "other_event_serious"):
+            branching = "[fu_other_event_any] = '1'"
         if spec.name == "satisfaction":
             out.append(
                 Field(
