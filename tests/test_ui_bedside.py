@@ -20,8 +20,10 @@ from sma_log.config import Settings
 from sma_log.domain.clock import Clock
 from sma_log.storage.store import Store
 from sma_log.ui.app import SmaLogApp, create_app
+from sma_log.ui.modals.confirm import ConfirmDialog
 from sma_log.ui.modals.end import EndDialog
 from sma_log.ui.modals.score import ScoreDialog
+from sma_log.ui.screens.base import StatusLine
 from sma_log.ui.screens.home import HomeScreen
 from sma_log.ui.screens.procedure import ProcedureScreen
 from sma_log.ui.screens.refused import RefusedScreen
@@ -57,11 +59,28 @@ async def keys(pilot: Pilot[Any], *keys: str) -> None:
 
 
 async def start_procedure(app: SmaLogApp, pilot: Pilot[Any], code: str = "rm-001") -> None:
-    await keys(pilot, "n")
+    await keys(pilot, "plus")
     assert isinstance(app.screen, StartScreen)
     await pilot.press(*code)
     await keys(pilot, "ctrl+s")
     assert isinstance(app.screen, ProcedureScreen), app.screen
+
+
+def status(app: SmaLogApp) -> str:
+    """The message on the status line of the screen in front (under any dialog)."""
+    from sma_log.ui.screens.base import status_screen
+
+    screen = status_screen(app)
+    assert screen is not None
+    return screen.query_one(StatusLine).message
+
+
+def refused(app: SmaLogApp) -> bool:
+    from sma_log.ui.screens.base import status_screen
+
+    screen = status_screen(app)
+    assert screen is not None
+    return screen.query_one(StatusLine).refused
 
 
 def read(db: Path) -> Store:
@@ -84,8 +103,11 @@ def test_whole_bedside_flow_lands_in_the_database(tmp_path: Path) -> None:
         assert isinstance(app.screen, EndDialog)
         await keys(pilot, "ctrl+s")
         assert isinstance(app.screen, ScoreDialog)
-        await keys(pilot, "5")
+        await keys(pilot, "5")  # seconds after the end: too early, asks once
+        assert isinstance(app.screen, ConfirmDialog)
+        await keys(pilot, "y")
         assert isinstance(app.screen, HomeScreen)
+        assert "RM-001: satisfaction at 5 min: 5 saved (EARLY" in status(app)
 
     drive(db, script)
     with read(db) as s:
@@ -118,6 +140,8 @@ def test_whole_bedside_flow_lands_in_the_database(tmp_path: Path) -> None:
         assert patient is not None and patient["study_code"] == "RM-001"
         users = {r["user"] for r in s.query("SELECT DISTINCT user FROM audit_log")}
         assert users == {"dr-test"}
+        score = s.one("SELECT early, satisfaction FROM followups WHERE kind = 'score_5min'")
+        assert score == {"early": 1, "satisfaction": 5}
 
 
 def test_undo_voids_the_last_action_and_is_audited(tmp_path: Path) -> None:
@@ -128,7 +152,7 @@ def test_undo_voids_the_last_action_and_is_audited(tmp_path: Path) -> None:
         await keys(pilot, "a", "a", "u")
         screen = app.screen
         assert screen.query_one("#attempts").query_one(BigText).value == "1"
-        assert "Undone" in str(screen.query_one("#last-action").render())
+        assert "Undone" in status(app)
 
     drive(db, script)
     with read(db) as s:
@@ -169,7 +193,7 @@ def test_invalid_setup_is_shown_beside_the_field_and_nothing_starts(tmp_path: Pa
     db = tmp_path / "t.db"
 
     async def script(app: SmaLogApp, pilot: Pilot[Any]) -> None:
-        await keys(pilot, "n")
+        await keys(pilot, "plus")
         await pilot.press(*"rm-002")
         gauge = app.screen.query_one("#needle_gauge", Input)
         gauge.focus()
@@ -225,7 +249,7 @@ def test_second_procedure_for_the_same_patient_is_refused(tmp_path: Path) -> Non
         await start_procedure(app, pilot)
         await keys(pilot, "escape")  # home; the procedure keeps running
         assert isinstance(app.screen, HomeScreen)
-        await keys(pilot, "n")
+        await keys(pilot, "plus")
         await pilot.press(*"RM-001")
         await keys(pilot, "ctrl+s")
         assert isinstance(app.screen, StartScreen)
@@ -252,8 +276,10 @@ def test_restart_resumes_the_open_procedure_with_the_timer_from_the_stored_start
         pendulum.travel_to(T0.add(minutes=7, seconds=5), freeze=True)
 
         async def second(app: SmaLogApp, pilot: Pilot[Any]) -> None:
+            assert isinstance(app.screen, HomeScreen)  # home first, the procedure on top
+            await keys(pilot, "l")
             screen = app.screen
-            assert isinstance(screen, ProcedureScreen)  # straight back into it
+            assert isinstance(screen, ProcedureScreen)
             assert screen.query_one("#timer").query_one(BigText).value == "07:05"
             assert screen.query_one("#attempts").query_one(BigText).value == "2"
             assert screen.query_one("#redirections").query_one(BigText).value == "1"
@@ -266,20 +292,36 @@ def test_restart_resumes_the_open_procedure_with_the_timer_from_the_stored_start
         pendulum.travel_back()
 
 
-def test_pending_score_is_entered_from_home(tmp_path: Path) -> None:
+def test_pending_score_is_entered_from_home_when_due_without_asking(tmp_path: Path) -> None:
+    """Left for later at the end; 4 min 30 s after the end it is open: one key saves it."""
     db = tmp_path / "t.db"
+    pendulum.travel_to(T0, freeze=True)
+    try:
 
-    async def script(app: SmaLogApp, pilot: Pilot[Any]) -> None:
-        await start_procedure(app, pilot)
-        await keys(pilot, "a", "c", "i", "j", "e", "ctrl+s", "l")
-        assert isinstance(app.screen, HomeScreen)
-        await keys(pilot, "s")
-        assert isinstance(app.screen, ScoreDialog)
-        await keys(pilot, "4")
+        async def script(app: SmaLogApp, pilot: Pilot[Any]) -> None:
+            await start_procedure(app, pilot)
+            await keys(pilot, "a", "c", "i", "j", "e", "ctrl+s")
+            assert isinstance(app.screen, ScoreDialog)
+            await keys(pilot, "l")  # later
+            assert isinstance(app.screen, HomeScreen)
+            assert "RM-001: 5-minute score left pending" in status(app)
+            pendulum.travel_to(T0.add(minutes=4, seconds=30), freeze=True)
+            await keys(pilot, "k")
+            dialog = app.screen
+            assert isinstance(dialog, ScoreDialog)
+            shown = str(dialog.query_one("#score-clock").render())
+            assert "4:30 since the end" in shown and "5:00 in 0:30" in shown, shown
+            await keys(pilot, "4")
+            assert isinstance(app.screen, HomeScreen)  # no confirmation: it was open
+            assert status(app) == "RM-001: satisfaction at 5 min: 4 saved"
 
-    drive(db, script)
+        drive(db, script)
+    finally:
+        pendulum.travel_back()
     with read(db) as s:
         assert s.one("SELECT satisfaction_5min FROM procedures") == {"satisfaction_5min": 4}
+        row = s.one("SELECT early, offset_min FROM followups WHERE kind = 'score_5min'")
+        assert row == {"early": 0, "offset_min": 4.5}
 
 
 @pytest.mark.parametrize("content", [b"", b"hello, not a database\n"])

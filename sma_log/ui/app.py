@@ -30,6 +30,15 @@ class SmaLogApp(App[int]):
     ]
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", priority=True, id="app.quit"),
+        # Help on every screen and dialog: the keys of the screen in front (F1 or ?).
+        # Not priority: a ? typed into a text field stays a character.
+        Binding(
+            "f1,question_mark",
+            "help",
+            "Help",
+            tooltip="The keys of this screen (Escape closes)",
+            id="app.help",
+        ),
     ]
     # Classes for terminal size: the key legend shows only where there is room.
     VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall"), (50, "-huge")]
@@ -80,17 +89,10 @@ class SmaLogApp(App[int]):
             return
         self._store.set_window(self.settings.window_before_hours, self.settings.window_after_hours)
         self.theme_changed_signal.subscribe(self, self._remember_theme)
-        if self.demo:
-            self.notify(
-                "Demo database: throw-away data, deleted when you quit.", title="Demo", timeout=6
-            )
-        opened = self._store.open_procedures()
-        if opened:
-            # Crash and resume: an open procedure comes straight back, timer running.
-            # (Home is built only when someone goes there: the live screen comes first.)
-            self.open_procedure(opened[0]["id"])
-        else:
-            self.go_home()
+        # Always home first, even with a procedure in progress (it is home's first
+        # line, resumed with Enter or l): a key meant for another screen never lands
+        # on the live screen, where every key records. A demo says so on home.
+        self.go_home()
         self._data_version = self._store.data_version()
         self.set_interval(1.0, self._poll_changes)
 
@@ -173,17 +175,31 @@ class SmaLogApp(App[int]):
     def _cmd_home(self) -> None:
         self.go_home()
 
-    def go_home(self) -> None:
-        """Back to the home screen (built the first time it is needed)."""
+    def go_home(self, message: str | None = None) -> None:
+        """Back to the home screen (built the first time it is needed).
+
+        ``message`` goes on home's status line (what just happened, naming the patient).
+        """
         from .screens.home import HomeScreen
 
         if not any(isinstance(s, HomeScreen) for s in self.screen_stack):
             while len(self.screen_stack) > 1:
                 self.pop_screen()
-            self.push_screen(HomeScreen())
+            self.push_screen(HomeScreen(message))
             return
         while not isinstance(self.screen, HomeScreen):
             self.pop_screen()
+        if message:
+            self.screen.say(message)
+
+    def action_help(self) -> None:
+        """F1 or ?: the keys of the screen in front; pressed again, closes the help."""
+        from .screens.help import HelpScreen
+
+        if isinstance(self.screen, HelpScreen):
+            self.screen.dismiss(None)
+            return
+        self.push_screen(HelpScreen(self.screen))
 
     def on_unmount(self) -> None:
         if self._store is not None:

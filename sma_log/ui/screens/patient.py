@@ -11,11 +11,13 @@ from textual.widgets import DataTable, Footer, Header, Static
 from ...domain import dosing, vocab
 from ..fmt import local_datetime, minutes
 from ..modals.followup import kind_words, state_words
-from .base import AppScreen
+from .base import AppScreen, StatusLine
 
 
 class PatientScreen(AppScreen):
     BINDINGS = [Binding("escape", "back", "Back", id="patient.back")]
+    HELP_TITLE = "Patient"
+    HELP_NOTES = (("Enter", "Open the highlighted procedure", "on the live screen"),)
 
     def __init__(self, patient_id: str) -> None:
         super().__init__()
@@ -30,6 +32,7 @@ class PatientScreen(AppScreen):
             yield DataTable(id="patient-procedures", cursor_type="row", zebra_stripes=True)
             yield Static(Text("Follow-ups", style="bold"), classes="section")
             yield DataTable(id="patient-followups", cursor_type="row", zebra_stripes=True)
+        yield StatusLine()
         yield Footer()
 
     def on_mount(self) -> None:
@@ -97,6 +100,8 @@ class PatientScreen(AppScreen):
             outcome = (
                 "in progress"
                 if r["status"] == "open"
+                else "cancelled"
+                if r["status"] == "cancelled"
                 else "delivered"
                 if r["drug_delivered"]
                 else "not delivered"

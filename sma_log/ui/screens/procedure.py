@@ -10,16 +10,19 @@ from __future__ import annotations
 from typing import Any
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 
 from ...domain import timeline, vocab
+from ...domain.clock import from_text
 from ...storage.store import ProcedureView
 from ..fmt import local_time
-from ..widgets.bedside import AttemptList, BigNumber, ElapsedTimer, Milestones
-from .base import AppScreen
+from ..widgets.bedside import AttemptList, BigNumber, ElapsedTimer, KeyLegend, Milestones
+from .base import AppScreen, StatusLine
+from .help import legend_items
 
 ACTION_WORDS = {
     "attempt": "New attempt",
@@ -32,62 +35,120 @@ ACTION_WORDS = {
     "attempt_detail": "Attempt level/approach set",
 }
 
-
-def _keys() -> Text:
-    """The whole key list in two columns (shown when the terminal is tall enough)."""
-    text = Text()
-    pairs = [
-        ("a", "attempt"),
-        ("r", "redirect"),
-        ("c", "CSF obtained"),
-        ("i", "inj. start"),
-        ("j", "inj. end"),
-        ("u", "undo"),
-        ("e", "end"),
-        ("b", "bone contact"),
-        ("p", "paraesthesia"),
-        ("h", "blood"),
-        ("d", "level/approach"),
-        ("s", "sedation"),
-        ("n", "note"),
-        ("esc", "home"),
-    ]
-    for i, (key, what) in enumerate(pairs):
-        text.append(f" {key:^3} ", style="bold reverse")
-        text.append(f" {what:<15}" + ("\n" if i % 2 else ""))
-    text.rstrip()
-    return text
+#: Actions of the live screen that record, or open a dialog that records. No key of
+#: a screen that leads here may be one of these keys (tests/test_ui_keys.py): a key
+#: pressed twice, or meant for another screen, must never record.
+RECORDING_ACTIONS = frozenset(
+    {"record", "flag", "undo", "end", "attempt_detail", "sedation", "note", "cancel_procedure"}
+)
 
 
-KEYS = _keys()
+def recording_keys() -> frozenset[str]:
+    """Every key the live screen records with (read from its bindings)."""
+    keys: set[str] = set()
+    for binding in ProcedureScreen.BINDINGS:
+        assert isinstance(binding, Binding)
+        if binding.action.partition("(")[0] in RECORDING_ACTIONS:
+            keys.update(k.strip() for k in binding.key.split(","))
+    return frozenset(keys)
 
 
 class ProcedureScreen(AppScreen):
-    # Recording keys are chosen not to collide with the keys of other screens (f opens
-    # the follow-up queue at home, o the settings): a nurse who starts the app on a
-    # resumed procedure and presses f records nothing. Esc is early so it always shows.
+    # One key per action. Screens that lead here (home, start, a patient's page) use
+    # none of these keys (tests/test_ui_keys.py), and the key that opens this screen
+    # (Enter, l, ctrl+s) records nothing here: a double press never records. Every key
+    # shows in the legend at the bottom (generated from these bindings), at any size.
     BINDINGS = [
-        Binding("a", "record('attempt')", "Attempt", id="bedside.attempt"),
-        Binding("r", "record('redirect')", "Redir", id="bedside.redirect"),
-        Binding("c", "record('csf')", "CSF", id="bedside.csf"),
-        Binding("i", "record('injection_start')", "Inject", id="bedside.injection_start"),
-        Binding("j", "record('injection_end')", "Inj.end", id="bedside.injection_end"),
-        Binding("u,ctrl+z", "undo", "Undo", id="bedside.undo"),
-        Binding("e", "end", "End", id="bedside.end"),
-        Binding("escape", "home", "Home", id="bedside.home"),
-        Binding("b", "flag('bone_contact')", "Bone", id="bedside.bone"),
-        Binding("p", "flag('paraesthesia')", "Paraes.", id="bedside.paraesthesia"),
-        Binding("h", "flag('blood')", "Blood", id="bedside.blood"),
-        Binding("d", "attempt_detail", "Level", id="bedside.detail"),
-        Binding("s", "sedation", "Sedation", id="bedside.sedation"),
-        Binding("n", "note", "Note", id="bedside.note"),
+        Binding(
+            "a", "record('attempt')", "Attempt", tooltip="New skin puncture", id="bedside.attempt"
+        ),
+        Binding(
+            "r",
+            "record('redirect')",
+            "Redirect",
+            tooltip="Needle redirected, current attempt",
+            id="bedside.redirect",
+        ),
+        Binding("c", "record('csf')", "CSF", tooltip="CSF obtained", id="bedside.csf"),
+        Binding(
+            "i",
+            "record('injection_start')",
+            "Inj.start",
+            tooltip="Injection started",
+            id="bedside.injection_start",
+        ),
+        Binding(
+            "j",
+            "record('injection_end')",
+            "Inj.end",
+            tooltip="Injection complete",
+            id="bedside.injection_end",
+        ),
+        Binding(
+            "e",
+            "end",
+            "End",
+            tooltip="Outcome, then the 5-minute score",
+            id="bedside.end",
+        ),
+        Binding(
+            "u,ctrl+z",
+            "undo",
+            "Undo",
+            tooltip="Void the last action (audited)",
+            id="bedside.undo",
+        ),
+        Binding(
+            "x",
+            "cancel_procedure",
+            "Cancel start",
+            tooltip="A start made by mistake; before any puncture; asks first",
+            id="bedside.cancel",
+        ),
+        Binding(
+            "b",
+            "flag('bone_contact')",
+            "Bone",
+            tooltip="Current attempt; pressed again, clears it",
+            id="bedside.bone",
+        ),
+        Binding(
+            "p",
+            "flag('paraesthesia')",
+            "Paraesth.",
+            tooltip="Current attempt; pressed again, clears it",
+            id="bedside.paraesthesia",
+        ),
+        Binding(
+            "h",
+            "flag('blood')",
+            "Blood",
+            tooltip="Current attempt; pressed again, clears it",
+            id="bedside.blood",
+        ),
+        Binding(
+            "d",
+            "attempt_detail",
+            "Level",
+            tooltip="Level and approach, current attempt",
+            id="bedside.detail",
+        ),
+        Binding("s", "sedation", "Sedation", tooltip="Sedation changed", id="bedside.sedation"),
+        Binding("n", "note", "Note", tooltip="Free text on the timeline", id="bedside.note"),
+        Binding(
+            "escape",
+            "home",
+            "Home",
+            tooltip="The procedure keeps running",
+            id="bedside.home",
+        ),
     ]
+    HELP_TITLE = "Live procedure"
 
     def __init__(self, procedure_id: str) -> None:
         super().__init__()
         self.procedure_id = procedure_id
         self.view: ProcedureView | None = None
-        self.last_message = Text("")
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -99,11 +160,10 @@ class ProcedureScreen(AppScreen):
         with Horizontal(id="detail-row"):
             with Vertical(id="milestones-box"):
                 yield Milestones(id="milestones")
-                yield Static(KEYS, id="keys")
             with Vertical(id="attempts-box"):
                 yield AttemptList(id="attempt-list")
-        yield Static("", id="last-action")
-        yield Footer(compact=True)
+        yield StatusLine()
+        yield KeyLegend(legend_items(self.app, self), id="keys")
 
     def on_mount(self) -> None:
         self.query_one("#milestones-box").border_title = "Milestones"
@@ -111,7 +171,7 @@ class ProcedureScreen(AppScreen):
         self.refresh_from_store()
         if self.view is not None and self.view.row["status"] == "open":
             started = local_time(self.view.started_at, self.tz, "HH:mm:ss")
-            self._say(f"In progress since {started}: keys record at once · Esc goes home")
+            self.say(f"In progress since {started}: keys record at once · Esc goes home")
 
     # ------------------------------------------------------------- drawing
     def refresh_from_store(self) -> None:
@@ -123,10 +183,14 @@ class ProcedureScreen(AppScreen):
         self.view = view
         st = view.state
         row = view.row
-        ended = row["status"] == "ended"
-        self.sub_title = f"{view.patient['study_code']} · " + ("ENDED" if ended else "IN PROGRESS")
+        status = row["status"]
+        ended = status != "open"
+        words = {"open": "IN PROGRESS", "ended": "ENDED", "cancelled": "CANCELLED"}
+        self.sub_title = f"{view.patient['study_code']} · " + words.get(status, status.upper())
         self.title = "sma-log"
-        stopped = st.milestones.get("end")
+        stopped = st.milestones.get("end") or (
+            from_text(row["cancelled_at"]) if row.get("cancelled_at") else None
+        )
         started = local_time(view.started_at, self.tz, "HH:mm:ss")
         caption = (
             f"{started} → {local_time(stopped, self.tz, 'HH:mm:ss')}"
@@ -158,13 +222,17 @@ class ProcedureScreen(AppScreen):
         if row.get("hardware") and row["hardware"] != "none":
             line.append(f"  {vocab.label(vocab.HARDWARE, row['hardware'])}")
         if ended:
-            line.append("  — ENDED", style="bold")
+            line.append(f"  — {words.get(status, status.upper())}", style="bold")
         self.query_one("#patient-line", Static).update(line)
-        self.query_one("#last-action", Static).update(self.last_message)
 
-    def _say(self, message: str) -> None:
-        self.last_message = Text(message)
-        self.query_one("#last-action", Static).update(self.last_message)
+    def on_key(self, event: events.Key) -> None:
+        """A key that is not one of this screen's says so (Caps Lock, a key meant for
+        another screen, the second press of the key that opened this screen)."""
+        if event.is_printable and event.key not in self.active_bindings:
+            event.stop()
+            shown = event.character or event.key
+            hint = " (Caps Lock?)" if shown.isalpha() and shown.isupper() else ""
+            self.say(f"Key {shown} does nothing here{hint}: nothing recorded · ? lists the keys")
 
     # ------------------------------------------------------------- actions
     def action_record(self, kind: str, value: str | None = None) -> None:
@@ -175,17 +243,20 @@ class ProcedureScreen(AppScreen):
         words = ACTION_WORDS.get(kind, kind)
         if kind == "attempt" and view.state.current:
             words = f"Attempt {view.state.current.number}"
-        self.last_message = Text(f"{words} recorded at {local_time(ev.at, self.tz)} — u to undo")
         self.show(view)
+        self.say(f"{words} recorded at {local_time(ev.at, self.tz)} — u to undo")
 
     def action_flag(self, name: str) -> None:
-        self.action_record("flag", name)
-        if self.view and self.view.state.current:
-            on = getattr(self.view.state.current, name)
+        view = self.guarded(lambda: self.store.record(self.procedure_id, "flag", name))
+        if view is None:
+            return
+        self.show(view)
+        current = view.state.current
+        if current is not None:
+            on = getattr(current, name)
             label = dict(timeline.FLAGS)[name]
-            self._say(
-                f"{label} {'set' if on else 'cleared'} on attempt "
-                f"{self.view.state.current.number} — u to undo"
+            self.say(
+                f"{label} {'set' if on else 'cleared'} on attempt {current.number} — u to undo"
             )
 
     def action_undo(self) -> None:
@@ -196,14 +267,17 @@ class ProcedureScreen(AppScreen):
         words = timeline.EVENT_LABELS.get(undone.kind, undone.kind)
         if undone.kind == "flag":
             words = dict(timeline.FLAGS).get(undone.value or "", "Flag")
-        self.last_message = Text(
-            f"Undone: {words} ({local_time(undone.at, self.tz)}); kept in the audit log"
-        )
         self.show(view)
+        self.say(f"Undone: {words} ({local_time(undone.at, self.tz)}); kept in the audit log")
 
     def _open(self) -> bool:
         if self.view is None or self.view.row["status"] != "open":
-            self.notify("This procedure has ended.", severity="warning")
+            status = self.view.row["status"] if self.view is not None else "gone"
+            self.refuse(
+                "This procedure was cancelled."
+                if status == "cancelled"
+                else "This procedure has ended."
+            )
             return False
         return True
 
@@ -212,7 +286,7 @@ class ProcedureScreen(AppScreen):
             return
         current = self.view.state.current
         if current is None:
-            self.notify("No attempt yet: press a for the first skin puncture.", severity="warning")
+            self.refuse("No attempt yet: press a for the first skin puncture.")
             return
 
         def done(value: str | None) -> None:
@@ -259,10 +333,8 @@ class ProcedureScreen(AppScreen):
             ended = self.guarded(lambda: self.store.end_procedure(self.procedure_id, outcome))
             if ended is None:
                 return
-            self.last_message = Text(
-                f"Procedure ended at {local_time(ended.state.milestones['end'], self.tz)}"
-            )
             self.show(ended)
+            self.say(f"Procedure ended at {local_time(ended.state.milestones['end'], self.tz)}")
             self.ask_score()
 
         from ..modals.end import EndDialog
@@ -270,23 +342,59 @@ class ProcedureScreen(AppScreen):
         self.app.push_screen(EndDialog(view.state, view.row.get("csf_removed_ml") or 5), done)
 
     def ask_score(self) -> None:
-        if self.view is None:
+        """The 5-minute score right after the end; then home (the message goes there)."""
+        from ..modals.score import ask_score
+
+        ask_score(self, self.procedure_id, then=lambda _score: self.sma.go_home())
+
+    def action_cancel_procedure(self) -> None:
+        """x: cancel a start made by mistake (one confirmation; the Store decides).
+
+        Before the first skin puncture it asks once, then the Store keeps the procedure
+        as cancelled (audited, counted nowhere) and home says so. Once a puncture is
+        recorded, the Store's refusal is shown on the status line (end it with e).
+        """
+        fresh = self.guarded(lambda: self.store.load_procedure(self.procedure_id))
+        if fresh is None:
             return
-        code = self.view.patient["study_code"]
+        self.show(fresh)
+        if not self._open():
+            return
+        code = fresh.patient["study_code"]
+        if fresh.state.attempt_count or "first_puncture" in fresh.state.milestones:
+            # Nothing to confirm: the Store refuses a cancel after a puncture and says why.
+            self._cancel(code)
+            return
+        started = local_time(fresh.started_at, self.tz, "HH:mm")
 
-        def done(score: int | None) -> None:
-            if score is not None:
-                saved = self.guarded(lambda: self.store.set_score(self.procedure_id, score))
-                if saved is None:
-                    return
-                self.notify(f"Satisfaction at 5 min: {saved} saved", markup=False)
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._cancel(code)
             else:
-                self.notify("5-minute score left pending: it shows on the home screen.")
-            self.sma.go_home()
+                self.say(f"{code}: not cancelled; the procedure goes on")
 
-        from ..modals.score import ScoreDialog
+        from ..modals.confirm import ConfirmDialog
 
-        self.app.push_screen(ScoreDialog(code), done)
+        self.app.push_screen(
+            ConfirmDialog(
+                f"Cancel the procedure of {code} started at {started}?",
+                "No skin puncture is recorded. It is kept as cancelled (who and when, in the "
+                "audit log), counts in no figure and schedules no follow-up.",
+                yes_label="Cancel it",
+                no_label="Keep it",
+            ),
+            answered,
+        )
+
+    def _cancel(self, code: str) -> None:
+        view = self.guarded(lambda: self.store.cancel_procedure(self.procedure_id))
+        if view is None:
+            self.refresh_from_store()
+            return
+        self.sma.go_home(
+            f"{code}: procedure started at {local_time(view.started_at, self.tz, 'HH:mm')} "
+            "cancelled (kept as cancelled; counted nowhere, no follow-up)"
+        )
 
     def action_home(self) -> None:
         self.sma.go_home()

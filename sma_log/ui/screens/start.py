@@ -19,7 +19,7 @@ from textual.widgets import Button, Footer, Header, Input, Static
 from ...domain import fields, vocab
 from ...domain.fields import ValidationError
 from ..widgets.form import FormField, collect
-from .base import AppScreen
+from .base import AppScreen, StatusLine
 
 PATIENT_EXTRA = ("sma_type", "birth_year", "sex", "motor_status")
 
@@ -29,9 +29,21 @@ class StartScreen(AppScreen):
     BINDINGS = [
         # Not a priority binding: it then reaches the screen through the focused field, in
         # order after the characters typed before it (a priority binding could run first).
-        Binding("ctrl+s", "start", "Start procedure", id="start.start"),
-        Binding("escape", "back", "Back", id="start.back"),
+        # ctrl+s leads to the live screen, where it records nothing: pressed twice, the
+        # second press does nothing there (tests/test_ui_keys.py).
+        Binding(
+            "ctrl+s",
+            "start",
+            "Start procedure",
+            tooltip="Start with this set-up; the live screen opens",
+            id="start.start",
+        ),
+        Binding("escape", "back", "Back", tooltip="Home, nothing started", id="start.back"),
     ]
+    HELP_TITLE = "New procedure"
+    HELP_NOTES = (
+        ("Tab", "Next field", "shift+Tab goes back; each field says why a value is refused"),
+    )
 
     def __init__(self) -> None:
         super().__init__()
@@ -61,6 +73,7 @@ class StartScreen(AppScreen):
             with Horizontal(classes="buttons"):
                 yield Button("Start procedure (ctrl+s)", id="start", variant="success")
                 yield Button("Back (Escape)", id="back")
+        yield StatusLine()
         yield Footer()
 
     def on_mount(self) -> None:
@@ -150,7 +163,7 @@ class StartScreen(AppScreen):
         code_field = self.query_one("#field-study_code", FormField)
         code, message = code_field.check()
         if message or not code:
-            self.notify(message or "Study code is required", severity="warning", markup=False)
+            self.refuse(f"Not started: {message or 'Study code is required'}")
             code_field.control.focus()
             return
         setup_fields = [self.query_one(f"#field-{n}", FormField) for n in fields.SETUP_FIELDS]
@@ -163,11 +176,7 @@ class StartScreen(AppScreen):
             errors.update(more)
         if errors:
             first = next(iter(errors))
-            self.notify(
-                f"Not started: {len(errors)} field(s) to fix — {errors[first]}",
-                severity="warning",
-                markup=False,
-            )
+            self.refuse(f"Not started: {len(errors)} field(s) to fix — {errors[first]}")
             self.query_one(f"#field-{first}", FormField).control.focus()
             return
         if patient is None:

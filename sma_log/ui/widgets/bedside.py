@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from rich.console import RenderableType
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.geometry import Size
+from textual.widget import Widget
 from textual.widgets import Label, Static
 
 from ...domain import timeline, vocab
@@ -123,3 +127,46 @@ class AttemptList(Static):
                 text.append(note.replace("\n", " ")[:200])
                 text.append("\n")
         self.update(text)
+
+
+class KeyLegend(Widget):
+    """Every key of a screen, flowed over as many rows as the width needs.
+
+    The live screen shows this instead of Textual's footer, which cuts its keys at
+    80 columns. Items are (key, what) pairs, generated from the screen's bindings by
+    the screen (see :func:`sma_log.ui.screens.help.keys_of`), so they cannot drift.
+    """
+
+    DEFAULT_CSS = """
+    KeyLegend { height: auto; width: 100%; padding: 0 1; }
+    """
+    GAP = 2
+
+    def __init__(self, items: Sequence[tuple[str, str]], *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.items = list(items)
+
+    def _lines(self, width: int) -> list[Text]:
+        lines: list[Text] = []
+        line = Text()
+        used = 0
+        for key, what in self.items:
+            size = len(key) + 1 + len(what)
+            if used and used + self.GAP + size > width:
+                lines.append(line)
+                line, used = Text(), 0
+            if used:
+                line.append(" " * self.GAP)
+                used += self.GAP
+            line.append(key, style="bold reverse")
+            line.append(f" {what}")
+            used += size
+        if used:
+            lines.append(line)
+        return lines
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        return max(1, len(self._lines(max(1, width))))
+
+    def render(self) -> RenderableType:
+        return Text("\n").join(self._lines(max(1, self.content_size.width)))
