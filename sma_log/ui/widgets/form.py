@@ -1,4 +1,10 @@
-"""Form fields that validate as you type, built from the domain's field specs."""
+"""Form fields that validate as you type, built from the domain's field specs.
+
+Nothing typed is lost in silence: a key or a paste that would take a text field past
+its maximum length is refused with a message beside the field (the field keeps what
+it had, so a long note is never cut at an arbitrary character), and a pasted text of
+several lines keeps every line (joined by spaces: the field is one line).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,10 @@ from collections.abc import Callable
 from typing import Any
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.suggester import Suggester
 from textual.validation import ValidationResult, Validator
 from textual.widgets import Input, Label, Select, Static
@@ -37,6 +45,61 @@ class SpecValidator(Validator):
         return self.success()
 
 
+class BoundedInput(Input):
+    """An Input that says why, when a key or a paste would pass its maximum length.
+
+    Textual's Input rings the bell and drops the whole paste; this one posts
+    :class:`BoundedInput.Refused` (its :class:`FormField` shows the message) and
+    keeps the field as it was.
+    """
+
+    class Refused(Message):
+        """A key or a paste was not taken; ``message`` says why."""
+
+        def __init__(self, input: BoundedInput, message: str) -> None:
+            super().__init__()
+            self.input = input
+            self.message = message
+
+    def __init__(self, *args: Any, what: str = "This field", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.what = what
+
+    def restricted(self) -> None:
+        """A typed key that would pass the maximum length (the only restriction here)."""
+        super().restricted()
+        self.post_message(
+            self.Refused(
+                self,
+                f"{self.what} holds at most {self.max_length:,} characters: that key was not added",
+            )
+        )
+
+    def _on_paste(self, event: events.Paste) -> None:
+        event.prevent_default()  # not Input's own handler: it keeps the first line only
+        event.stop()
+        if not event.text:
+            return
+        text = " ".join(line.strip() for line in event.text.splitlines() if line.strip())
+        start, end = sorted(self.selection)
+        total = len(self.value) - (end - start) + len(text)
+        if self.max_length and total > self.max_length:
+            self.app.bell()
+            self.post_message(
+                self.Refused(
+                    self,
+                    f"Not pasted: {self.what} holds at most {self.max_length:,} characters "
+                    f"and with the paste it would hold {total:,}. The field is unchanged: "
+                    "shorten the text and paste it again.",
+                )
+            )
+            return
+        if start == end:
+            self.insert_text_at_cursor(text)
+        else:
+            self.replace(text, start, end)
+
+
 class FormField(Horizontal):
     """A label, a control (Input or Select) and the reason its value is refused."""
 
@@ -58,9 +121,15 @@ class FormField(Horizontal):
         id: str | None = None,
         extra: Check | None = None,
         select_on_focus: bool = True,
+        blank: str = "—",
+        required: bool | None = None,
     ) -> None:
+        """``blank`` is what an unanswered choice shows ("not asked" in a follow-up);
+        ``required`` marks the label with * (default: the spec's own ``required``)."""
         super().__init__(id=id or f"field-{spec.name}")
         self._select_on_focus = select_on_focus
+        self._blank = blank
+        self._required = spec.required if required is None else required
         self.spec = spec
         self.extra = extra
         self._initial = value
@@ -69,7 +138,7 @@ class FormField(Horizontal):
 
     def compose(self) -> ComposeResult:
         spec = self.spec
-        mark = " *" if spec.required else ""
+        mark = " *" if self._required else ""
         unit = f" ({spec.unit})" if spec.unit else ""
         yield Label(f"{spec.label}{unit}{mark}", classes="field-label")
         with Vertical():
@@ -89,13 +158,15 @@ class FormField(Horizontal):
                     options,
                     value=initial if initial in codes else Select.NULL,
                     allow_blank=not spec.required or initial not in codes,
-                    prompt="—",
+                    prompt=self._blank,
                     id=f"{spec.name}",
                     compact=True,
                 )
             else:
                 hint = self._placeholder or _hint(spec)
-                yield Input(
+                if self._blank != "—":
+                    hint = f"{self._blank} ({hint})" if hint else self._blank
+                yield BoundedInput(
                     value="" if self._initial is None else _fmt(self._initial),
                     placeholder=hint,
                     validators=[SpecValidator(spec, self.extra)],
@@ -108,6 +179,7 @@ class FormField(Horizontal):
                     id=f"{spec.name}",
                     compact=True,
                     max_length=max(spec.max_length, 40),
+                    what=spec.label,
                 )
             yield Static("", classes="field-error", markup=False)
 
@@ -159,6 +231,11 @@ class FormField(Horizontal):
 
     def on_select_changed(self, event: Select.Changed) -> None:
         self.check()
+
+    def on_bounded_input_refused(self, event: BoundedInput.Refused) -> None:
+        """Beside the field until its value next changes."""
+        event.stop()
+        self.show_error(event.message)
 
 
 def _fmt(value: Any) -> str:
