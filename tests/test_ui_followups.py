@@ -10,17 +10,22 @@ from typing import Any
 import pendulum
 import pytest
 from factories import SETUP
-from textual.widgets import DataTable
+from textual import events
+from textual.widgets import DataTable, Input, Select
 
 from sma_log.config import Settings
+from sma_log.domain import schedule
 from sma_log.domain.clock import Clock
 from sma_log.storage.store import Store
 from sma_log.ui.app import SmaLogApp, create_app
-from sma_log.ui.modals.followup import FollowupDialog
+from sma_log.ui.modals.confirm import ConfirmDialog
+from sma_log.ui.modals.followup import CloseDialog, FollowupDialog, kind_words
 from sma_log.ui.modals.score import ScoreDialog
 from sma_log.ui.modals.settings import SettingsDialog
+from sma_log.ui.screens.base import StatusLine
 from sma_log.ui.screens.followups import FollowupScreen
 from sma_log.ui.screens.home import HomeScreen
+from sma_log.ui.widgets.form import FormField
 
 NOW = pendulum.datetime(2026, 5, 10, 12, 0, tz="UTC")
 
@@ -37,6 +42,7 @@ def clinic(tmp_path: Path) -> Iterator[Path]:
             for kind in ("attempt", "csf", "injection_start", "injection_end"):
                 s.record(pid, kind)
             s.end_procedure(pid, {"drug_delivered": "yes"})
+            pendulum.travel_to(NOW.subtract(hours=hours_ago).add(minutes=5), freeze=True)
             s.set_score(pid, 5)
     pendulum.travel_to(NOW, freeze=True)
     yield db
@@ -230,25 +236,36 @@ def test_a_followup_entered_in_one_app_appears_in_the_others_queue(
 
 def test_pending_5_minute_score_from_the_queue(tmp_path: Path) -> None:
     db = tmp_path / "t.db"
-    with Store.open(db, "dr", clock=Clock(monotonic=False)) as s:
-        pt = s.create_patient({"study_code": "LATER-1"})
-        pid = s.start_procedure(pt["id"], SETUP)
-        for kind in ("attempt", "csf", "injection_start", "injection_end"):
-            s.record(pid, kind)
-        s.end_procedure(pid, {"drug_delivered": "yes"})
-    app = make_app(db, tmp_path)
+    pendulum.travel_to(NOW, freeze=True)
+    try:
+        with Store.open(db, "dr", clock=Clock(monotonic=False)) as s:
+            pt = s.create_patient({"study_code": "LATER-1"})
+            pid = s.start_procedure(pt["id"], SETUP)
+            for kind in ("attempt", "csf", "injection_start", "injection_end"):
+                s.record(pid, kind)
+            s.end_procedure(pid, {"drug_delivered": "yes"})
+        pendulum.travel_to(NOW.add(minutes=6), freeze=True)  # the score is due
+        app = make_app(db, tmp_path)
 
-    async def script(pilot: Any) -> None:
-        await pilot.press("f")
-        await pilot.pause()
-        assert codes(app)[0][0] == "LATER-1"
-        await pilot.press("enter")
-        await pilot.pause()
-        assert isinstance(app.screen, ScoreDialog)
-        await pilot.press("5")
-        await pilot.pause()
+        async def script(pilot: Any) -> None:
+            await pilot.press("f")
+            await pilot.pause()
+            assert codes(app)[0][0] == "LATER-1"
+            await pilot.press("enter")
+            await pilot.pause()
+            assert isinstance(app.screen, ScoreDialog)
+            await pilot.press("5")
+            await pilot.pause()
+            # The score's row left the queue: the cursor is on the record that
+            # followed it, the same patient's 72-hour call.
+            assert isinstance(app.screen, FollowupScreen)
+            assert codes(app) == [("LATER-1", "upcoming")]
+            assert cursor(app) == ("LATER-1", "72-h call")
+            assert "LATER-1" in status_line(app).message
 
-    run(app, script)
+        run(app, script)
+    finally:
+        pendulum.travel_back()
     with Store.open(db, "reader", clock=Clock(monotonic=False)) as s:
         assert s.one("SELECT satisfaction_5min FROM procedures") == {"satisfaction_5min": 5}
 
@@ -272,3 +289,483 @@ def test_unknown_time_zone_is_refused_in_settings(tmp_path: Path) -> None:
 
     run(app, script)
     assert not (tmp_path / "settings.json").exists()
+
+
+# ---------------------------------------------------------------- issue 9: the right row
+
+
+def cursor(app: SmaLogApp) -> tuple[str, str]:
+    """(study code, what) of the record under the queue's cursor."""
+    screen = app.screen
+    assert isinstance(screen, FollowupScreen)
+    item = screen.items[screen.current_key() or ""]
+    return item.row["study_code"], kind_words(item.row["kind"])
+
+
+def status_line(app: SmaLogApp) -> StatusLine:
+    return app.screen.query_one(StatusLine)
+
+
+def day3(db: Path) -> dict[str, dict[str, Any]]:
+    """Every 72-hour follow-up by study code, with its calls without answer."""
+    with Store.open(db, "reader", clock=Clock(monotonic=False)) as s:
+        rows = {
+            r["study_code"]: dict(r)
+            for r in s.query(
+                "SELECT f.*, pt.study_code FROM followups f JOIN procedures p "
+                "ON p.id = f.procedure_id JOIN patients pt ON pt.id = p.patient_id "
+                "WHERE f.kind = 'day3'"
+            )
+        }
+        for row in rows.values():
+            row["calls"] = len(s.contact_attempts(row["id"]))
+    return rows
+
+
+async def open_queue(pilot: Any) -> None:
+    await pilot.press("f")
+    await pilot.pause()
+    assert isinstance(pilot.app.screen, FollowupScreen)
+
+
+async def move_to(pilot: Any, code: str) -> None:
+    """Arrow keys down to ``code``'s row, as a person would."""
+    app = pilot.app
+    await pilot.press(*["up"] * app.screen.query_one("#queue", DataTable).row_count)
+    for _ in range(20):
+        if cursor(app)[0] == code:
+            return
+        await pilot.press("down")
+        await pilot.pause()
+    raise AssertionError(f"{code} not in the queue")
+
+
+def test_saved_record_keeps_the_cursor_when_done_rows_show(clinic: Path, tmp_path: Path) -> None:
+    """With done rows shown, a saved follow-up moves down among them: the cursor goes
+    with it (not to the row that slid into its place), and x on it records nothing."""
+    app = make_app(clinic, tmp_path)
+
+    async def script(pilot: Any) -> None:
+        await open_queue(pilot)
+        await pilot.press("v")
+        await pilot.pause()
+        await move_to(pilot, "DUE")
+        table = app.screen.query_one("#queue", DataTable)
+        before = table.cursor_row
+        await pilot.press("enter")
+        await pilot.pause()
+        await pilot.press("4", "ctrl+n", "ctrl+s")
+        await pilot.pause()
+        assert isinstance(app.screen, FollowupScreen)
+        assert cursor(app) == ("DUE", "72-h call")
+        assert table.cursor_row != before  # the record moved; the cursor followed it
+        assert str(table.get_row_at(table.cursor_row)[0]) == "done"
+        assert "DUE · 72-h call: answers saved" in status_line(app).message
+        await pilot.press("x")  # on a done follow-up: refused, nothing recorded
+        await pilot.pause()
+        assert status_line(app).refused
+        assert cursor(app) == ("DUE", "72-h call")
+
+    run(app, script)
+    rows = day3(clinic)
+    assert rows["DUE"]["state"] == "done"
+    assert sum(r["calls"] for r in rows.values()) == 0
+
+
+def test_saved_record_that_leaves_the_view_lands_on_the_next_one(
+    clinic: Path, tmp_path: Path
+) -> None:
+    """Done rows hidden: after a save the cursor is on the record that followed the
+    saved one (the last row: the one before it); x then names and records that one."""
+    app = make_app(clinic, tmp_path)
+
+    async def script(pilot: Any) -> None:
+        await open_queue(pilot)
+        await move_to(pilot, "DUE")
+        await pilot.press("enter")
+        await pilot.pause()
+        await pilot.press("4", "ctrl+n", "ctrl+s")
+        await pilot.pause()
+        assert cursor(app) == ("UPCOMING", "72-h call")
+        await pilot.press("x")
+        await pilot.pause()
+        assert "UPCOMING · 72-h call: no answer logged (call 1)" in status_line(app).message
+        assert cursor(app) == ("UPCOMING", "72-h call")
+        await move_to(pilot, "MISSED")  # the last row
+        await pilot.press("enter")
+        await pilot.pause()
+        await pilot.press("5", "ctrl+n", "ctrl+s")
+        await pilot.pause()
+        assert cursor(app) == ("UPCOMING", "72-h call")
+
+    run(app, script)
+    rows = day3(clinic)
+    assert {c: (r["state"], r["calls"]) for c, r in rows.items()} == {
+        "OVERDUE": ("open", 0),
+        "DUE": ("done", 0),
+        "UPCOMING": ("open", 1),
+        "MISSED": ("done", 0),
+    }
+
+
+def test_the_30_second_refresh_reorders_rows_and_the_cursor_stays_on_its_record(
+    clinic: Path, tmp_path: Path
+) -> None:
+    app = make_app(clinic, tmp_path)
+
+    async def script(pilot: Any) -> None:
+        await open_queue(pilot)
+        await move_to(pilot, "MISSED")
+        table = app.screen.query_one("#queue", DataTable)
+        assert table.cursor_row == 3
+        # 52 hours on: UPCOMING is due now and goes first, OVERDUE and DUE are missed.
+        pendulum.travel_to(NOW.add(hours=52), freeze=True)
+        app.screen.refresh_from_store()  # what its 30-second timer does
+        await pilot.pause()
+        assert [c for c, _ in codes(app)] == ["UPCOMING", "MISSED", "OVERDUE", "DUE"]
+        assert cursor(app) == ("MISSED", "72-h call") and table.cursor_row == 1
+        await pilot.press("x")
+        await pilot.pause()
+        assert "MISSED · 72-h call: no answer logged" in status_line(app).message
+
+    run(app, script)
+    assert {c: r["calls"] for c, r in day3(clinic).items()} == {
+        "OVERDUE": 0,
+        "DUE": 0,
+        "UPCOMING": 0,
+        "MISSED": 1,
+    }
+
+
+def test_a_write_from_another_terminal_leaves_the_cursor_on_its_record(
+    clinic: Path, tmp_path: Path
+) -> None:
+    app = make_app(clinic, tmp_path)
+
+    async def script(pilot: Any) -> None:
+        await open_queue(pilot)
+        await move_to(pilot, "UPCOMING")
+        assert app.screen.query_one("#queue", DataTable).cursor_row == 2
+        # Another terminal enters OVERDUE's call (the first row).
+        with Store.open(clinic, "nurse-b", clock=Clock(monotonic=False)) as other:
+            fid = day3(clinic)["OVERDUE"]["id"]
+            other.complete_followup(
+                fid, {"satisfaction": 5, "assessor": "nurse-b", **schedule.NO_ADVERSE_EVENTS}
+            )
+        for _ in range(30):
+            await pilot.pause(0.1)
+            if "OVERDUE" not in [c for c, _ in codes(app)]:
+                break
+        assert [c for c, _ in codes(app)] == ["DUE", "UPCOMING", "MISSED"]
+        assert cursor(app) == ("UPCOMING", "72-h call")
+        await pilot.press("x")
+        await pilot.pause()
+
+    run(app, script)
+    assert {c: r["calls"] for c, r in day3(clinic).items()} == {
+        "OVERDUE": 0,
+        "DUE": 0,
+        "UPCOMING": 1,
+        "MISSED": 0,
+    }
+
+
+def test_no_answer_and_close_name_their_record_and_u_undoes_them(
+    clinic: Path, tmp_path: Path
+) -> None:
+    app = make_app(clinic, tmp_path)
+    seen: dict[str, Any] = {}
+
+    async def script(pilot: Any) -> None:
+        await open_queue(pilot)
+        await move_to(pilot, "DUE")
+        await pilot.press("x", "x")
+        await pilot.pause()
+        line = status_line(app)
+        assert line.message.startswith("DUE · 72-h call: no answer logged (call 2)")
+        assert not line.refused
+        assert any("DUE · 72-h call: no answer" in n.message for n in app._notifications)
+        await move_to(pilot, "OVERDUE")  # u undoes the last x, wherever the cursor is
+        await pilot.press("u")
+        await pilot.pause()
+        assert line.message == "DUE · 72-h call: no-answer call undone (1 left)"
+        assert cursor(app) == ("DUE", "72-h call")
+        seen["after undo"] = day3(clinic)["DUE"]["calls"]
+        # Close MISSED as not reachable: named; it leaves the view; u brings it back.
+        await move_to(pilot, "MISSED")
+        await pilot.press("c")
+        await pilot.pause()
+        assert isinstance(app.screen, CloseDialog)
+        assert "MISSED · 72-h call" in app.screen.heading
+        await pilot.press(*"three calls", "ctrl+s")
+        await pilot.pause()
+        assert isinstance(app.screen, FollowupScreen)
+        assert line.message == "MISSED · 72-h call: closed as not reachable · u undoes"
+        assert "MISSED" not in [c for c, _ in codes(app)]
+        seen["closed"] = day3(clinic)["MISSED"]["state"]
+        await pilot.press("u")
+        await pilot.pause()
+        assert line.message == "MISSED · 72-h call: close undone, open again"
+        assert cursor(app) == ("MISSED", "72-h call")
+        await pilot.press("u")  # the remaining no-answer call of DUE
+        await pilot.pause()
+        assert line.message == "DUE · 72-h call: no-answer call undone (0 left)"
+        await pilot.press("u")
+        await pilot.pause()
+        assert line.refused and "Nothing to undo" in line.message
+
+    run(app, script)
+    assert seen == {"after undo": 1, "closed": "unreachable"}
+    rows = day3(clinic)
+    assert rows["DUE"]["calls"] == 0 and rows["DUE"]["contact_attempts_n"] == 0
+    assert rows["MISSED"]["state"] == "open"
+    with Store.open(clinic, "reader", clock=Clock(monotonic=False)) as s:
+        # Undone calls are kept, voided, and the undo is in the audit log.
+        calls = s.query("SELECT * FROM contact_attempts ORDER BY at")
+        assert len(calls) == 2 and all(c["voided_at"] for c in calls)
+        assert s.query(
+            "SELECT * FROM audit_log WHERE table_name = 'contact_attempts' AND user = 'nurse-a'"
+        )
+
+
+# ---------------------------------------------------------------- issue 9: early 72-h
+
+
+def test_an_early_72_hour_call_needs_one_confirmation_and_is_flagged(
+    clinic: Path, tmp_path: Path
+) -> None:
+    app = make_app(clinic, tmp_path)
+
+    async def script(pilot: Any) -> None:
+        await open_queue(pilot)
+        await move_to(pilot, "UPCOMING")
+        await pilot.press("enter")
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, ConfirmDialog)
+        # Ended 02:00 UTC on 10 May: due 72 h later, the window opens 12 h before,
+        # 14:00 UTC on 12 May = 16:00 in Rome.
+        body = str(dialog.query_one("#confirm-body").render())
+        assert "Tue 12 May 2026 16:00" in body and "Europe/Rome" in body
+        await pilot.press("n")
+        await pilot.pause()
+        assert isinstance(app.screen, FollowupScreen)
+        assert "not entered" in status_line(app).message
+        await pilot.press("enter")
+        await pilot.pause()
+        await pilot.press("y")
+        await pilot.pause()
+        assert isinstance(app.screen, FollowupDialog)
+        assert "EARLY" in app.screen.heading
+        await pilot.press("4", "ctrl+n", "ctrl+s")
+        await pilot.pause()
+        assert isinstance(app.screen, FollowupScreen)
+        assert status_line(app).message == "UPCOMING · 72-h call: answers saved (early)"
+        await pilot.press("v")
+        await pilot.pause()
+        assert ("UPCOMING", "done (early)") in codes(app)
+        assert ("MISSED", "missed") in codes(app)
+
+    run(app, script)
+    row = day3(clinic)["UPCOMING"]
+    assert (row["state"], row["early"], row["late"]) == ("done", 1, 0)
+
+
+def test_without_confirmation_the_store_refuses_an_early_call_and_the_form_keeps_it(
+    clinic: Path, tmp_path: Path
+) -> None:
+    """The form was opened while the call was due; by the time it is saved the clock
+    says the window is not open (the Store judges): its message is shown, nothing is
+    saved, the answers stay in the form, and one confirmation saves them as early."""
+    app = make_app(clinic, tmp_path)
+
+    async def script(pilot: Any) -> None:
+        await open_queue(pilot)
+        await move_to(pilot, "DUE")
+        await pilot.press("enter")
+        await pilot.pause()
+        form = app.screen
+        assert isinstance(form, FollowupDialog)
+        await pilot.press("3", "ctrl+n")
+        pendulum.travel_to(NOW.subtract(hours=20), freeze=True)
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmDialog)
+        message = str(form.query_one("#followup-message").render())
+        assert "Not saved: Too early for the 72-h call" in message
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.screen is form
+        assert form.query_one("#satisfaction", Input).value == "3"
+        queue = app.screen_stack[-2]
+        line = queue.query_one(StatusLine)
+        assert line.refused and "Too early for the 72-h call" in line.message
+        assert day3(clinic)["DUE"]["state"] == "open"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        await pilot.press("y")
+        await pilot.pause()
+        assert isinstance(app.screen, FollowupScreen)
+        assert status_line(app).message == "DUE · 72-h call: answers saved (early)"
+
+    run(app, script)
+    row = day3(clinic)["DUE"]
+    assert (row["state"], row["early"], row["satisfaction"]) == ("done", 1, 3)
+
+
+# ---------------------------------------------------------------- issue 9: the form
+
+
+def test_escape_on_a_changed_form_asks_and_on_an_unchanged_one_closes(
+    clinic: Path, tmp_path: Path
+) -> None:
+    app = make_app(clinic, tmp_path)
+
+    async def script(pilot: Any) -> None:
+        await open_queue(pilot)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, FollowupDialog)
+        await pilot.press("escape")  # nothing typed: closes at once
+        await pilot.pause()
+        assert isinstance(app.screen, FollowupScreen)
+        assert "form closed, nothing saved" in status_line(app).message
+        await pilot.press("enter")
+        await pilot.pause()
+        form = app.screen
+        await pilot.press("4", "escape")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmDialog)
+        assert "Score" in str(app.screen.query_one("#confirm-body").render())
+        await pilot.press("n")  # keep editing: the answer is still there
+        await pilot.pause()
+        assert app.screen is form
+        assert form.query_one("#satisfaction", Input).value == "4"
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.press("y")  # discard
+        await pilot.pause()
+        assert isinstance(app.screen, FollowupScreen)
+        # The close dialog too.
+        await pilot.press("c")
+        await pilot.pause()
+        assert isinstance(app.screen, CloseDialog)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, FollowupScreen)
+        await pilot.press("c")
+        await pilot.pause()
+        await pilot.press(*"no line", "escape")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmDialog)
+        await pilot.press("y")
+        await pilot.pause()
+        assert isinstance(app.screen, FollowupScreen)
+
+    run(app, script)
+    assert {r["state"] for r in day3(clinic).values()} == {"open"}
+
+
+def test_not_asked_is_shown_and_ctrl_n_answers_every_adverse_event_question(
+    clinic: Path, tmp_path: Path
+) -> None:
+    app = make_app(clinic, tmp_path)
+
+    async def script(pilot: Any) -> None:
+        await open_queue(pilot)
+        await pilot.press("enter")
+        await pilot.pause()
+        form = app.screen
+        assert isinstance(form, FollowupDialog)
+        for name in ("pdph", "radicular_pain", "nausea_vomiting", "other_event_any"):
+            select = form.query_one(f"#{name}", Select)
+            assert select.value is Select.NULL
+            assert "not asked" in str(select.query_one("SelectCurrent #label").render())
+        assert "not asked" in form.query_one("#back_pain_nrs", Input).placeholder
+        # Nothing answered: refused beside the fields; the form stays open.
+        await pilot.press("4", "ctrl+s")
+        await pilot.pause()
+        assert app.screen is form
+        error = form.query_one("#field-back_pain_nrs .field-error")
+        assert "Back pain is required" in str(error.render())
+        # ctrl+n answers them all: no, back pain 0.
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        assert {
+            n: form.query_one(f"#field-{n}", FormField).raw
+            for n in ("pdph", "back_pain_nrs", "radicular_pain", "nausea_vomiting")
+        } == {"pdph": "no", "back_pain_nrs": "0", "radicular_pain": "no", "nausea_vomiting": "no"}
+        assert form.query_one("#field-other_event_any", FormField).raw == "no"
+        assert not form.query_one("#field-other_event").display
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert isinstance(app.screen, FollowupScreen)
+
+    run(app, script)
+    row = day3(clinic)["OVERDUE"]
+    assert (row["pdph"], row["back_pain_nrs"], row["radicular_pain"]) == (0, 0, 0)
+    assert (row["nausea_vomiting"], row["other_event_any"], row["other_event"]) == (0, 0, None)
+
+
+def test_ctrl_n_keeps_an_answer_already_given_and_says_so(clinic: Path, tmp_path: Path) -> None:
+    app = make_app(clinic, tmp_path)
+
+    async def script(pilot: Any) -> None:
+        await open_queue(pilot)
+        await pilot.press("enter")
+        await pilot.pause()
+        form = app.screen
+        await pilot.press("4")
+        form.query_one("#back_pain_nrs", Input).focus()
+        await pilot.press("3")
+        # Other event: yes shows its description and seriousness.
+        assert not form.query_one("#field-other_event").display
+        form.query_one("#field-other_event_any", FormField).set_value(True)
+        await pilot.pause()
+        assert form.query_one("#field-other_event").display
+        assert form.query_one("#field-other_event_serious").display
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        message = str(form.query_one("#followup-message").render())
+        assert "Back pain 3" in message and "Other event? yes" in message
+        assert form.query_one("#field-back_pain_nrs", FormField).raw == "3"
+        assert form.query_one("#field-pdph", FormField).raw == "no"
+        # The other event still needs its description: refused beside it.
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert app.screen is form
+        assert "Describe the other event" in str(
+            form.query_one("#field-other_event .field-error").render()
+        )
+        form.query_one("#other_event", Input).focus()
+        await pilot.press(*"rash")
+        form.query_one("#field-other_event_serious", FormField).set_value(False)
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert isinstance(app.screen, FollowupScreen)
+
+    run(app, script)
+    row = day3(clinic)["OVERDUE"]
+    assert (row["back_pain_nrs"], row["other_event_any"], row["other_event"]) == (3, 1, "rash")
+    assert row["other_event_serious"] == 0
+
+
+def test_a_paste_over_the_limit_in_the_close_reason_is_refused_with_a_message(
+    clinic: Path, tmp_path: Path
+) -> None:
+    app = make_app(clinic, tmp_path)
+
+    async def script(pilot: Any) -> None:
+        await open_queue(pilot)
+        await pilot.press("c")
+        await pilot.pause()
+        dialog = app.screen
+        reason = dialog.query_one("#reason", Input)
+        await pilot.press(*"line busy")
+        reason.post_message(events.Paste("x" * 600))
+        await pilot.pause()
+        assert reason.value == "line busy"  # kept as it was
+        error = str(dialog.query_one("#field-reason .field-error").render())
+        assert "Not pasted" in error and "500" in error and "609" in error
+
+    run(app, script)

@@ -2,25 +2,70 @@
 
 Status is in words, not colour alone. The screen redraws by itself every 30 s (a
 row turns overdue without a restart) and whenever another terminal writes.
+
+No key lands on the wrong row: every redraw puts the cursor back on the same
+follow-up *record* (by its row key), wherever the record moved; if it left the view
+(saved, closed), on the record that followed it, else the one before. Every action
+names the patient and the follow-up it acted on, on the status line and in a toast,
+and a no-answer call or a close is undone with ``u``.
+
+Columns give way on a narrow terminal (Next dose, Operator, Procedure, When, in that
+order) rather than being cut; the highlighted row's detail line below the table
+always says all of them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Static
 
 from ...domain import dosing, schedule
+from ...domain.clock import from_text
 from ...storage.followups import QueueItem
 from ..fmt import local_datetime, local_time, short_datetime
+from ..modals.confirm import ConfirmDialog
 from ..modals.followup import CloseDialog, FollowupDialog, kind_words, state_words
-from ..modals.score import ScoreDialog
-from .base import AppScreen
+from ..modals.score import ask_score
+from .base import AppScreen, StatusLine
 
 STATUS_STYLE = {"overdue": "bold reverse", "due": "bold", "missed": "dim", "upcoming": ""}
+
+#: Every column the queue can show, in order: (key, header).
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("status", "Status"),
+    ("code", "Study code"),
+    ("procedure", "Procedure"),
+    ("operator", "Operator"),
+    ("what", "What"),
+    ("due", "Due"),
+    ("when", "When"),
+    ("calls", "Calls"),
+    ("next", "Next dose"),
+)
+#: The columns that give way, first to last, when the terminal is too narrow; the
+#: others (status in words, study code, what, due time, calls) always show.
+GIVE_WAY: tuple[str, ...] = ("next", "operator", "procedure", "when")
+#: A DataTable cell's padding (one space each side).
+CELL_PAD = 2
+#: Kept free for the table's vertical scroll bar (when the rows need one).
+SCROLLBAR = 2
+
+
+@dataclass(frozen=True)
+class Undoable:
+    """A no-answer call or a close made on this screen, that ``u`` undoes."""
+
+    action: str  # "no_answer" | "close"
+    fid: str
+    code: str
+    what: str
 
 
 def _next_dose_short(nd: dosing.NextDose | None, today: Any) -> str:
@@ -33,13 +78,33 @@ def _next_dose_short(nd: dosing.NextDose | None, today: Any) -> str:
     return f"{nd.due.format('D MMM YY')} ({when}){flag}"
 
 
+def fit_columns(widths: dict[str, int], available: int) -> list[str]:
+    """The columns to show: all of them if they fit ``available`` cells, else without
+    the ones that give way first (``widths`` are the natural widths, padding included)."""
+    shown = [key for key, _ in COLUMNS]
+    for key in GIVE_WAY:
+        if sum(widths[k] for k in shown) <= available:
+            break
+        shown.remove(key)
+    return shown
+
+
+def label(row: dict[str, Any]) -> str:
+    """ "DEMO-002 · 72-h call": which patient and which follow-up, for every message."""
+    return f"{row['study_code']} · {kind_words(row['kind'])}"
+
+
 class FollowupScreen(AppScreen):
+    DEFAULT_CSS = """
+    FollowupScreen .status-line { height: auto; max-height: 3; }
+    """
     BINDINGS = [
-        Binding("enter", "enter", "Enter follow-up", id="queue.enter", show=True),
+        Binding("enter", "enter", "Enter answers", id="queue.enter", show=True),
         Binding("x", "no_answer", "No answer", id="queue.no_answer"),
-        Binding("c", "close", "Not reachable/declined", id="queue.close"),
+        Binding("c", "close", "Close", id="queue.close"),
+        Binding("u", "undo", "Undo x/c", id="queue.undo"),
         Binding("o", "reopen", "Reopen", id="queue.reopen"),
-        Binding("v", "toggle_closed", "Show done", id="queue.closed"),
+        Binding("v", "toggle_closed", "Done rows", id="queue.closed"),
         Binding("escape", "home", "Home", id="queue.home"),
     ]
 
@@ -47,44 +112,56 @@ class FollowupScreen(AppScreen):
         super().__init__()
         self.show_closed = False
         self.items: dict[str, QueueItem] = {}
+        #: Display cells of every item by column key (all columns, shown or not).
+        self.cells: dict[str, dict[str, Text]] = {}
+        #: The row keys in the order shown: where a record that left the view was.
+        self.order: list[str] = []
+        self.columns: list[str] = []
+        self.undo_stack: list[Undoable] = []
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("", id="queue-summary")
         yield DataTable(id="queue", cursor_type="row", zebra_stripes=True)
         yield Static("", id="queue-detail")
-        yield Footer()
+        yield StatusLine()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.title = "sma-log"
         self.sub_title = "Follow-ups"
-        self.query_one("#queue", DataTable).add_columns(
-            "Status",
-            "Study code",
-            "Procedure",
-            "Operator",
-            "What",
-            "Due",
-            "When",
-            "Calls",
-            "Next dose",
-        )
         self.set_interval(30, self.refresh_from_store)
         self.refresh_from_store()
         self.query_one("#queue", DataTable).focus()
 
-    def refresh_from_store(self) -> None:
+    def on_resize(self, event: events.Resize) -> None:
+        if self.cells and self._fit() != self.columns:
+            self._draw(self.current_key())
+
+    # ------------------------------------------------------------ drawing
+    def current_key(self) -> str | None:
+        """The row key (follow-up id) under the cursor, or None for an empty queue."""
+        table = self.query_one("#queue", DataTable)
+        if not table.row_count:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return key if key in self.items else None
+
+    def refresh_from_store(self, focus: str | None = None) -> None:
+        """Redraw from the database; the cursor stays on the record it was on (or on
+        ``focus``, a record just acted on)."""
         settings = self.sma.settings
         items = self.guarded(lambda: self.store.followup_queue(include_closed=self.show_closed))
         if items is None:
             return
+        keep = focus or self.current_key()
         now = self.store.now()
         today = now.in_timezone(self.tz).date()
         next_doses: dict[str, str] = {}
-        table = self.query_one("#queue", DataTable)
-        keep = table.cursor_row
-        table.clear()
+        old_order = self.order
         self.items = {}
+        self.cells = {}
+        self.order = []
         counts: dict[str, int] = {}
         for item in items:
             row = item.row
@@ -94,67 +171,133 @@ class FollowupScreen(AppScreen):
                 nd = self.store.next_dose(pid, settings.label, self.tz, today)
                 next_doses[pid] = _next_dose_short(nd, today)
             self.items[item.id] = item
+            self.order.append(item.id)
             when = (
                 schedule.relative_phrase(item.due, now, settings.locale)
                 if row["state"] == "open"
                 else local_datetime(row["completed_at"], self.tz)
             )
-            table.add_row(
-                Text(
-                    state_words(item.status, row.get("late")),
+            self.cells[item.id] = {
+                "status": Text(
+                    state_words(item.status, row.get("late"), row.get("early")),
                     style=STATUS_STYLE.get(item.status, ""),
                 ),
-                Text(row["study_code"]),
-                Text(local_time(row["ended_at"], self.tz, "DD MMM YY")),
-                Text(row["operator"] or "—"),
-                Text(kind_words(row["kind"])),
-                Text(short_datetime(row["due_at"], self.tz)),
-                Text(when),
-                Text(str(row["contact_attempts_n"] or 0)),
-                Text(next_doses[pid]),
-                key=item.id,
+                "code": Text(row["study_code"]),
+                "procedure": Text(local_time(row["ended_at"], self.tz, "DD MMM YY")),
+                "operator": Text(row["operator"] or "—"),
+                "what": Text(kind_words(row["kind"])),
+                "due": Text(short_datetime(row["due_at"], self.tz)),
+                "when": Text(when),
+                "calls": Text(str(row["contact_attempts_n"] or 0)),
+                "next": Text(next_doses[pid]),
+            }
+        self._draw(self._landing(keep, old_order))
+        self._summary(counts, bool(items))
+
+    def _landing(self, keep: str | None, old_order: list[str]) -> str | None:
+        """Where the cursor goes: the same record; if it left the view, the record that
+        followed it before the redraw (the one a person working down the list expects),
+        else the one before it; None lets the table keep its row number."""
+        if keep is None or keep in self.items:
+            return keep
+        if keep in old_order:
+            at = old_order.index(keep)
+            for key in old_order[at + 1 :]:
+                if key in self.items:
+                    return key
+            for key in reversed(old_order[:at]):
+                if key in self.items:
+                    return key
+        return None
+
+    def _fit(self) -> list[str]:
+        widths = {
+            key: max(
+                [len(header)] + [c[key].cell_len for c in self.cells.values()],
             )
+            + CELL_PAD
+            for key, header in COLUMNS
+        }
+        table = self.query_one("#queue", DataTable)
+        rows_seen = (table.size.height or self.size.height - 7) - 1  # less the header
+        scrollbar = SCROLLBAR if len(self.order) > rows_seen else 0
+        return fit_columns(widths, self.size.width - scrollbar)
+
+    def _draw(self, land_on: str | None) -> None:
+        table = self.query_one("#queue", DataTable)
+        old_row = table.cursor_row
+        self.columns = self._fit()
+        headers = dict(COLUMNS)
+        table.clear(columns=True)
+        for key in self.columns:
+            table.add_column(headers[key], key=key)
+        for fid in self.order:
+            cells = self.cells[fid]
+            table.add_row(*(cells[key] for key in self.columns), key=fid)
         if table.row_count:
-            table.move_cursor(row=min(keep, table.row_count - 1))
+            if land_on is not None and land_on in self.items:
+                table.move_cursor(row=table.get_row_index(land_on))
+            else:
+                table.move_cursor(row=min(max(old_row, 0), table.row_count - 1))
+        self._show_detail()
+
+    def _summary(self, counts: dict[str, int], any_items: bool) -> None:
         order = [*schedule.STATUS_ORDER, *schedule.CLOSED_STATUSES]
         summary = Text(" ")
         for status in order:
             if counts.get(status):
                 summary.append(f"{state_words(status)}: {counts[status]}   ")
-        if not items:
+        if not any_items:
             summary.append("Nothing due: the queue is clear.", style="bold")
         summary.append(
-            "   enter: answers · x: no answer · "
-            + ("v: show done" if not self.show_closed else "v: hide done"),
+            "  enter: answers · v: " + ("show done" if not self.show_closed else "hide done"),
             style="dim",
         )
         self.query_one("#queue-summary", Static).update(summary)
-        self._show_detail()
 
     def _current(self) -> QueueItem | None:
-        table = self.query_one("#queue", DataTable)
-        if not table.row_count:
-            return None
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-        return self.items.get(key or "")
+        key = self.current_key()
+        return None if key is None else self.items.get(key)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._show_detail()
 
     def _show_detail(self) -> None:
+        """The highlighted record in full: what any column that gave way would say."""
         item = self._current()
         text = Text()
         if item is not None:
+            row = item.row
+            cells = self.cells.get(item.id, {})
+            text.append(f" {label(row)}", style="bold")
+            text.append(f" · {state_words(item.status, row.get('late'), row.get('early'))}")
+            text.append(
+                f" · procedure {local_datetime(row['ended_at'], self.tz)}"
+                f" by {row['operator'] or '—'}"
+            )
+            text.append(f" · due {short_datetime(row['due_at'], self.tz)}")
+            if row["state"] == "open" and "when" in cells:
+                text.append(f" ({cells['when'].plain})")
+            elif row.get("completed_at"):
+                text.append(f" · closed {local_datetime(row['completed_at'], self.tz)}")
+            if "next" in cells:
+                text.append(f" · next dose {cells['next'].plain}")
             calls = self.store.contact_attempts(item.id)
             if calls:
-                text.append(" Calls without answer: ")
+                text.append(" · calls without answer: ")
                 text.append(", ".join(local_datetime(c["at"], self.tz) for c in calls))
-            if item.row.get("closed_reason"):
-                text.append(f"  Reason: {item.row['closed_reason']}")
+            if row.get("closed_reason"):
+                text.append(f" · reason: {row['closed_reason']}")
         self.query_one("#queue-detail", Static).update(text)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         self.action_enter()
+
+    # ------------------------------------------------------------ messages
+    def done(self, message: str) -> None:
+        """An action was recorded: the status line (until the next action) and a toast."""
+        self.say(message)
+        self.notify(message, markup=False)
 
     # ------------------------------------------------------------ actions
     def action_enter(self) -> None:
@@ -162,74 +305,179 @@ class FollowupScreen(AppScreen):
         if item is None:
             return
         row = item.row
-        code = row["study_code"]
         if row["state"] in ("unreachable", "declined"):
-            self.notify("Closed follow-up: press o to reopen it first.", severity="warning")
+            self.refuse(f"{label(row)} was closed as {state_words(row['state'])}: o reopens it.")
             return
         if row["kind"] == "score_5min":
-
-            def score_done(score: int | None) -> None:
-                if score is not None:
-                    saved = self.guarded(lambda: self.store.set_score(row["procedure_id"], score))
-                    if saved is not None:
-                        self.notify(f"{code}: 5-minute score {saved} saved", markup=False)
-                self.refresh_from_store()
-
-            self.app.push_screen(ScoreDialog(code), score_done)
+            self._score(item)
             return
+        if row["state"] == "open" and item.status == "upcoming":
+            self._confirm_early(item, lambda: self._open_form(item, early_ok=True))
+            return
+        self._open_form(item, early_ok=False)
+
+    def _opens_at_words(self, row: dict[str, Any]) -> str:
+        opens = self.store.opens_at(row["kind"], from_text(row["ended_at"]))
+        return local_time(opens, self.tz, "ddd D MMM YYYY HH:mm")
+
+    def _confirm_early(
+        self, item: QueueItem, then: Callable[[], None], *, form_open: bool = False
+    ) -> None:
+        """One explicit question before an answer is taken before its window opens.
+        (From an open form, "no" leaves the form and the refusal as they are.)"""
+        row = item.row
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                then()
+            elif not form_open:
+                self.say(f"{label(row)}: not entered (its window is not open yet)")
+
+        self.app.push_screen(
+            ConfirmDialog(
+                f"{label(row)}: too early",
+                f"The window for this follow-up opens on {self._opens_at_words(row)} "
+                f"({self.tz}). Enter it now, flagged as early (left out of the in-window "
+                "figures)?",
+                yes_label="Enter it as early",
+                no_label="Not now",
+            ),
+            answered,
+        )
+
+    def _score(self, item: QueueItem) -> None:
+        """The bedside's own 5-minute score flow (it counts down from the end, asks
+        before an early score and names the patient in its message)."""
+        ask_score(self, item.row["procedure_id"], lambda _: self.refresh_from_store(focus=item.id))
+
+    def _open_form(self, item: QueueItem, *, early_ok: bool) -> None:
+        row = item.row
+        code = row["study_code"]
         heading = (
             f"72-hour follow-up — {code} (procedure {local_datetime(row['ended_at'], self.tz)})"
         )
         if row["state"] == "done":
             heading = "Edit " + heading
+        elif early_ok:
+            heading += f" — EARLY: its window opens {self._opens_at_words(row)}"
 
-        def done(values: dict[str, Any] | None) -> None:
+        dialog: FollowupDialog
+
+        def save(values: dict[str, Any], early: bool = early_ok) -> bool:
+            """The Store's call, made from the open form: True when saved (the form
+            then closes); on a refusal the form stays open with the answers."""
+            too_early: list[schedule.TooEarly] = []
+
+            def call() -> dict[str, Any] | None:
+                try:
+                    return self.store.complete_followup(item.id, values, early_ok=early)
+                except schedule.TooEarly as exc:
+                    too_early.append(exc)
+                    return None
+
+            saved = self.guarded(call)
+            if too_early:
+                # The Store judges the window when saving: say why nothing was saved,
+                # then ask whether to save the same answers as early.
+                self.refuse(str(too_early[0]))
+                dialog.show_message(f"Not saved: {too_early[0]}")
+
+                def as_early() -> None:
+                    if save(values, True):
+                        dialog.dismiss(values)
+
+                self._confirm_early(item, as_early, form_open=True)
+                return False
+            if saved is None:
+                dialog.show_message(f"Not saved: {self._status_message()}")
+                return False
+            when = (
+                " (early)"
+                if saved.get("early")
+                else (" (entered late)" if saved.get("late") else "")
+            )
+            self.done(f"{label(row)}: answers saved{when}")
+            return True
+
+        def closed(values: dict[str, Any] | None) -> None:
             if values is None:
-                return
-            saved = self.guarded(lambda: self.store.complete_followup(item.id, values))
-            if saved is not None:
-                late = " (entered late)" if saved.get("late") else ""
-                self.notify(f"{code}: follow-up saved{late}", markup=False)
-            self.refresh_from_store()
+                self.say(f"{label(row)}: form closed, nothing saved")
+            self.refresh_from_store(focus=item.id)
 
-        self.app.push_screen(FollowupDialog(heading, dict(row), self.store.user), done)
+        dialog = FollowupDialog(heading, dict(row), self.store.user, save=save)
+        self.app.push_screen(dialog, closed)
+
+    def _status_message(self) -> str:
+        try:
+            return self.query_one(StatusLine).message
+        except Exception:  # pragma: no cover - the line is always composed
+            return ""
 
     def action_no_answer(self) -> None:
         item = self._current()
         if item is None:
             return
+        row = item.row
         n = self.guarded(lambda: self.store.record_no_answer(item.id))
         if n is not None:
-            self.notify(
-                f"{item.row['study_code']}: no answer recorded (call {n}); it stays in the queue",
-                markup=False,
-            )
-        self.refresh_from_store()
+            self.undo_stack.append(Undoable("no_answer", item.id, row["study_code"], label(row)))
+            self.done(f"{label(row)}: no answer logged (call {n}), still in the queue; u undoes")
+        self.refresh_from_store(focus=item.id)
 
     def action_close(self) -> None:
         item = self._current()
         if item is None:
             return
+        row = item.row
+        if row["state"] != "open":
+            self.refuse(f"{label(row)} is already {state_words(row['state'])}")
+            return
 
-        def done(result: tuple[str, str] | None) -> None:
+        def closed(result: tuple[str, str] | None) -> None:
             if result is None:
+                self.say(f"{label(row)}: still open (close cancelled)")
                 return
             state, reason = result
             ok = self.guarded(lambda: self.store.close_followup(item.id, state, reason) or True)
             if ok:
-                self.notify(f"{item.row['study_code']}: {state_words(state)}", markup=False)
-            self.refresh_from_store()
+                self.undo_stack.append(Undoable("close", item.id, row["study_code"], label(row)))
+                self.done(f"{label(row)}: closed as {state_words(state)} · u undoes")
+            self.refresh_from_store(focus=item.id)
 
-        self.app.push_screen(CloseDialog(f"Close follow-up — {item.row['study_code']}"), done)
+        self.app.push_screen(CloseDialog(f"Close follow-up — {label(row)}"), closed)
+
+    def action_undo(self) -> None:
+        """Undo the last no-answer call or close made here (whichever row is highlighted)."""
+        if not self.undo_stack:
+            self.refuse("Nothing to undo here: u undoes this screen's x and c (o reopens)")
+            return
+        last = self.undo_stack[-1]
+        if last.action == "no_answer":
+            left = self.guarded(lambda: self.store.undo_no_answer(last.fid))
+            if left is None:
+                return
+            self.undo_stack.pop()
+            self.done(f"{last.what}: no-answer call undone ({left} left)")
+        else:
+            ok = self.guarded(lambda: self.store.reopen_followup(last.fid) or True)
+            if not ok:
+                return
+            self.undo_stack.pop()
+            self.done(f"{last.what}: close undone, open again")
+        self.refresh_from_store(focus=last.fid)
 
     def action_reopen(self) -> None:
         item = self._current()
-        if item is None or item.row["state"] == "open":
+        if item is None:
+            return
+        row = item.row
+        if row["state"] == "open":
+            self.refuse(f"{label(row)} is open already")
             return
         ok = self.guarded(lambda: self.store.reopen_followup(item.id) or True)
         if ok:
-            self.notify(f"{item.row['study_code']}: reopened", markup=False)
-        self.refresh_from_store()
+            self.done(f"{label(row)}: reopened")
+        self.refresh_from_store(focus=item.id)
 
     def action_toggle_closed(self) -> None:
         self.show_closed = not self.show_closed
