@@ -22,8 +22,9 @@ from sma_log.domain.clock import Clock
 from sma_log.storage.analysis import iter_analysis_rows
 from sma_log.storage.store import Store
 from sma_log.ui.app import SmaLogApp, create_app
+from sma_log.ui.screens.base import StatusLine
 from sma_log.ui.screens.home import HomeScreen
-from sma_log.ui.screens.report import ReportScreen
+from sma_log.ui.screens.report import ReportScreen, long_rows
 from sma_log.ui.widgets.plots import (
     AttemptsPlot,
     LearningCurvePlot,
@@ -78,6 +79,8 @@ def build(db: Path) -> None:
                 outcome.update(failure_reason="patient agitated", fallback="ct")
             s.end_procedure(pid, outcome)
             if score is not None:
+                # Taken when it is due: 5 minutes after the end.
+                pendulum.travel_to(start.add(minutes=end_min + 5), freeze=True)
                 s.set_score(pid, score)
 
 
@@ -121,6 +124,11 @@ def expected(db: Path, by: str | None = None, unit: str = "procedure", **dates: 
     with Store.open(db, "t", create=False, readonly=True) as s:
         rows = list(iter_analysis_rows(s, columns=None, tz="Europe/Rome", **dates))
     return table_rows(stats.summarise(rows, by, unit))  # type: ignore[arg-type]
+
+
+def laid_out(app: SmaLogApp, table: Any) -> Any:
+    """The CLI's ``table`` as the screen lays it out at its width."""
+    return long_rows(*table) if app.screen.table_layout == "long" else table
 
 
 def shown(app: SmaLogApp) -> tuple[list[str], list[list[str]]]:
@@ -182,14 +190,19 @@ def test_grouping_and_unit_recompute(clinic: Path, tmp_path: Path) -> None:
         screen = app.screen
         screen.query_one("#report-by", Select).value = "approach"
         await settle(pilot)
-        assert shown(app) == expected(clinic, "approach")
-        assert shown(app)[0] == ["Figure", "Unit", *_approach_labels(), "Overall"]
+        by_approach = expected(clinic, "approach")
+        assert by_approach[0] == ["Figure", "Unit", *_approach_labels(), "Overall"]
+        # Three long group names do not fit side by side in 120 columns: one line each.
+        assert screen.table_layout == "long"
+        assert shown(app) == long_rows(*by_approach)
         assert [g for g, _ in screen.result.plots.time_by_group] == _approach_labels()
         screen.query_one("#report-by", Select).value = "operator"
         screen.query_one("#report-unit", Select).value = "patient"
         await settle(pilot)
-        assert shown(app) == expected(clinic, "operator", "patient")
-        assert shown(app)[0][2:] == ["Dr Bianchi", "Dr Conti", "Dr Rossi", "Overall"]
+        by_operator = expected(clinic, "operator", "patient")
+        assert by_operator[0][2:] == ["Dr Bianchi", "Dr Conti", "Dr Rossi", "Overall"]
+        assert screen.table_layout == "long"
+        assert shown(app) == long_rows(*by_operator)
 
     run(app, script)
 
@@ -269,6 +282,65 @@ def test_usable_at_80x24(clinic: Path, tmp_path: Path) -> None:
             widget = screen.query_one(plot)
             assert widget.size.width >= 60 and widget.size.height >= 8
         assert screen.query_one("#report-table", DataTable).size.height >= 5
+
+    run(app, script, size=(80, 24))
+
+
+def no_cell_cut(app: SmaLogApp) -> bool:
+    """The table's columns fit inside it: nothing runs past the screen's edge."""
+    table = app.screen.query_one("#report-table", DataTable)
+    return table.virtual_size.width <= table.scrollable_content_region.width
+
+
+def test_at_80_columns_the_labels_wrap_and_no_cell_is_cut(clinic: Path, tmp_path: Path) -> None:
+    app = make_app(clinic, tmp_path)
+
+    async def script(pilot: Any) -> None:
+        await pilot.press("t")
+        await settle(pilot)
+        screen = app.screen
+        assert screen.table_layout == "wrap"
+        assert no_cell_cut(app)
+        # The cells are the CLI's, whole ("5.8 min" style values are never cut).
+        assert shown(app) == expected(clinic)
+        table = screen.query_one("#report-table", DataTable)
+        label = table.ordered_columns[0]
+        assert label.width < max(len(r[0]) for r in expected(clinic)[1])
+        assert max(row.height for row in table.rows.values()) == 2  # wrapped, not cut
+        assert screen.query_one(StatusLine).message == ""
+
+    run(app, script, size=(80, 24))
+
+
+def test_many_groups_at_80_columns_turn_the_table_long(clinic: Path, tmp_path: Path) -> None:
+    """Grouped by operator, side by side would not fit 80 columns: each figure, then
+    one line per group with its value; every cell of the CLI's table is there."""
+    app = make_app(clinic, tmp_path)
+
+    async def script(pilot: Any) -> None:
+        await pilot.press("t")
+        await settle(pilot)
+        screen = app.screen
+        screen.query_one("#report-by", Select).value = "operator"
+        await settle(pilot)
+        assert screen.table_layout == "long"
+        assert no_cell_cut(app)
+        header, rows = expected(clinic, "operator")
+        assert shown(app) == long_rows(header, rows)
+        long_cells = {c for r in shown(app)[1] for c in r}
+        for row in rows:
+            assert row[0] in long_cells
+            assert all(value in long_cells for value in row[2:])
+        assert "a line per group" in screen.query_one(StatusLine).message
+        # Wider: side by side again (the shown result is laid out anew, not recomputed).
+        result = screen.result
+        await pilot.resize_terminal(200, 40)
+        await pilot.pause()
+        await pilot.pause()
+        assert screen.result is result
+        assert screen.table_layout == "wide" and no_cell_cut(app)
+        assert shown(app) == (header, rows)
+        assert screen.query_one(StatusLine).message == ""
 
     run(app, script, size=(80, 24))
 

@@ -10,6 +10,12 @@ and a result that a newer request has overtaken is dropped.
 Dates are calendar days (YYYY-MM-DD, both inclusive) of the procedure start in the
 site's time zone, checked as they are typed: a date that is not one says so beside
 its field and nothing is recomputed until it is.
+
+The table never cuts a cell at the screen's edge (issue 9). When the CLI's table is
+wider than the screen, the figure labels wrap inside their column (the cells are the
+CLI's, unchanged); when even that leaves too little room for the labels (many groups
+on a narrow terminal), the table turns long: one line per figure, then one line per
+group with its value (:func:`long_rows`), every cell of the CLI's table still there.
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from rich.cells import cell_len
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, Horizontal, Vertical, VerticalScroll
@@ -35,7 +43,7 @@ from ..widgets.plots import (
     PlotData,
     TimeByGroupPlot,
 )
-from .base import AppScreen
+from .base import AppScreen, StatusLine
 
 NO_GROUPING = "none"
 _GROUP_WORDS = {
@@ -52,6 +60,41 @@ GROUP_OPTIONS: list[tuple[str, str]] = [("No grouping", NO_GROUPING)] + [
     (_GROUP_WORDS.get(key, key), key) for key in stats.GROUPINGS
 ]
 UNIT_OPTIONS: list[tuple[str, str]] = [("Procedure", "procedure"), ("Patient", "patient")]
+
+#: A DataTable cell's padding (one space each side).
+CELL_PAD = 2
+#: Columns the table cannot use: the body's padding and scroll bar, the table's own.
+CHROME = 6
+#: Narrower than this, figure labels wrap too much: the table turns long.
+MIN_LABEL = 28
+
+
+def long_rows(header: list[str], rows: list[list[str]]) -> tuple[list[str], list[list[str]]]:
+    """The CLI's table with one value a line: each figure's line (label, unit), then a
+    line per group (indented group name, value). Every cell of ``rows`` is kept."""
+    groups = header[2:]
+    out: list[list[str]] = []
+    for row in rows:
+        out.append([row[0], row[1], ""])
+        for group, value in zip(groups, row[2:], strict=True):
+            out.append([f"  {group}", "", value])
+    return ["Figure / group", header[1], "Value"], out
+
+
+def layout(header: list[str], rows: list[list[str]], width: int) -> tuple[str, int | None]:
+    """How the table fits ``width`` cells: ("wide", None) as the CLI prints it,
+    ("wrap", label width) with the labels wrapping, or ("long", label width)."""
+    every = [header, *rows]
+    natural = [max(cell_len(r[i]) for r in every) + CELL_PAD for i in range(len(header))]
+    room = width - sum(natural[1:])
+    if room >= natural[0]:
+        return "wide", None
+    if room >= MIN_LABEL + CELL_PAD:
+        return "wrap", room - CELL_PAD
+    long_header, long = long_rows(header, rows)
+    every = [long_header, *long]
+    label, unit, value = (max(cell_len(r[i]) for r in every) for i in range(3))
+    return "long", max(min(label, width - unit - value - 3 * CELL_PAD), 12)
 
 
 @dataclass(frozen=True)
@@ -108,12 +151,19 @@ class ReportScreen(AppScreen):
     ]
     AUTO_FOCUS = "#report-table"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    DEFAULT_CSS = """
+    ReportScreen .status-line { height: auto; max-height: 3; }
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self._pending: Params | None = None
         self._shown: Params | None = None
         self.result: Result | None = None
+        #: How the table is laid out now: "wide", "wrap" or "long" (see :func:`layout`),
+        #: and the figure column's width when it wraps.
+        self.table_layout = "wide"
+        self._label_width: int | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -141,6 +191,7 @@ class ReportScreen(AppScreen):
                 yield AttemptsPlot(id="plot-attempts", classes="plot")
                 yield TimeByGroupPlot(id="plot-time", classes="plot")
                 yield LearningCurvePlot(id="plot-learning", classes="plot")
+        yield StatusLine()
         yield Footer()
 
     def on_mount(self) -> None:
@@ -223,24 +274,15 @@ class ReportScreen(AppScreen):
         elif event.state == WorkerState.ERROR:
             self._pending = None
             self.query_one("#report-body").loading = False
-            self.query_one("#report-title", Static).update(
-                Text(f"The report could not be computed: {worker.error}")
-            )
+            message = f"The report could not be computed: {worker.error}"
+            self.query_one("#report-title", Static).update(Text(message))
+            self.say(message, refused=True)
 
     def _show(self, result: Result) -> None:
         self.result = result
         self._shown = result.params
         p = result.params
-        header, rows = table_rows(result.report)
-        table = self.query_one("#report-table", DataTable)
-        table.clear(columns=True)
-        table.add_columns(
-            *(Text(h, justify="left" if i < 2 else "right") for i, h in enumerate(header))
-        )
-        for row in rows:
-            table.add_row(
-                *(Text(c, justify="left" if i < 2 else "right") for i, c in enumerate(row))
-            )
+        self._fill_table(result)
         self.query_one("#report-title", Static).update(
             Text(_title(result.report, p.start, p.end, self.tz))
         )
@@ -248,6 +290,44 @@ class ReportScreen(AppScreen):
         self.query_one(TimeByGroupPlot).show(result.plots)
         self.query_one(LearningCurvePlot).show(result.plots)
         self.query_one("#report-body").loading = False
+
+    def _fill_table(self, result: Result) -> None:
+        """The CLI's table, laid out so that no cell is cut at the screen's edge."""
+        header, rows = table_rows(result.report)
+        how, label_width = layout(header, rows, self.size.width - CHROME)
+        self.table_layout, self._label_width = how, label_width
+        height: int | None = 1
+        if how == "long":
+            header, rows = long_rows(header, rows)
+        if how != "wide":
+            height = None  # a row as tall as its wrapped label
+        table = self.query_one("#report-table", DataTable)
+        table.clear(columns=True)
+        for i, h in enumerate(header):
+            table.add_column(
+                Text(h, justify="left" if i < 2 else "right"),
+                width=label_width if i == 0 and label_width else None,
+            )
+        for row in rows:
+            cells = [Text(c, justify="left" if i < 2 else "right") for i, c in enumerate(row)]
+            if how == "long" and row[2] == "":
+                cells[0].stylize("bold")
+            table.add_row(*cells, height=height)
+        if how == "long":
+            self.say("Too many groups for this width: each figure, then a line per group")
+        else:
+            self.say("")
+
+    def on_resize(self, event: events.Resize) -> None:
+        """A new width may need another layout: redraw the shown result (no recompute)."""
+        if self.result is None:
+            return
+        header, rows = table_rows(self.result.report)
+        if layout(header, rows, self.size.width - CHROME) != (
+            self.table_layout,
+            self._label_width,
+        ):
+            self._fill_table(self.result)
 
     def action_plots(self) -> None:
         """Scroll to the plots (below the table on a small terminal); arrows scroll on."""
