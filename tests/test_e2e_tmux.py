@@ -62,7 +62,7 @@ def test_kill_9_mid_procedure_then_resume(tmp_path: Path, terminals: list[Termin
     term.wait_for(lambda s: "No procedure in progress" in s)
     assert db.exists() and db.stat().st_mode & 0o777 == 0o600
 
-    press(term, "n")
+    press(term, "+")
     term.wait_for(lambda s: "Study code" in s)
     time.sleep(0.3)
     term.type("E2E-001")
@@ -84,6 +84,9 @@ def test_kill_9_mid_procedure_then_resume(tmp_path: Path, terminals: list[Termin
 
     again = Terminal(tmp_path, "two", cmd, env)
     terminals.append(again)
+    # The app opens on home, the procedure in progress its first line; l resumes it.
+    again.wait_for(lambda s: "IN PROGRESS" in s and "E2E-001" in s and "l resumes" in s)
+    press(again, "l")
     screen = again.wait_for(lambda s: "IN PROGRESS" in s and "In progress since" in s)
     assert "E2E-001" in screen
     assert "#3" in screen and "#1" in screen  # every attempt is listed
@@ -124,7 +127,7 @@ def test_a_fast_typist_loses_no_key_on_the_start_screen(
         term = Terminal(tmp_path, f"fast{i}", [SMA_LOG, "--db", str(db)], env)  # type: ignore[list-item]
         terminals.append(term)
         term.wait_for(lambda s: "No procedure in progress" in s)
-        term.key("n")
+        term.key("+")
         term.wait_for(lambda s: "Study code" in s)
         time.sleep(0.3)  # the field has its focus by now
         term.type(f"FAST-{i}")  # then the code and ctrl+s in one burst

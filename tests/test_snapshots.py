@@ -1,4 +1,5 @@
-"""SVG snapshots where the screen matters: the live procedure screen (frozen clock).
+"""SVG snapshots where the screen matters: the live procedure screen (frozen clock)
+and its help screen.
 
 Regenerate after an intended change with ``pytest tests/test_snapshots.py
 --snapshot-update`` and look at the report before committing.
@@ -69,15 +70,31 @@ def _app(db: Path, tmp_path: Path) -> Any:
     )
 
 
+async def resume(pilot: Any) -> None:
+    """The app opens on home; l resumes the procedure in progress."""
+    await pilot.press("l")
+    await pilot.pause()
+
+
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)])
 def test_live_procedure_screen(
     snap_compare: Any, live_db: Path, tmp_path: Path, size: tuple[int, int]
 ) -> None:
-    assert snap_compare(_app(live_db, tmp_path), terminal_size=size)
+    assert snap_compare(_app(live_db, tmp_path), terminal_size=size, run_before=resume)
+
+
+def test_help_on_the_live_screen(snap_compare: Any, live_db: Path, tmp_path: Path) -> None:
+    async def open_help(pilot: Any) -> None:
+        await resume(pilot)
+        await pilot.press("f1")
+        await pilot.pause()
+
+    assert snap_compare(_app(live_db, tmp_path), terminal_size=(80, 24), run_before=open_help)
 
 
 def test_end_dialog(snap_compare: Any, live_db: Path, tmp_path: Path) -> None:
     async def open_end(pilot: Any) -> None:
+        await resume(pilot)
         await pilot.press("i", "j", "e")
         await pilot.pause()
 

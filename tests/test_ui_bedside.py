@@ -13,6 +13,7 @@ from typing import Any
 
 import pendulum
 import pytest
+from factories import SETUP
 from textual.pilot import Pilot
 from textual.widgets import Input
 
@@ -338,3 +339,320 @@ def test_a_refused_file_shows_a_message_and_exits_2(tmp_path: Path, content: byt
     assert app.return_code == 2
     assert db.read_bytes() == content
     assert sorted(p.name for p in tmp_path.iterdir()) == ["foreign.db"]
+
+
+# ---------------------------------------------------------------- issue 9: bedside
+def open_procedure_db(db: Path, code: str = "RM-009", attempts: int = 0) -> str:
+    """A database with one procedure in progress (``attempts`` skin punctures)."""
+    with Store.open(db, "dr-test", clock=Clock(monotonic=False)) as s:
+        pt = s.create_patient({"study_code": code})
+        proc = s.start_procedure(pt["id"], SETUP)
+        for _ in range(attempts):
+            s.record(proc, "attempt")
+    return proc
+
+
+def events_of(db: Path) -> list[str]:
+    with read(db) as s:
+        return [e["kind"] for e in s.query("SELECT kind FROM events ORDER BY seq")]
+
+
+def test_cancel_before_the_first_puncture_asks_once_then_goes_home(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+
+    async def script(app: SmaLogApp, pilot: Pilot[Any]) -> None:
+        await start_procedure(app, pilot, "rm-007")
+        await keys(pilot, "x")
+        dialog = app.screen
+        assert isinstance(dialog, ConfirmDialog)
+        assert "RM-007" in dialog.title_text
+        await keys(pilot, "x")  # a second x asks nothing more and records nothing
+        assert app.screen is dialog
+        await keys(pilot, "y")
+        assert isinstance(app.screen, HomeScreen)
+        message = status(app)
+        assert message.startswith("RM-007: procedure started at ") and "cancelled" in message
+        assert "No procedure in progress" in str(app.screen.query_one("#no-open").render())
+
+    drive(db, script)
+    with read(db) as s:
+        proc = s.one("SELECT status, cancelled_at FROM procedures")
+        assert proc is not None and proc["status"] == "cancelled" and proc["cancelled_at"]
+        # no 72-hour call for a patient never punctured
+        assert s.one("SELECT count(*) AS n FROM followups") == {"n": 0}
+        assert s.pending_scores() == []
+    assert events_of(db) == ["start", "cancel"]
+
+
+def test_cancel_answered_no_keeps_the_procedure(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+
+    async def script(app: SmaLogApp, pilot: Pilot[Any]) -> None:
+        await start_procedure(app, pilot)
+        await keys(pilot, "x", "n")
+        assert isinstance(app.screen, ProcedureScreen)
+        assert status(app) == "RM-001: not cancelled; the procedure goes on"
+        await keys(pilot, "x", "escape")
+        assert isinstance(app.screen, ProcedureScreen)
+
+    drive(db, script)
+    with read(db) as s:
+        assert s.one("SELECT status FROM procedures") == {"status": "open"}
+    assert events_of(db) == ["start"]
+
+
+def test_cancel_after_the_first_puncture_is_refused_on_the_status_line(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+
+    async def script(app: SmaLogApp, pilot: Pilot[Any]) -> None:
+        await start_procedure(app, pilot)
+        await keys(pilot, "a", "x")
+        screen = app.screen
+        assert isinstance(screen, ProcedureScreen)  # no question: the Store refuses
+        assert refused(app)
+        assert "cannot be cancelled" in status(app)
+        await pilot.pause(1.3)  # ticks and the file poll leave the refusal in place
+        assert refused(app) and "cannot be cancelled" in status(app)
+        await keys(pilot, "r")  # the next action replaces it
+        assert not refused(app)
+        assert status(app).startswith("Redirection recorded at")
+
+    drive(db, script)
+    with read(db) as s:
+        assert s.one("SELECT status FROM procedures") == {"status": "open"}
+    assert events_of(db) == ["start", "attempt", "redirect"]
+
+
+def test_early_score_needs_one_confirmation_and_no_saves_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    pendulum.travel_to(T0, freeze=True)
+    try:
+
+        async def script(app: SmaLogApp, pilot: Pilot[Any]) -> None:
+            await start_procedure(app, pilot)
+            await keys(pilot, "a", "c", "i", "j", "e", "ctrl+s")
+            dialog = app.screen
+            assert isinstance(dialog, ScoreDialog)
+            clock = str(dialog.query_one("#score-clock").render())
+            assert "0:00 since the end" in clock and "5:00 in 5:00" in clock, clock
+            pendulum.travel_to(T0.add(minutes=1, seconds=15), freeze=True)
+            await pilot.pause(0.6)  # a tick: recomputed from the stored end and the clock
+            clock = str(dialog.query_one("#score-clock").render())
+            assert "1:15 since the end" in clock and "5:00 in 3:45" in clock, clock
+            await keys(pilot, "3")
+            confirm = app.screen
+            assert isinstance(confirm, ConfirmDialog)
+            assert "EARLY" in confirm.title_text
+            await keys(pilot, "3")  # the same key again answers nothing
+            assert app.screen is confirm
+            await keys(pilot, "n")
+            assert app.screen is dialog
+            assert "nothing was saved" in str(dialog.query_one("#score-message").render())
+            with read(db) as s:
+                assert s.one("SELECT satisfaction_5min FROM procedures") == {
+                    "satisfaction_5min": None
+                }
+            await keys(pilot, "3", "y")
+            assert isinstance(app.screen, HomeScreen)
+            assert (
+                status(app) == "RM-001: satisfaction at 5 min: 3 saved (EARLY, 1:15 after the end)"
+            )
+
+        drive(db, script)
+    finally:
+        pendulum.travel_back()
+    with read(db) as s:
+        assert s.one("SELECT satisfaction_5min FROM procedures") == {"satisfaction_5min": 3}
+        row = s.one("SELECT early, offset_min FROM followups WHERE kind = 'score_5min'")
+        assert row == {"early": 1, "offset_min": 1.25}
+
+
+@pytest.mark.parametrize("key", ["0", "6", "7", "8", "9", "z"])
+def test_score_keys_out_of_range_say_so_and_save_nothing(tmp_path: Path, key: str) -> None:
+    db = tmp_path / "t.db"
+
+    async def script(app: SmaLogApp, pilot: Pilot[Any]) -> None:
+        await start_procedure(app, pilot)
+        await keys(pilot, "a", "c", "i", "j", "e", "ctrl+s", key)
+        dialog = app.screen
+        assert isinstance(dialog, ScoreDialog)  # still asking
+        assert "Score is 1 to 5" in str(dialog.query_one("#score-message").render())
+        await keys(pilot, "escape")  # later
+        assert isinstance(app.screen, HomeScreen)
+
+    drive(db, script)
+    with read(db) as s:
+        assert s.one("SELECT satisfaction_5min FROM procedures") == {"satisfaction_5min": None}
+        assert len(s.pending_scores()) == 1
+
+
+def test_app_opens_on_home_with_the_open_procedure_first(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    proc = open_procedure_db(db, "RM-021", attempts=2)
+
+    async def script(app: SmaLogApp, pilot: Pilot[Any]) -> None:
+        home = app.screen
+        assert isinstance(home, HomeScreen)
+        table = home.query_one("#open")
+        assert table.has_focus  # Enter resumes it
+        line = str(table.get_row_at(0)[0])  # type: ignore[attr-defined]
+        assert "IN PROGRESS" in line and "RM-021" in line and "2 attempts" in line
+        assert "Enter or l resumes" in line
+        await keys(pilot, "c", "a", "r", "i", "e")  # live-screen keys at home: nothing
+        assert app.screen is home
+        await keys(pilot, "enter")
+        screen = app.screen
+        assert isinstance(screen, ProcedureScreen) and screen.procedure_id == proc
+        await keys(pilot, "enter")  # the same key again records nothing
+        assert app.screen is screen
+
+    drive(db, script)
+    assert events_of(db) == ["start", "attempt", "attempt"]
+
+
+def test_demo_opens_on_home_with_a_line_that_says_demo(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    open_procedure_db(db)
+    app = create_app(
+        db,
+        user="dr-test",
+        settings=Settings(timezone="Europe/Rome"),
+        clock=Clock(monotonic=False),
+        demo=True,
+        settings_path=tmp_path / "s.json",
+    )
+
+    async def main() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause(7)  # longer than any toast: the line stays
+            assert isinstance(app.screen, HomeScreen)
+            banner = str(app.screen.query_one("#demo-banner").render())
+            assert "DEMO DATA, deleted on exit" in banner
+
+    asyncio.run(main())
+
+
+def test_a_key_the_live_screen_does_not_have_says_so(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+
+    async def script(app: SmaLogApp, pilot: Pilot[Any]) -> None:
+        await start_procedure(app, pilot)
+        await keys(pilot, "A")  # Caps Lock on
+        assert status(app) == (
+            "Key A does nothing here (Caps Lock?): nothing recorded · ? lists the keys"
+        )
+        await keys(pilot, "l")
+        assert status(app).startswith("Key l does nothing here: nothing recorded")
+
+    drive(db, script)
+    assert events_of(db) == ["start"]
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40), (200, 60)])
+def test_big_figures_are_solid_blocks_at_least_5_rows_high(
+    tmp_path: Path, size: tuple[int, int]
+) -> None:
+    db = tmp_path / "t.db"
+    open_procedure_db(db, attempts=3)
+    app = make_app(db)
+    seen: dict[str, Any] = {}
+
+    async def main() -> None:
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause()
+            await keys(pilot, "l")
+            screen = app.screen
+            assert isinstance(screen, ProcedureScreen)
+            for box in ("#timer", "#attempts"):
+                big = screen.query_one(box).query_one(BigText)
+                seen[box] = (big.fit(), big.content_size.height, str(big.render()))
+
+    asyncio.run(main())
+    for box, ((scale, _px), height, drawn) in seen.items():
+        assert scale >= 1, (box, size)  # the block font, not Digits' 3 thin rows
+        assert height >= 5 and drawn.count("\n") + 1 >= 5, (box, size, drawn)
+        assert "█" in drawn
+    if size == (200, 60):
+        assert seen["#timer"][0][0] >= 2
+
+
+def test_a_timer_over_an_hour_stays_in_blocks_at_80_columns(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    pendulum.travel_to(T0, freeze=True)
+    try:
+        open_procedure_db(db)
+        pendulum.travel_to(T0.add(hours=1, minutes=2, seconds=3), freeze=True)
+        app = make_app(db)
+        seen: dict[str, Any] = {}
+
+        async def main() -> None:
+            async with app.run_test(size=(80, 24)) as pilot:
+                await pilot.pause()
+                await keys(pilot, "l")
+                big = app.screen.query_one("#timer").query_one(BigText)
+                seen["value"], seen["fit"] = big.value, big.fit()
+
+        asyncio.run(main())
+    finally:
+        pendulum.travel_back()
+    assert seen["value"] == "1:02:03"
+    assert seen["fit"][0] == 1  # 5 rows, narrow pixels
+
+
+def test_every_live_key_is_on_screen_at_80x24(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    open_procedure_db(db)
+    app = make_app(db)
+    seen: dict[str, str] = {}
+
+    async def main() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            await keys(pilot, "l")
+            lines = app.screen._compositor.render_update(full=True).strips  # type: ignore[attr-defined]
+            seen["text"] = "\n".join("".join(seg.text for seg in strip) for strip in lines)
+
+    asyncio.run(main())
+    for binding in ProcedureScreen.BINDINGS:
+        assert not isinstance(binding, tuple)
+        first = binding.key.split(",")[0]
+        shown = {"escape": "Esc"}.get(first, first)
+        assert f"{shown} {binding.description}" in seen["text"], (binding, seen["text"])
+    assert "F1/? Help" in seen["text"]
+
+
+def test_home_cuts_nothing_at_80_columns(tmp_path: Path) -> None:
+    """On the demo data at 80x24 every home table fits its width (no column hidden
+    behind a horizontal scroll, no "pendi"); the operator is what gives way."""
+    from sma_log.demo import demo_database
+
+    db = demo_database(tmp_path)
+    app = make_app(db)
+    seen: dict[str, Any] = {}
+
+    async def main() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            home = app.screen
+            assert isinstance(home, HomeScreen)
+            for table in home.query("DataTable"):
+                seen[table.id or "?"] = (
+                    table.virtual_size.width,
+                    table.scrollable_content_region.width,
+                )
+            seen["columns"] = [str(c.label) for c in home.query_one("#recent").columns.values()]  # type: ignore[attr-defined]
+            lines = app.screen._compositor.render_update(full=True).strips  # type: ignore[attr-defined]
+            seen["text"] = "\n".join("".join(seg.text for seg in strip) for strip in lines)
+        async with make_app(db).run_test(size=(120, 40)) as pilot:
+            await pilot.pause()
+            screen = pilot.app.screen
+            seen["wide"] = [str(c.label) for c in screen.query_one("#recent").columns.values()]  # type: ignore[attr-defined]
+
+    asyncio.run(main())
+    for name in ("open", "scores", "recent", "patients"):
+        content, room = seen[name]
+        assert content <= room, (name, content, room, seen["text"])
+    assert seen["columns"] == ["Study code", "Started", "Status", "Attempts", "Time", "Score 5′"]
+    assert seen["wide"][-1] == "Operator"
+    assert " pending" in seen["text"] and "Enter or l resumes" in seen["text"]
+    assert "DEMO DATA" not in seen["text"]  # not a demo run: no demo line

@@ -30,14 +30,23 @@ class SmaLogApp(App[int]):
     ]
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", priority=True, id="app.quit"),
-        # Help on every screen and dialog: the keys of the screen in front (F1 or ?).
-        # Not priority: a ? typed into a text field stays a character.
+        # Help: the keys of the screen in front. F1 everywhere, dialogs included (a
+        # priority binding: F1 is never text); ? wherever no text field takes it (not
+        # priority, so a ? typed into a field stays a character).
         Binding(
-            "f1,question_mark",
+            "f1",
             "help",
             "Help",
-            tooltip="The keys of this screen (Escape closes)",
+            tooltip="The keys of the screen in front (Escape closes)",
+            priority=True,
             id="app.help",
+        ),
+        Binding(
+            "question_mark",
+            "help",
+            "Help",
+            tooltip="The keys of the screen in front (Escape closes)",
+            id="app.help.question",
         ),
     ]
     # Classes for terminal size: the key legend shows only where there is room.

@@ -331,6 +331,10 @@ class CrashDriver:
         if proc is None:
             term.wait_for(lambda s: "No procedure in progress" in s, timeout=30)
         else:
+            # The app opens on home, the open procedure its first line; l resumes it.
+            code = proc.code
+            term.wait_for(lambda s: "l resumes" in s and f"IN PROGRESS  {code}" in s, timeout=30)
+            term.key("l")
             want = signature(proc.events)
             screen = term.wait_for(
                 lambda s: "In progress since" in s and parse_screen(s) == want, timeout=30
@@ -383,7 +387,7 @@ class CrashDriver:
             ended = any(p.status == "ended" for p in m.procedures.values())
             if ended and m.calls < 40 and rng.random() < 0.35:
                 return Step(["f"], ready=lambda s: self.where(s) == "followups")
-            return Step(["n"], ready=lambda s: "Study code" in s and "Set-up" in s)
+            return Step(["+"], ready=lambda s: "Study code" in s and "Set-up" in s)
         if screen_kind == "start":
             self.counter += 1
             code = f"C{self.seed}-{self.lives}-{self.counter}"
@@ -426,12 +430,14 @@ class CrashDriver:
         if digit == "l":
             score = Step(["l"], ready=lambda s: "No procedure in progress" in s)
         else:
+            # Seconds after the end the score is early: one confirmation (y) saves it.
             scored.procedures[code].score = int(digit)
-            score = Step(
-                [digit],
+            score = Step([digit], ready=lambda s: "EARLY 5-minute score" in s)
+            score.then = Step(
+                ["y"],
                 after=scored,
                 shown=lambda s: (
-                    f"Satisfaction at 5 min: {digit} saved" in s
+                    f"{code}: satisfaction at 5 min: {digit} saved" in s
                     or (
                         "No procedure in progress" in s
                         and f"{code} " in s
@@ -444,13 +450,15 @@ class CrashDriver:
 
     # -------------------------------------------------------------- running
     def where(self, screen: str) -> str:
+        if "EARLY 5-minute score" in screen:
+            return "early"
         if "Satisfaction at 5 minutes" in screen:
             return "score"
         if "End the procedure?" in screen:
             return "end"
         if "Add a note" in screen:
             return "note"
-        if "IN PROGRESS" in screen:
+        if "IN PROGRESS" in screen and "Milestones" in screen:  # home shows IN PROGRESS too
             return "procedure"
         if "Set-up" in screen and "Study code" in screen:
             return "start"
@@ -560,9 +568,14 @@ class CrashDriver:
 
 
 def _home_score(screen: str, code: str) -> str | None:
+    """The "Score 5′" cell of ``code``'s row among home's recent procedures."""
+    col = None
     for line in screen.splitlines():
-        if line.strip().startswith(code + " ") and ("delivered" in line):
-            return line.split()[-1]
+        if "Score 5′" in line and "Started" in line:
+            col = line.index("Score 5′")
+        elif col is not None and line.strip().startswith(code + " ") and "delivered" in line:
+            cell = line[col:].split()
+            return cell[0] if cell else None
     return None
 
 

@@ -27,6 +27,7 @@ from sma_log.domain.clock import Clock
 from sma_log.storage.store import Store
 from sma_log.ui.app import create_app
 from sma_log.ui.modals.message import MessageDialog
+from sma_log.ui.screens.base import StatusLine
 from sma_log.ui.screens.procedure import ProcedureScreen
 from sma_log.ui.screens.refused import RefusedScreen
 
@@ -248,6 +249,8 @@ def test_disk_full_at_bedside_not_saved_then_carries_on(small_fs: Path) -> None:
     async def main() -> None:
         async with app.run_test(size=(100, 32)) as pilot:
             await pilot.pause()
+            await pilot.press("l")  # the app opens on home: resume the procedure
+            await pilot.pause()
             screen = app.screen
             assert isinstance(screen, ProcedureScreen)
             filler = None
@@ -280,7 +283,7 @@ def test_disk_full_at_bedside_not_saved_then_carries_on(small_fs: Path) -> None:
             await pilot.pause()
             assert not isinstance(app.screen, MessageDialog)
             seen["after"] = screen.view.state.attempt_count
-            seen["last"] = str(screen.query_one("#last-action").render())
+            seen["last"] = screen.query_one(StatusLine).message
 
     asyncio.run(main())
     assert "disk is full" in seen["message"].lower() and "nothing was saved" in seen["message"]

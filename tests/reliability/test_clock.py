@@ -57,6 +57,8 @@ def run_with_jumps(tmp_path: Path, monotonic: bool, jumps: list[float]) -> dict[
         async def main() -> None:
             async with app.run_test(size=(100, 32)) as pilot:
                 await pilot.pause()
+                await pilot.press("l")  # the app opens on home: resume the procedure
+                await pilot.pause()
                 screen = app.screen
                 assert isinstance(screen, ProcedureScreen)
                 for jump in jumps:

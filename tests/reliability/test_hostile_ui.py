@@ -55,7 +55,7 @@ def test_hostile_text_in_real_forms_shows_as_typed(tmp_path: Path) -> None:
         async with app.run_test(size=(120, 40)) as pilot:
             await pilot.pause()
             assert isinstance(app.screen, HomeScreen)
-            await pilot.press("n")
+            await pilot.press("plus")
             await pilot.pause()
             assert isinstance(app.screen, StartScreen)
             await pilot.press(*"UI-1")
@@ -124,6 +124,9 @@ def test_markup_specials_never_crash_the_note_flow(tmp_path: Path) -> None:
     async def main() -> None:
         async with app.run_test(size=(100, 32)) as pilot:
             await pilot.pause()
+            await pilot.press("l")  # the app opens on home: resume the procedure
+            await pilot.pause()
+            assert isinstance(app.screen, ProcedureScreen)
             for text in SPECIALS:
                 await pilot.press("n")
                 await pilot.pause()

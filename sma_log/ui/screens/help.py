@@ -131,6 +131,7 @@ class HelpScreen(Dialog[None]):
 
     BINDINGS = [
         Binding("escape", "cancel", "Close", id="help.close"),
+        Binding("question_mark", "cancel", "Close", show=False, id="help.close.question"),
     ]
     HELP_TITLE = "Help"
 
@@ -142,7 +143,7 @@ class HelpScreen(Dialog[None]):
         with VerticalScroll(classes="dialog", id="help-dialog"):
             yield Static(
                 Text(f"Keys — {screen_name(self.target)}  (Escape closes)", style="bold"),
-                classes="dialog-title",
+                id="help-title",
             )
             yield Static(self._table(), id="help-keys")
 
@@ -151,7 +152,8 @@ class HelpScreen(Dialog[None]):
         sections = [(t, items) for t, items in help_sections(self.app, self.target) if items]
         width = max(len(" / ".join(i.keys)) for _, items in sections for i in items)
         for n, (title, items) in enumerate(sections):
-            parts.append(Text(("\n" if n else "") + title, style="bold underline"))
+            if n:  # the first section is the screen's own, named in the dialog's title
+                parts.append(Text("\n" + title, style="bold underline"))
             table = Table(box=None, show_header=False, padding=(0, 1), expand=True)
             table.add_column("key", style="bold", no_wrap=True, width=width)
             table.add_column("what", ratio=1)

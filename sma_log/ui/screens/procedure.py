@@ -102,7 +102,7 @@ class ProcedureScreen(AppScreen):
             "x",
             "cancel_procedure",
             "Cancel start",
-            tooltip="A start made by mistake; before any puncture; asks first",
+            tooltip="Mistaken start, before any puncture; asks first",
             id="bedside.cancel",
         ),
         Binding(
