@@ -52,6 +52,7 @@ def clinic(tmp_path: Path) -> Iterator[Store]:
             store.record(p1, kind)
         pendulum.travel_to(T0.add(minutes=9), freeze=True)
         store.end_procedure(p1, {"drug_delivered": "yes", "note": "secret note"})
+        pendulum.travel_to(T0.add(minutes=14), freeze=True)  # 5 min after the end
         store.set_score(p1, 4)
         pendulum.travel_to(T0.add(hours=72), freeze=True)
         fu = store.one("SELECT id FROM followups WHERE procedure_id = ? AND kind = 'day3'", (p1,))
@@ -65,6 +66,10 @@ def clinic(tmp_path: Path) -> Iterator[Store]:
                 "pdph_severity": "6",
                 "pdph_treatment": "caffeine",
                 "pdph_resolved": "yes",
+                "back_pain_nrs": "0",
+                "radicular_pain": "no",
+                "nausea_vomiting": "no",
+                # other_event_any left out: describing an event answers it (yes)
                 "other_event": "vasovagal episode in the car park",
                 "other_event_serious": "no",
                 "assessor": "N",
@@ -124,6 +129,10 @@ def test_one_row_per_ended_procedure_with_every_documented_column(clinic: Store)
     assert (r["drug_delivered"], r["satisfaction_5min"], r["sedation"]) == (1, 4, "none")
     assert r["fu72_state"] == "done" and r["satisfaction_72h"] == 5
     assert r["fu72_due_at"] == "2026-03-30T09:09:00Z"
+    # when each was taken: the score 5 min after the end, the call 72 h after the start
+    assert (r["satisfaction_5min_timing"], r["satisfaction_5min_offset_min"]) == ("on_time", 5.0)
+    assert (r["fu72_timing"], r["fu72_early"], r["fu72_late"]) == ("on_time", 0, 0)
+    assert r["fu72_offset_min"] == pytest.approx(72 * 60 - 9)
     assert (r["pdph"], r["pdph_onset_hours"], r["pdph_severity"]) == (1, 24, 6)
     assert (r["pdph_treatment"], r["pdph_resolved"]) == ("caffeine", 1)
     assert r["other_event_any"] == 1 and r["other_event"].startswith("vasovagal")
@@ -138,6 +147,7 @@ def test_one_row_per_ended_procedure_with_every_documented_column(clinic: Store)
         36,
     )
     assert f["fu72_state"] == "open" and f["other_event_any"] is None
+    assert f["satisfaction_5min_timing"] is None and f["fu72_timing"] is None
 
 
 def test_open_procedures_on_request_and_a_subset_of_columns(clinic: Store) -> None:

@@ -24,6 +24,7 @@ from factories import SETUP
 
 from sma_log.cli import main
 from sma_log.config import Settings
+from sma_log.domain import schedule
 from sma_log.domain.clock import Clock, from_text
 from sma_log.storage.store import Store
 
@@ -412,7 +413,9 @@ def test_ics_uids_stable_across_exports_and_sequence_grows_on_change(
     assert all(c[u].to_ical() == a[u].to_ical() for u in others)
     # The follow-up done: its event leaves the file; the UIDs of the others stay.
     with Store.open(clinic["path"], "nurse", clock=Clock(monotonic=False)) as store:
-        store.complete_followup(fid, {"satisfaction": 5, "pdph": "no", "assessor": "Nurse Bianchi"})
+        store.complete_followup(
+            fid, {**schedule.NO_ADVERSE_EVENTS, "satisfaction": 5, "assessor": "Nurse Bianchi"}
+        )
     assert followups(clinic, "--ics", str(second), "--force").exit_code == 0
     assert set(_events(second)) == set(a) - {uid}
 

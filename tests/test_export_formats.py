@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pendulum
 import pytest
 from click.testing import CliRunner
 
@@ -52,6 +53,9 @@ SETUP = {
     "cobb_angle": "12.5",
 }
 CSV_TABLES = ("patients", "procedures", "attempts", "events", "followups", "contact_attempts")
+# The morning the fixture's procedures are done (10:00 in Rome); the clock runs on from
+# there and jumps to when the 5-minute score and the 72-hour call are due.
+T0 = pendulum.datetime(2026, 3, 27, 9, 0, tz="UTC")
 
 
 @pytest.fixture
@@ -62,6 +66,15 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     monkeypatch.delenv("SMA_LOG_DB", raising=False)
     Settings(timezone=ROME, locale="en").save(config)
     db = tmp_path / "site.db"
+    pendulum.travel_to(T0, freeze=False)
+    try:
+        procedures = _clinic(db)
+    finally:
+        pendulum.travel_back()
+    return {"db": db, "tmp": tmp_path, "procedures": procedures}
+
+
+def _clinic(db: Path) -> tuple[str, str, str]:
     with Store.open(db, "tester", clock=Clock(monotonic=False)) as store:
         pt = store.create_patient(
             {"study_code": "SMA-001", "sma_type": "2", "birth_year": "2011", "sex": "female"}
@@ -87,11 +100,17 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         for kind in ("attempt", "redirect", "attempt", "csf", "injection_start", "injection_end"):
             store.record(p2, kind)
         store.end_procedure(p2, {"drug_delivered": "yes"})
+        pendulum.travel_to(T0.add(minutes=5), freeze=False)  # the score, in its window
         store.set_score(p2, 5)
+        # 3: still open (started the same day)
+        other = store.create_patient({"study_code": "SMA-002", "sma_type": "3"})
+        p3 = store.start_procedure(other["id"], SETUP)
+        store.record(p3, "attempt")
         fus = {
             (r["procedure_id"], r["kind"]): r["id"]
             for r in store.query("SELECT id, procedure_id, kind FROM followups")
         }
+        pendulum.travel_to(T0.add(hours=72), freeze=False)  # the 72-hour calls
         store.record_no_answer(fus[(p2, "day3")], CONTACT_NOTE)
         store.complete_followup(
             fus[(p2, "day3")],
@@ -101,6 +120,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
                 "back_pain_nrs": "2",
                 "radicular_pain": "no",
                 "nausea_vomiting": "no",
+                "other_event_any": "yes",
                 "other_event": OTHER_EVENT,
                 "other_event_serious": "no",
                 "contact_method": "phone",
@@ -108,10 +128,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
             },
         )
         store.close_followup(fus[(p1, "day3")], "unreachable", CLOSED)
-        other = store.create_patient({"study_code": "SMA-002", "sma_type": "3"})
-        p3 = store.start_procedure(other["id"], SETUP)
-        store.record(p3, "attempt")
-    return {"db": db, "tmp": tmp_path, "procedures": (p1, p2, p3)}
+    return p1, p2, p3
 
 
 def run(env: dict[str, Any], *args: str) -> Any:

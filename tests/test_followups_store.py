@@ -12,6 +12,7 @@ import pendulum
 import pytest
 from factories import SETUP
 
+from sma_log.domain import schedule
 from sma_log.domain.clock import Clock, from_text
 from sma_log.domain.fields import ValidationError
 from sma_log.storage.errors import Conflict
@@ -20,6 +21,9 @@ from sma_log.storage.store import Store
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ROME = "Europe/Rome"
+#: Every adverse-event question of the 72-hour call answered "no" (a call is done
+#: only with all of them, issue 9).
+NO_AE = schedule.NO_ADVERSE_EVENTS
 
 
 @pytest.fixture
@@ -38,6 +42,10 @@ def _ended(store: Store, code: str = "FU-001") -> str:
         store.record(pid, kind)
     store.end_procedure(pid, {"drug_delivered": "yes"})
     return pid
+
+
+def _without(values: dict[str, Any], name: str) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if k != name}
 
 
 def _day3(store: Store, proc_id: str) -> dict[str, Any]:
@@ -101,9 +109,11 @@ def test_queue_orders_overdue_then_due_then_upcoming_then_missed(
     now = pendulum.datetime(2026, 5, 10, 12, 0, tz="UTC")
     path = tmp_path / "t.db"
     for code, hours_ago in (("MISSED", 120), ("UPCOMING", 10), ("OVERDUE", 80), ("DUE", 66)):
-        travel(now.subtract(hours=hours_ago))
+        end = now.subtract(hours=hours_ago)
+        travel(end)
         with Store.open(path, "nurse", clock=Clock(monotonic=False)) as store:
             pid = _ended(store, code)
+            travel(end.add(minutes=5))  # the 5-minute score, in its window
             store.set_score(pid, 5)  # leave only the 72-hour calls
     travel(now)
     with Store.open(path, "nurse", clock=Clock(monotonic=False)) as store:
@@ -129,7 +139,7 @@ def test_no_answer_twice_then_a_score(tmp_path: Path, travel: Any) -> None:
         assert [i.id for i in store.followup_queue()].count(fid) == 1  # still queued
         travel(end.add(hours=72, minutes=30))
         row = store.complete_followup(
-            fid, {"satisfaction": "5", "pdph": "no", "assessor": "nurse-a"}
+            fid, {**NO_AE, "satisfaction": "5", "pdph": "no", "assessor": "nurse-a"}
         )
         assert row["state"] == "done" and row["late"] == 0
         assert row["contact_attempts_n"] == 2 and row["satisfaction"] == 5
@@ -141,15 +151,19 @@ def test_no_answer_twice_then_a_score(tmp_path: Path, travel: Any) -> None:
 def test_editing_an_entered_followup_keeps_old_and_new_values_in_the_audit_log(
     tmp_path: Path, travel: Any
 ) -> None:
-    travel(pendulum.datetime(2026, 5, 1, 9, 0, tz="UTC"))
+    end = pendulum.datetime(2026, 5, 1, 9, 0, tz="UTC")
+    travel(end)
     with Store.open(tmp_path / "t.db", "nurse-a", clock=Clock(monotonic=False)) as store:
         pid = _ended(store)
         fid = _day3(store, pid)["id"]
-        store.complete_followup(fid, {"satisfaction": "4", "pdph": "no", "assessor": "A"})
+        travel(end.add(hours=72))  # the call, in its window
+        store.complete_followup(fid, {**NO_AE, "satisfaction": "4", "pdph": "no", "assessor": "A"})
         store.user = "nurse-b"
+        travel(end.add(hours=73))
         store.complete_followup(
             fid,
             {
+                **NO_AE,
                 "satisfaction": "3",
                 "pdph": "yes",
                 "pdph_onset_hours": "20",
@@ -178,8 +192,8 @@ def test_late_entry_is_allowed_and_flagged(tmp_path: Path, travel: Any) -> None:
         pid = _ended(store)
         fid = _day3(store, pid)["id"]
         travel(end.add(days=6))
-        row = store.complete_followup(fid, {"satisfaction": 5, "pdph": "no", "assessor": "N"})
-        assert row["state"] == "done" and row["late"] == 1
+        row = store.complete_followup(fid, {**NO_AE, "satisfaction": 5, "assessor": "N"})
+        assert row["state"] == "done" and row["late"] == 1 and row["early"] == 0
 
 
 def test_not_reachable_and_declined_need_a_reason_and_can_be_reopened(tmp_path: Path) -> None:
@@ -204,21 +218,40 @@ def test_not_reachable_and_declined_need_a_reason_and_can_be_reopened(tmp_path: 
         ({"satisfaction": "6", "assessor": "N"}, "satisfaction"),
         ({"back_pain_nrs": "11", "assessor": "N"}, "back_pain_nrs"),
         ({"pdph": "yes", "pdph_onset_hours": "-3", "assessor": "N"}, "pdph_onset_hours"),
-        ({"satisfaction": "5", "pdph": "no"}, "assessor"),
-        ({"pdph": "no", "assessor": "N"}, "satisfaction"),  # an empty call is not "done"
-        ({"satisfaction": "5", "assessor": "N"}, "pdph"),
+        ({**NO_AE, "satisfaction": "5"}, "assessor"),
+        ({**NO_AE, "assessor": "N"}, "satisfaction"),  # a call without its score is not "done"
         (
-            {"satisfaction": "5", "pdph": "no", "other_event": "fainted", "assessor": "N"},
+            {**_without(NO_AE, "pdph"), "satisfaction": "5", "assessor": "N"},
+            "pdph",
+        ),
+        (
+            {**_without(NO_AE, "back_pain_nrs"), "satisfaction": "5", "assessor": "N"},
+            "back_pain_nrs",
+        ),
+        (
+            {**_without(NO_AE, "other_event_any"), "satisfaction": "5", "assessor": "N"},
+            "other_event_any",
+        ),
+        (
+            {
+                **_without(NO_AE, "other_event_any"),
+                "satisfaction": "5",
+                "other_event": "fainted",
+                "assessor": "N",
+            },
             "other_event_serious",
         ),
     ],
 )
 def test_bad_followup_values_are_refused_and_nothing_is_saved(
-    tmp_path: Path, values: dict[str, Any], field: str
+    tmp_path: Path, travel: Any, values: dict[str, Any], field: str
 ) -> None:
+    end = pendulum.datetime(2026, 5, 1, 9, 0, tz="UTC")
+    travel(end)
     with Store.open(tmp_path / "t.db", "nurse", clock=Clock(monotonic=False)) as store:
         pid = _ended(store)
         fid = _day3(store, pid)["id"]
+        travel(end.add(hours=72))  # in the window: refused for its values, not its time
         before = store.counts()["audit_log"]
         with pytest.raises(ValidationError) as err:
             store.complete_followup(fid, values)
@@ -238,20 +271,24 @@ def test_a_followup_of_a_procedure_still_open_is_refused(tmp_path: Path) -> None
             "'x', 'x')",
             (pid,),
         )
-        with pytest.raises(Conflict, match="still open"):
-            store.complete_followup("F1", {"satisfaction": 5, "pdph": "no", "assessor": "N"})
-        with pytest.raises(Conflict, match="still open"):
+        with pytest.raises(Conflict, match="has not ended"):
+            store.complete_followup("F1", {**NO_AE, "satisfaction": 5, "assessor": "N"})
+        with pytest.raises(Conflict, match="has not ended"):
             store.record_no_answer("F1")
 
 
-def test_the_bedside_score_closes_the_5_minute_followup(tmp_path: Path) -> None:
+def test_the_bedside_score_closes_the_5_minute_followup(tmp_path: Path, travel: Any) -> None:
+    end = pendulum.datetime(2026, 5, 1, 9, 0, tz="UTC")
+    travel(end)
     with Store.open(tmp_path / "t.db", "nurse", clock=Clock(monotonic=False)) as store:
         pid = _ended(store)
         assert {i.row["kind"] for i in store.followup_queue()} == {"score_5min", "day3"}
+        travel(end.add(minutes=5))  # the 5-minute score, in its window
         store.set_score(pid, 4)
         assert {i.row["kind"] for i in store.followup_queue()} == {"day3"}
         five = store.one("SELECT * FROM followups WHERE kind = 'score_5min'")
         assert five is not None and five["state"] == "done" and five["satisfaction"] == 4
+        assert (five["early"], five["late"], five["offset_min"]) == (0, 0, 5.0)
 
 
 def test_schema1_file_migrates_with_a_backup_and_nothing_lost(tmp_path: Path) -> None:

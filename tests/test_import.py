@@ -17,10 +17,12 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pendulum
 import pytest
 from click.testing import CliRunner
 from test_jsondoc import SECRETS, full_story
@@ -88,6 +90,19 @@ def ended_procedure(store: Store, patient_id: str, setup: dict[str, Any]) -> str
         store.record(proc, kind)
     store.end_procedure(proc, {"drug_delivered": "yes", "csf_appearance": "clear"})
     return proc
+
+
+@pytest.fixture
+def travel() -> Iterator[Any]:
+    """``travel(dt)``: the clock jumps to ``dt`` and runs on from there. Travelled back
+    after the test, as is the travel of :func:`full_story` (which takes its scores and
+    calls in their windows)."""
+
+    def go(dt: pendulum.DateTime) -> None:
+        pendulum.travel_to(dt, freeze=False)
+
+    yield go
+    pendulum.travel_back()
 
 
 @pytest.fixture
@@ -169,6 +184,7 @@ def test_importing_twice_changes_nothing_not_even_the_audit_log(
     assert fingerprint(target)[target.name] == before[target.name]
 
 
+@pytest.mark.usefixtures("travel")
 @pytest.mark.parametrize("identifiers", [False, True])
 def test_json_round_trip_gives_the_same_document(
     store: Store, setup_values: dict[str, Any], tmp_path: Path, identifiers: bool
@@ -203,6 +219,7 @@ def test_json_round_trip_gives_the_same_document(
         assert masked(first) == masked(second)
 
 
+@pytest.mark.usefixtures("travel")
 def test_de_identified_json_back_into_its_source_is_all_skipped(
     store: Store, setup_values: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -221,6 +238,7 @@ def test_de_identified_json_back_into_its_source_is_all_skipped(
     )
 
 
+@pytest.mark.usefixtures("travel")
 def test_de_identified_json_into_a_new_file_leaves_removed_fields_empty(
     store: Store, setup_values: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -240,13 +258,14 @@ def test_de_identified_json_into_a_new_file_leaves_removed_fields_empty(
 
 # ---------------------------------------------------------------- two laptops
 def test_two_laptops_merged_into_a_third_hold_every_record_once(
-    base: Path, tmp_path: Path, setup_values: dict[str, Any], runner: CliRunner
+    base: Path, tmp_path: Path, setup_values: dict[str, Any], runner: CliRunner, travel: Any
 ) -> None:
     a = copy_db(base, tmp_path / "a.db")
     b = copy_db(base, tmp_path / "b.db")
     with opened(a, "laptop-a") as store:
         p = store.create_patient({"study_code": "SMA-010", **PATIENT})
         proc = ended_procedure(store, p["id"], setup_values)
+        travel(pendulum.now("UTC").add(minutes=5))  # the 5-minute score, in its window
         store.set_score(proc, 4)
         ongoing = store.start_procedure(store.find_patient("SMA-002")["id"], setup_values)
         store.record(ongoing, "attempt")

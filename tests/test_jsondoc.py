@@ -5,11 +5,13 @@ from __future__ import annotations
 import itertools
 import json
 import stat
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import jsonschema
+import pendulum
 import pytest
 
 from sma_log import demo
@@ -53,7 +55,13 @@ def demo_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def full_story(store: Store, setup: dict[str, Any]) -> dict[str, Any]:
-    """A patient with identifiers, notes everywhere free text can go, and follow-ups."""
+    """A patient with identifiers, notes everywhere free text can go, and follow-ups.
+
+    Both procedures are done now; the 5-minute score and the 72-hour call are taken in
+    their windows by travelling in time (the clock keeps running from each instant).
+    The clock is left at the 72-hour call: the caller travels back (``pendulum.travel_back``).
+    """
+    start = pendulum.now("UTC")
     p = store.create_patient({"study_code": "SMA-042", "sma_type": "3", "sex": "male"})
     store.set_identifiers(
         p["id"],
@@ -82,15 +90,21 @@ def full_story(store: Store, setup: dict[str, Any]) -> dict[str, Any]:
     for kind in ("attempt", "csf", "injection_start", "injection_end"):
         store.record(done, kind)
     store.end_procedure(done, {"drug_delivered": "yes"})
+    pendulum.travel_to(start.add(minutes=5), freeze=False)
     store.set_score(done, 5)
     day3 = store.one("SELECT id FROM followups WHERE procedure_id = ? AND kind = 'day3'", (done,))[
         "id"
     ]
+    pendulum.travel_to(start.add(hours=72), freeze=False)
     store.complete_followup(
         day3,
         {
             "satisfaction": "4",
             "pdph": "no",
+            "back_pain_nrs": "0",
+            "radicular_pain": "no",
+            "nausea_vomiting": "no",
+            "other_event_any": "yes",
             "other_event": SECRETS["other_event"],
             "other_event_serious": "no",
             "contact_method": "phone",
@@ -101,8 +115,11 @@ def full_story(store: Store, setup: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def story(store: Store, setup_values: dict[str, Any]) -> dict[str, Any]:
-    return full_story(store, setup_values)
+def story(store: Store, setup_values: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    try:
+        yield full_story(store, setup_values)
+    finally:
+        pendulum.travel_back()
 
 
 # ---------------------------------------------------------------- the schema file

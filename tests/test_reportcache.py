@@ -17,13 +17,15 @@ from typing import Any
 
 import pendulum
 import pytest
-from hypothesis import event, given, settings
+from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
 from sma_log.demo import write_demo
-from sma_log.domain import stats
+from sma_log.domain import schedule, stats
+from sma_log.domain.clock import Clock, from_text
 from sma_log.storage import reportcache
 from sma_log.storage.analysis import iter_analysis_rows
+from sma_log.storage.schema import SCHEMA_VERSION
 from sma_log.storage.store import Store
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -32,10 +34,26 @@ GROUPS = [None, *stats.GROUPINGS]
 
 
 def plain(store: Store, by: str | None, unit: str = "procedure", **kw: Any) -> dict[str, Any]:
-    """The report from the analysis rows (the definition the caches must match)."""
+    """The report from the analysis rows (the definition the caches must match), with
+    its data-quality line counted from the procedures table."""
     cols = [*stats.NEEDED] + ([stats.GROUPINGS[by][0]] if by else [])
     rows = iter_analysis_rows(store, columns=cols, order=False, **kw)
-    return stats.summarise(rows, by, unit).as_dict()  # type: ignore[arg-type]
+    report = stats.summarise(rows, by, unit)  # type: ignore[arg-type]
+    report.quality["cancelled"] = cancelled(store, **kw)
+    return report.as_dict()
+
+
+def cancelled(store: Store, date_from: Any = None, date_to: Any = None, tz: str = "UTC") -> int:
+    """Starts cancelled before the first puncture whose local start date is in range."""
+    lo = None if date_from is None else pendulum.parse(str(date_from)).date()
+    hi = None if date_to is None else pendulum.parse(str(date_to)).date()
+    n = 0
+    for (started,) in store.conn.execute(
+        "SELECT started_at FROM procedures WHERE status = 'cancelled'"
+    ):
+        day = from_text(started).in_timezone(tz).date()
+        n += (lo is None or lo <= day) and (hi is None or day <= hi)
+    return n
 
 
 def fast(store: Store, by: str | None, unit: str = "procedure", **kw: Any) -> dict[str, Any]:
@@ -85,7 +103,7 @@ def test_schema2_file_migrates_to_whole_seconds_and_filled_caches(tmp_path: Path
     assert any(m is not None and (m * 60) % 1 for _, m, _ in before)  # fractions of a second
     store = Store.open(db, "tester")
     try:
-        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         after = store.conn.execute(
             "SELECT id, procedure_min, puncture_min FROM procedures ORDER BY id"
         ).fetchall()
@@ -164,6 +182,7 @@ def test_every_store_action_keeps_the_caches_right(
             store.one("SELECT procedure_min FROM procedures WHERE id = ?", (a,))["procedure_min"]
             == 433 / 60
         )  # 7 min 13.4 s → 433 s
+        pendulum.travel_to(NOW.add(minutes=12, seconds=13), freeze=True)  # score in window
         store.set_score(a, 4)
         assert_consistent(store)
         b = _procedure(store, other["id"], {**setup_values, "approach": "midline"}, ["attempt"])
@@ -171,14 +190,25 @@ def test_every_store_action_keeps_the_caches_right(
         store.undo(b)
         store.end_procedure(b, {"drug_delivered": "no", "failure_reason": "x", "fallback": "ct"})
         assert_consistent(store)
+        mistaken = _procedure(store, other["id"], setup_values, [])
+        store.cancel_procedure(mistaken, "wrong patient")  # in no figure; a data-quality line
+        assert fast(store, None)["data_quality"] == {"cancelled": 1}
+        assert_consistent(store)
         day3 = {
             r["procedure_id"]: r["id"]
             for r in store.query("SELECT id, procedure_id FROM followups WHERE kind = 'day3'")
         }
+        pendulum.travel_to(NOW.add(hours=72), freeze=True)  # the 72-hour calls
         store.record_no_answer(day3[a])
         store.complete_followup(
             day3[a],
-            {"satisfaction": "5", "pdph": "yes", "back_pain_nrs": "3", "assessor": "RN"},
+            {
+                **schedule.NO_ADVERSE_EVENTS,
+                "satisfaction": "5",
+                "pdph": "yes",
+                "back_pain_nrs": "3",
+                "assessor": "RN",
+            },
         )
         assert_consistent(store)
         store.close_followup(day3[b], "declined", "no")
@@ -343,9 +373,16 @@ ACTIONS = st.lists(
                 "fu_reopen",
                 "edit_setup",
                 "edit_patient",
+                "cancel",
+                "score_early",
+                "fu_early",
+                "wait",
+                "wait",
+                "wait",
+                "wait",
             ]
         ),
-        st.integers(0, 3),  # which patient / procedure / value
+        st.integers(0, 3),  # which patient / procedure / value / how long
     ),
     min_size=5,
     max_size=60,
@@ -353,15 +390,71 @@ ACTIONS = st.lists(
 
 
 @given(ACTIONS)
+@example(  # every timing at least once: early (confirmed), in window, late; and a cancel
+    [
+        ("complete", 0),
+        ("score_early", 0),
+        ("complete", 1),
+        ("wait", 1),
+        ("score", 1),
+        ("start", 2),
+        ("complete", 2),
+        ("wait", 2),
+        ("score", 2),
+        ("fu_early", 0),
+        ("wait", 3),
+        ("fu_done", 1),
+        ("wait", 3),
+        ("fu_done", 2),
+        ("start", 3),
+        ("cancel", 0),
+    ]
+)
 @settings(max_examples=100, deadline=None)
 def test_random_action_sequences_keep_the_caches_right(
     tmp_path_factory: pytest.TempPathFactory, actions: list[tuple[str, int]]
 ) -> None:
     """Whatever the users do, in whatever order, the kept figures match the tables.
 
-    Actions the rules refuse (an end before CSF, a score twice…) are refused as in the
-    app and must leave the caches as they were.
+    Actions the rules refuse (an end before CSF, a score twice, a score or a call
+    before its window…) are refused as in the app and must leave the caches as they
+    were. The clock travels ("wait": 1 min, 5 min, 3 h or 72 h), so scores and calls
+    are taken early (confirmed), in their window or late.
     """
+    pendulum.travel_to(NOW, freeze=True)
+    try:
+        _random_actions(tmp_path_factory, actions)
+    finally:
+        pendulum.travel_back()
+
+
+WAITS = (
+    pendulum.duration(minutes=1),
+    pendulum.duration(minutes=5),
+    pendulum.duration(hours=3),
+    pendulum.duration(hours=72),
+)
+
+
+def _day3_answers(k: int) -> dict[str, str]:
+    """Every item of the 72-hour call, answered in one of four ways."""
+    answers = {
+        "satisfaction": str(2 + k),
+        "pdph": "yes" if k % 2 else "no",
+        "back_pain_nrs": str(k),
+        "radicular_pain": "yes" if k == 2 else "no",
+        "nausea_vomiting": "yes" if k == 3 else "no",
+        "other_event_any": "no",
+        "assessor": "RN",
+    }
+    if k == 3:
+        answers.update(other_event_any="yes", other_event="rash", other_event_serious="no")
+    return answers
+
+
+def _random_actions(
+    tmp_path_factory: pytest.TempPathFactory, actions: list[tuple[str, int]]
+) -> None:
     from factories import SETUP
 
     from sma_log.domain import fields, timeline
@@ -369,7 +462,7 @@ def test_random_action_sequences_keep_the_caches_right(
 
     db = tmp_path_factory.mktemp("seq") / "t.db"
     approaches = ["paramedian", "midline", "transforaminal", "other"]
-    with Store.open(db, "tester") as store:
+    with Store.open(db, "tester", clock=Clock(monotonic=False)) as store:
         patients = [
             store.create_patient({"study_code": f"P-{i}", "sma_type": str(1 + i % 4)})
             for i in range(4)
@@ -421,17 +514,16 @@ def test_random_action_sequences_keep_the_caches_right(
                     )
                 elif action == "score" and ended:
                     store.set_score(pick(ended), 1 + k)
+                elif action == "score_early" and ended:  # confirmed before its window
+                    store.set_score(pick(ended), 1 + k, early_ok=True)
                 elif action == "fu_done" and day3:
-                    store.complete_followup(
-                        pick(day3),
-                        {
-                            "satisfaction": str(2 + k),
-                            "pdph": "yes" if k % 2 else "no",
-                            "back_pain_nrs": str(k),
-                            "nausea_vomiting": "yes" if k == 3 else "no",
-                            "assessor": "RN",
-                        },
-                    )
+                    store.complete_followup(pick(day3), _day3_answers(k))
+                elif action == "fu_early" and day3:  # confirmed before its window
+                    store.complete_followup(pick(day3), _day3_answers(k), early_ok=True)
+                elif action == "cancel" and open_:
+                    store.cancel_procedure(pick(open_), "started by mistake")
+                elif action == "wait":
+                    pendulum.travel_to(pendulum.now("UTC") + WAITS[k], freeze=True)
                 elif action == "fu_no_answer" and day3:
                     store.record_no_answer(pick(day3))
                 elif action == "fu_close" and day3:
@@ -450,6 +542,13 @@ def test_random_action_sequences_keep_the_caches_right(
                 pass  # refused, as the app would refuse it
         facts = store.conn.execute("SELECT count(*) FROM report_facts").fetchone()[0]
         event(f"ended procedures: {min(facts, 3)}{'+' if facts >= 3 else ''}")
+        for timing in ("early", "late"):
+            if store.one(f"SELECT 1 AS x FROM followups WHERE state = 'done' AND {timing}"):
+                event(f"a score or call taken {timing}")
+        if store.one(
+            "SELECT 1 AS x FROM followups WHERE state = 'done' AND NOT early AND NOT late"
+        ):
+            event("a score or call taken in its window")
         assert reportcache.check(store.conn) == []
         for by in (None, "approach", "scoliosis", "sma_type"):
             assert fast(store, by) == plain(store, by)
@@ -557,7 +656,7 @@ def test_odd_old_rows_do_not_stop_the_migration(tmp_path: Path) -> None:
         "UPDATE procedures SET ended_at = NULL, procedure_min = 'n/a' WHERE rowid = 3",
     )
     with Store.open(db, "tester") as store:
-        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         rows = store.conn.execute(
             "SELECT procedure_min FROM procedures WHERE rowid IN (1, 2, 3) ORDER BY rowid"
         ).fetchall()

@@ -118,7 +118,12 @@ def test_status_with_custom_window_and_score_window(clock: None) -> None:
     score_due = due_at("score_5min", end)
     pendulum.travel_to(end.subtract(minutes=1), freeze=True)
     assert status("score_5min", score_due) == "upcoming"
+    # The 5-minute score opens 4 minutes after the end (issue 9), not at the end.
     pendulum.travel_to(end, freeze=True)
+    assert status("score_5min", score_due) == "upcoming"
+    pendulum.travel_to(end.add(minutes=4).subtract(seconds=1), freeze=True)
+    assert status("score_5min", score_due) == "upcoming"
+    pendulum.travel_to(end.add(minutes=4), freeze=True)
     assert status("score_5min", score_due) == "due"
     pendulum.travel_to(end.add(hours=1), freeze=True)
     assert status("score_5min", score_due) == "overdue"

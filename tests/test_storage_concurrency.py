@@ -8,6 +8,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+import pendulum
 from conftest import VALID_SETUP
 
 from sma_log.domain.clock import Clock
@@ -58,7 +59,7 @@ def _office(path: str, barrier: Any, out: Any) -> None:
                     store.find_patient(f"C-{i:04d}")["id"], VALID_SETUP
                 ),
                 lambda i=i: store.end_procedure(_open_of(store, f"C-{i:04d}"), outcome),
-                lambda i=i: store.set_score(_last_of(store, f"C-{i:04d}"), 1 + i % 5),
+                lambda i=i: _score_in_window(store, _last_of(store, f"C-{i:04d}"), 1 + i % 5),
             ]
             for step in steps:
                 t = time.monotonic()
@@ -73,6 +74,16 @@ def _office(path: str, barrier: Any, out: Any) -> None:
     except Exception:
         errors.append(traceback.format_exc())
     out.put(("office", done, errors, (began, ended, worst)))
+
+
+def _score_in_window(store: Store, proc_id: str, score: int) -> None:
+    """The 5-minute score, taken 5 minutes after the end: this process's clock travels
+    there (the other process keeps the real one) and comes back."""
+    pendulum.travel_to(pendulum.now("UTC").add(minutes=5), freeze=False)
+    try:
+        store.set_score(proc_id, score)
+    finally:
+        pendulum.travel_back()
 
 
 def _open_of(store: Store, code: str) -> str:
@@ -145,6 +156,11 @@ def test_two_processes_write_at_once(tmp_path: Path) -> None:
             (patient["id"],),
         ).fetchone()[0]
         assert scored == N_PATIENTS
+        in_window = c.execute(
+            "SELECT count(*) FROM followups WHERE kind = 'score_5min' AND state = 'done' "
+            "AND NOT early AND NOT late AND offset_min >= 4"
+        ).fetchone()[0]
+        assert in_window == N_PATIENTS
         # the audit log is complete: one insert row per clinical row, by the right user
         for table in ("patients", "procedures", "attempts", "events"):
             missing = c.execute(

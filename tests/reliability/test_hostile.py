@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pendulum
 import pytest
 from click.testing import CliRunner
 from factories import SETUP as BASE_SETUP
@@ -22,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sma_log.cli import main
-from sma_log.domain import fields, timeline
+from sma_log.domain import fields, schedule, timeline
 from sma_log.domain.clock import Clock
 from sma_log.storage.errors import StorageError
 from sma_log.storage.store import Store
@@ -68,12 +69,19 @@ def test_every_field_spec_refuses_or_returns_a_valid_value(name: str, raw: str) 
 def world() -> Iterator[dict[str, Any]]:
     folder = Path(tempfile.mkdtemp(prefix="sma-hostile-"))
     store = Store.open(folder / "h.db", "fuzzer", clock=Clock(monotonic=False))
+    # Ended three days ago: its 72-hour call is in its window now (for the next 24 h).
+    pendulum.travel_to(pendulum.now("UTC").subtract(days=3), freeze=False)
+    try:
+        done = store.create_patient({"study_code": "FUZZ-2"})
+        ended = store.start_procedure(done["id"], SETUP)
+        store.end_procedure(
+            ended, {"drug_delivered": "no", "failure_reason": "x", "fallback": "ct"}
+        )
+    finally:
+        pendulum.travel_back()
     pt = store.create_patient({"study_code": "FUZZ-1"})
     proc = store.start_procedure(pt["id"], SETUP)
     store.record(proc, "attempt")
-    done = store.create_patient({"study_code": "FUZZ-2"})
-    ended = store.start_procedure(done["id"], SETUP)
-    store.end_procedure(ended, {"drug_delivered": "no", "failure_reason": "x", "fallback": "ct"})
     fu = store.one("SELECT id FROM followups WHERE procedure_id = ? AND kind = 'day3'", (ended,))
     assert fu is not None
     yield {"store": store, "patient": pt["id"], "proc": proc, "ended": ended, "fu": fu["id"]}
@@ -164,9 +172,15 @@ def test_store_writes_refuse_or_store_valid_values(
             store.update_procedure(world["ended"], {key: raw})
         elif what == "followup":
             key = name if name in fields.FOLLOWUP_FIELDS else "other_event"
-            store.complete_followup(
-                world["fu"], {"satisfaction": 3, "pdph": "no", "assessor": "n", key: raw}
-            )
+            # every item answered (a call is done only then), one of them hostile
+            answers: dict[str, Any] = {
+                **schedule.NO_ADVERSE_EVENTS,
+                "satisfaction": 3,
+                "assessor": "n",
+            }
+            if key in ("other_event", "other_event_serious"):
+                answers.update(other_event_any=True, other_event="x", other_event_serious=False)
+            store.complete_followup(world["fu"], {**answers, key: raw})
         elif what == "close":
             store.reopen_followup(world["fu"])
             store.close_followup(world["fu"], "declined", raw)

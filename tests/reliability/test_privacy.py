@@ -12,6 +12,7 @@ import stat
 import subprocess
 from pathlib import Path
 
+import pendulum
 import pytest
 from factories import SETUP as BASE_SETUP
 
@@ -35,8 +36,20 @@ SETUP = {**BASE_SETUP, "guidance": "us_realtime", "sedation": "local"}
 
 
 def make_db(path: Path) -> None:
+    """Three procedures four days ago (an hour apart), scored 5 minutes after their end,
+    their 72-hour calls made 72 hours later: the clock travels there, then back to now."""
+    start = pendulum.now("UTC").subtract(days=4)
+    try:
+        _make_db(path, start)
+    finally:
+        pendulum.travel_back()
+
+
+def _make_db(path: Path, start: pendulum.DateTime) -> None:
+    day3: list[str] = []
     with Store.open(path, "privacy", clock=Clock(monotonic=False)) as s:
         for i in range(3):
+            pendulum.travel_to(start.add(hours=i), freeze=False)
             pt = s.create_patient({"study_code": f"PRIV-{i}", "birth_year": "2011"})
             s.set_identifiers(
                 pt["id"], {k: SECRETS[k] for k in ("full_name", "record_number", "birth_date")}
@@ -56,25 +69,28 @@ def make_db(path: Path) -> None:
                 )
             else:
                 s.end_procedure(proc, {"drug_delivered": "yes", "note": SECRETS["note"]})
+            pendulum.travel_to(start.add(hours=i, minutes=5), freeze=False)
             s.set_score(proc, 4)
             fu = s.one("SELECT id FROM followups WHERE procedure_id = ? AND kind = 'day3'", (proc,))
             assert fu is not None
-            if i == 0:
-                s.complete_followup(
-                    fu["id"],
-                    {
-                        "satisfaction": 5,
-                        "pdph": "no",
-                        "radicular_pain": "no",
-                        "nausea_vomiting": "no",
-                        "other_event": SECRETS["other_event"],
-                        "other_event_serious": "no",
-                        "assessor": "nurse",
-                    },
-                )
-            elif i == 1:
-                s.record_no_answer(fu["id"], SECRETS["contact_note"])
-                s.close_followup(fu["id"], "unreachable", SECRETS["closed_reason"])
+            day3.append(fu["id"])
+        pendulum.travel_to(start.add(hours=72), freeze=False)
+        s.complete_followup(
+            day3[0],
+            {
+                "satisfaction": 5,
+                "pdph": "no",
+                "back_pain_nrs": 0,
+                "radicular_pain": "no",
+                "nausea_vomiting": "no",
+                "other_event_any": "yes",
+                "other_event": SECRETS["other_event"],
+                "other_event_serious": "no",
+                "assessor": "nurse",
+            },
+        )
+        s.record_no_answer(day3[1], SECRETS["contact_note"])
+        s.close_followup(day3[1], "unreachable", SECRETS["closed_reason"])
 
 
 def env_for(tmp: Path) -> dict[str, str]:

@@ -7,6 +7,10 @@
   ``sma-log followups --format json``, ``sma-log report --format json`` and
   ``sma-log export`` (json and sqlite).
 
+Scores and calls are taken in their windows (issue 9: earlier ones are refused): each
+bedside score travels its process's clock 5 minutes past the end and back, and the
+office process runs 72 hours ahead of the bedside (pendulum travel, clock running).
+
 Every error either process meets is counted (a "database is locked" would be one);
 afterwards every write each process counted must be in the file exactly once, and
 every clinical row must have its audited insert, every update its audit rows.
@@ -25,6 +29,8 @@ import time
 import traceback
 from pathlib import Path
 from typing import Any
+
+import pendulum
 
 from sma_log.domain.clock import Clock
 from sma_log.storage.store import Store
@@ -47,6 +53,7 @@ DAY3 = {
     "radicular_pain": False,
     "nausea_vomiting": False,
     "back_pain_nrs": 2,
+    "other_event_any": False,
     "contact_method": "phone",
     "assessor": "nurse",
 }
@@ -102,7 +109,11 @@ def bedside(path: str, n: int, seed: int, pace: float, out: Any) -> None:
                 store.end_procedure(proc, {"drug_delivered": "yes"})
                 counts["events"] += 1
                 done += 1
-                store.set_score(proc, rng.randint(1, 5))
+                pendulum.travel_to(pendulum.now("UTC").add(minutes=5), freeze=False)
+                try:  # the 5-minute score, in its window
+                    store.set_score(proc, rng.randint(1, 5))
+                finally:
+                    pendulum.travel_back()
                 counts["scores"] += 1
                 done += 1
             except Exception as exc:
@@ -135,6 +146,8 @@ def office(path: str, n: int, seed: int, cli_every: int, folder: str, out: Any) 
     counts = {"no_answer": 0, "completed": 0, "closed": 0, "reopened": 0, "cli": 0}
     errors: list[str] = []
     work = Path(folder)
+    # The office calls 72 hours after the bedside: every call is in its window.
+    pendulum.travel_to(pendulum.now("UTC").add(hours=72), freeze=False)
     try:
         store = Store.open(path, "office", clock=Clock(monotonic=False))
         done = 0
@@ -251,6 +264,9 @@ def check(db: Path, results: dict, seconds: float) -> dict:
     )
     if closes != off["closed"]:
         audit_problems.append(f"{closes} audited closes for {off['closed']}")
+    early = one("SELECT count(*) FROM followups WHERE state = 'done' AND early")
+    if early:  # nobody confirmed an early score or call: the clocks took each in its window
+        audit_problems.append(f"{early} scores or calls flagged early")
     integrity = one("PRAGMA integrity_check")
     from sma_log.storage import reportcache
 
