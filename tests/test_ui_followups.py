@@ -23,7 +23,7 @@ from sma_log.ui.modals.followup import CloseDialog, FollowupDialog, kind_words
 from sma_log.ui.modals.score import ScoreDialog
 from sma_log.ui.modals.settings import SettingsDialog
 from sma_log.ui.screens.base import StatusLine
-from sma_log.ui.screens.followups import FollowupScreen
+from sma_log.ui.screens.followups import COLUMNS, FollowupScreen
 from sma_log.ui.screens.home import HomeScreen
 from sma_log.ui.widgets.form import FormField
 
@@ -769,3 +769,54 @@ def test_a_paste_over_the_limit_in_the_close_reason_is_refused_with_a_message(
         assert "Not pasted" in error and "500" in error and "609" in error
 
     run(app, script)
+
+
+# ---------------------------------------------------------------- issue 9: 80 columns
+
+
+def test_at_80_columns_columns_give_way_and_nothing_is_cut(clinic: Path, tmp_path: Path) -> None:
+    app = make_app(clinic, tmp_path)
+
+    async def script(pilot: Any) -> None:
+        await open_queue(pilot)
+        screen = app.screen
+        table = screen.query_one("#queue", DataTable)
+
+        def fits() -> bool:
+            return table.virtual_size.width <= table.scrollable_content_region.width
+
+        assert screen.columns == ["status", "code", "what", "due", "when", "calls"]
+        assert fits()
+        assert [str(c.label) for c in table.ordered_columns] == [
+            "Status",
+            "Study code",
+            "What",
+            "Due",
+            "When",
+            "Calls",
+        ]
+        assert str(table.get_row_at(0)[4]) == "overdue by 8 hours"  # whole, not "overdue b"
+        # What gave way is on the highlighted row's detail line.
+        detail = str(screen.query_one("#queue-detail").render())
+        assert "OVERDUE · 72-h call" in detail and "by Dr Rossi" in detail
+        assert "next dose" in detail
+        # Done rows shown: longer status words; When gives way too, status stays in words.
+        await pilot.press("v")
+        await pilot.pause()
+        assert fits()
+        assert "status" in screen.columns and "due" in screen.columns
+        # Wider: every column again, the cursor still on its record.
+        await move_to(pilot, "DUE")
+        await pilot.resize_terminal(160, 34)
+        await pilot.pause()
+        await pilot.pause()
+        assert screen.columns == [key for key, _ in COLUMNS]
+        assert fits()
+        assert cursor(app) == ("DUE", "72-h call")
+
+    async def main() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            await script(pilot)
+
+    asyncio.run(main())
