@@ -294,6 +294,27 @@ class JsonSource(Source):
                     row = {**row, **{k: v for k, v in whole_second_times(row).items() if k in row}}
                 yield row
             return
+        if table == "followups" and self.schema_version < 4:
+            # What migration 4 judged of this file's own follow-ups, by the same rule:
+            # when each was taken, early or not, "another event" when one is described.
+            from .storage.schema import followup_v4_values
+
+            procs = self.doc["tables"].get("procedures", [])
+            ended = {p.get("id"): p.get("ended_at") for p in procs if isinstance(p, dict)}
+            for row in rows:
+                if isinstance(row, dict) and "early" not in row:
+                    row = {
+                        **followup_v4_values(
+                            row.get("kind"),
+                            row.get("state"),
+                            row.get("completed_at"),
+                            ended.get(row.get("procedure_id")),
+                            row.get("other_event"),
+                        ),
+                        **row,
+                    }
+                yield row
+            return
         yield from rows
 
 

@@ -363,3 +363,43 @@ def test_caches_built_by_other_definitions_are_rebuilt_on_open(store: Store, at:
         assert reportcache.stored_version(rw.conn) == reportcache.definition_version()
         assert reportcache.check(rw.conn) == []
         assert reportcache.load_report(rw.conn).overall.figure("satisfaction_5min").value.n == 1
+
+
+def test_an_older_json_export_gets_the_timing_migration_4_gives(
+    store: Store, at: Any, tmp_path: Path
+) -> None:
+    """A schema-3 JSON export has no early/offset/other-event answer: import judges its
+    follow-ups by the rule migration 4 applies to a file's own rows."""
+    import json
+
+    from sma_log.export.jsondoc import write_json
+    from sma_log.importer import import_file
+
+    pid = _ended(store, at)
+    at(T0.add(minutes=8, seconds=3))
+    store.set_score(pid, 5, early_ok=True)
+    at(T0.add(hours=72))
+    store.complete_followup(
+        _fu(store, pid, "day3")["id"],
+        {**ANSWERS, "other_event_any": "yes", "other_event": "fever", "other_event_serious": "no"},
+    )
+    out = tmp_path / "v4.json"
+    write_json(store, out, identifiers=True)
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    doc["schema_version"] = 3
+    for row in doc["tables"]["followups"]:
+        for key in ("early", "offset_min", "other_event_any"):
+            del row[key]
+    old = tmp_path / "v3.json"
+    old.write_text(json.dumps(doc), encoding="utf-8")
+    with Store.open(tmp_path / "new.db", "importer", clock=Clock(monotonic=False)) as new:
+        result = import_file(new, old)
+        assert not result.conflicts
+        got = {
+            r["kind"]: (r["early"], r["offset_min"], r["other_event_any"])
+            for r in new.query("SELECT * FROM followups")
+        }
+        assert got == {"score_5min": (1, 0.05, None), "day3": (0, 72 * 60 - 8, 1)}
+        # and importing the same file again changes nothing
+        again = import_file(new, old)
+        assert not again.conflicts

@@ -38,10 +38,12 @@ _F5 = "f5"  # the 5-minute score follow-up (LEFT JOIN followups f5 ... kind = 's
 
 
 def _timing(alias: str) -> str:
-    """When a completed follow-up was taken against its window (schedule.timing)."""
+    """When a completed follow-up was taken against its window (schedule.timing); NULL
+    (not known) when its offset from the end is not known."""
     return (
-        f"CASE WHEN {alias}.state = 'done' THEN CASE WHEN {alias}.early THEN 'early' "
-        f"WHEN {alias}.late THEN 'late' ELSE 'on_time' END END"
+        f"CASE WHEN {alias}.state = 'done' AND {alias}.offset_min IS NOT NULL THEN "
+        f"CASE WHEN {alias}.early THEN 'early' WHEN {alias}.late THEN 'late' "
+        "ELSE 'on_time' END END"
     )
 
 

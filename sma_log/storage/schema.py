@@ -357,6 +357,36 @@ def _v3(db: sqlite_utils.Database) -> None:
         )
 
 
+def followup_v4_values(
+    kind: object, state: object, completed_at: object, ended_at: object, other_event: object
+) -> dict[str, object]:
+    """``early``, ``offset_min`` and ``other_event_any`` of a follow-up written before
+    schema 4, from what it stored (used by migration 4 and by ``import`` of older JSON).
+
+    Only a completed (``done``) follow-up gets them: its offset from the stored instants
+    (unreadable ones, such as the dates of a de-identified export, leave it unknown),
+    early when taken before its default window opened, and "another event: yes" when it
+    describes one (else unknown: nobody was asked).
+    """
+    from ..domain import schedule
+    from ..domain.clock import from_text
+
+    out: dict[str, object] = {"early": 0, "offset_min": None, "other_event_any": None}
+    if state != "done":
+        return out
+    if ended_at and completed_at and kind in schedule.FOLLOWUP_DELAY:
+        try:
+            end, taken = from_text(str(ended_at)), from_text(str(completed_at))
+        except (TypeError, ValueError):  # an odd value another tool wrote: left alone
+            pass
+        else:
+            out["offset_min"] = schedule.offset_minutes(end, taken)
+            out["early"] = int(schedule.timing(str(kind), end, taken) == "early")
+    if kind == "day3" and isinstance(other_event, str) and other_event.strip():
+        out["other_event_any"] = 1
+    return out
+
+
 def _v4(db: sqlite_utils.Database) -> None:
     """Nothing false (issue 9): cancelled starts, scores with their timing, unknown ≠ no.
 
@@ -377,8 +407,7 @@ def _v4(db: sqlite_utils.Database) -> None:
     """
     import pendulum
 
-    from ..domain import schedule
-    from ..domain.clock import from_text, to_text
+    from ..domain.clock import to_text
     from ..domain.ids import new_id
 
     conn = db.conn
@@ -414,16 +443,8 @@ def _v4(db: sqlite_utils.Database) -> None:
     while rows := cur.fetchmany(5000):
         updates = []
         for fid, kind, completed, ended, other in rows:
-            early, offset, any_other = 0, None, None
-            try:
-                end, taken = from_text(ended), from_text(completed)
-            except (TypeError, ValueError):  # an odd value another tool wrote: left alone
-                end = taken = None
-            if end is not None and taken is not None and kind in schedule.FOLLOWUP_DELAY:
-                offset = schedule.offset_minutes(end, taken)
-                early = int(schedule.timing(kind, end, taken) == "early")
-            if kind == "day3" and isinstance(other, str) and other.strip():
-                any_other = 1
+            v = followup_v4_values(kind, "done", completed, ended, other)
+            early, offset, any_other = v["early"], v["offset_min"], v["other_event_any"]
             updates.append((early, offset, any_other, fid))
             if early:
                 audit(fid, "early", 1)
