@@ -223,6 +223,8 @@ def test_failed_procedure_asks_why(tmp_path: Path) -> None:
         assert dialog.query_one("#field-failure_reason").display
         await keys(pilot, "ctrl+s")
         assert isinstance(app.screen, EndDialog)  # refused: no reason, no fallback
+        said = str(dialog.query_one("#end-message").render())
+        assert "NOT ENDED" in said and "Say why the drug was not delivered" in said
         dialog.query_one("#failure_reason", Input).focus()
         await pilot.press(*"bone contact at every level")
         dialog.query_one("#fallback").value = "ct"  # type: ignore[attr-defined]

@@ -49,6 +49,7 @@ class EndDialog(Dialog[dict[str, Any] | None]):
             yield FormField(specs["failure_reason"])
             yield FormField(specs["fallback"])
             yield FormField(specs["note"])
+            yield Static("", id="end-message")
             with Horizontal(classes="buttons"):
                 yield Button("End procedure (ctrl+s)", id="end", variant="warning")
                 yield Button("Back (Escape)", id="back")
@@ -88,9 +89,15 @@ class EndDialog(Dialog[dict[str, Any] | None]):
                 errors["drug_delivered"] = str(exc)
                 self.query_one("#field-drug_delivered", FormField).show_error(str(exc))
         if errors:
-            self.notify(
-                "Not ended: " + "; ".join(errors.values()), severity="warning", markup=False
-            )
+            message = "; ".join(errors.values())
+            self.notify("Not ended: " + message, severity="warning", markup=False)
+            # Kept in the dialog until the next try: a toast fades, this does not.
+            shown = Text()
+            shown.append(" NOT ENDED ", style="bold reverse")
+            shown.append(f" {message}")
+            line = self.query_one("#end-message", Static)
+            line.update(shown)
+            line.display = True
             return
         self.dismiss(values)
 

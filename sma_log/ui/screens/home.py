@@ -123,6 +123,11 @@ class HomeScreen(AppScreen):
         if self._open:
             self.query_one("#open", DataTable).focus()
 
+    def on_screen_resume(self) -> None:
+        super().on_screen_resume()
+        if self._open:  # back home: Enter resumes the procedure in progress
+            self.query_one("#open", DataTable).focus()
+
     def refresh_from_store(self) -> None:
         self.sub_title = str(self.sma.db_path)
         data = self.guarded(
