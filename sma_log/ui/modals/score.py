@@ -81,6 +81,7 @@ class ScoreDialog(Dialog[int | None]):
             for code, label in vocab.SATISFACTION:
                 lines.append(f"  {code}", style="bold")
                 lines.append(f"  {label}\n")
+            lines.rstrip()
             yield Static(lines, id="score-choices")
             yield Static("", id="score-message")
             yield Static(
