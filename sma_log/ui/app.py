@@ -201,13 +201,6 @@ class SmaLogApp(App[int]):
         if message:
             self.screen.say(message)
 
-    def get_key_display(self, binding: Binding) -> str:
-        """Keys as people read them on the keyboard: F1, Esc, Enter, ^s, +."""
-        shown = super().get_key_display(binding)
-        if len(shown) > 1 and shown[0] == "f" and shown[1:].isdigit():
-            return shown.upper()
-        return {"escape": "Esc", "esc": "Esc", "enter": "Enter"}.get(shown.lower(), shown)
-
     def action_help(self) -> None:
         """F1 or ?: the keys of the screen in front; pressed again, closes the help."""
         from .screens.help import HelpScreen
