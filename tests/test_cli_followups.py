@@ -457,8 +457,12 @@ def test_settings_show_and_change(tmp_path: Path, config: Path) -> None:
         "6",
         "--window-after",
         "48",
+        "--score-earliest",
+        "3.5",
     )
     assert changed.exit_code == 0, changed.output
+    assert "5-min score from:" in changed.stdout and "3.5 min after the end" in changed.stdout
+    assert Settings.load(config).score_earliest_min == 3.5
     saved = Settings.load(config)
     assert (saved.timezone, saved.locale, saved.label, saved.operator) == (
         "America/New_York",
@@ -496,6 +500,8 @@ def test_settings_bad_time_zone_creates_no_file(tmp_path: Path, config: Path) ->
     assert "Mars/Olympus" in line
     assert not config.exists()
     assert invoke("settings", "--window-after", "500").exit_code == 2  # click's range check
+    assert invoke("settings", "--score-earliest", "6").exit_code == 2
+    assert invoke("settings", "--score-earliest", "nan").exit_code == 2
     assert not config.exists()
 
 

@@ -403,3 +403,14 @@ def test_an_older_json_export_gets_the_timing_migration_4_gives(
         # and importing the same file again changes nothing
         again = import_file(new, old)
         assert not again.conflicts
+
+
+@pytest.mark.parametrize(("text", "expected"), [("2.5", 2.5), ("6.0", 4.0), ("-1.0", 4.0)])
+def test_a_hand_edited_earliest_score_outside_0_to_5_keeps_the_default(
+    tmp_path: Path, text: str, expected: float
+) -> None:
+    from sma_log.config import Settings
+
+    path = tmp_path / "settings.json"
+    path.write_text(f'{{"score_earliest_min": {text}}}', encoding="utf-8")
+    assert Settings.load(path).score_earliest_min == expected

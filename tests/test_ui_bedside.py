@@ -658,3 +658,33 @@ def test_home_cuts_nothing_at_80_columns(tmp_path: Path) -> None:
     assert seen["wide"][-1] == "Operator"
     assert " pending" in seen["text"] and "Enter or l resumes" in seen["text"]
     assert "DEMO DATA" not in seen["text"]  # not a demo run: no demo line
+
+
+def test_the_earliest_5_minute_score_follows_the_setting(tmp_path: Path) -> None:
+    """With the setting at 2 minutes, a score 2 min 30 s after the end is on time."""
+    db = tmp_path / "t.db"
+    app = create_app(
+        db,
+        user="dr-test",
+        settings=Settings(timezone="Europe/Rome", score_earliest_min=2.0),
+        clock=Clock(monotonic=False),
+    )
+    pendulum.travel_to(T0, freeze=True)
+    try:
+
+        async def main() -> None:
+            async with app.run_test(size=SIZE) as pilot:
+                await pilot.pause()
+                await start_procedure(app, pilot)
+                await keys(pilot, "a", "c", "i", "j", "e", "ctrl+s")
+                assert isinstance(app.screen, ScoreDialog)
+                pendulum.travel_to(T0.add(minutes=2, seconds=30), freeze=True)
+                await keys(pilot, "5")
+                assert isinstance(app.screen, HomeScreen)  # saved without a question
+
+        asyncio.run(main())
+    finally:
+        pendulum.travel_back()
+    with read(db) as s:
+        row = s.one("SELECT early, offset_min FROM followups WHERE kind = 'score_5min'")
+        assert row == {"early": 0, "offset_min": 2.5}

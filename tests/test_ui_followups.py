@@ -637,6 +637,9 @@ def test_escape_on_a_changed_form_asks_and_on_an_unchanged_one_closes(
         await pilot.pause()
         assert isinstance(app.screen, ConfirmDialog)
         assert "Score" in str(app.screen.query_one("#confirm-body").render())
+        await pilot.press("enter")  # Enter out of habit discards nothing: only y does
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmDialog)
         await pilot.press("n")  # keep editing: the answer is still there
         await pilot.pause()
         assert app.screen is form

@@ -8,8 +8,10 @@ Usage::
 
     app.push_screen(ConfirmDialog("Cancel this procedure?", "Nothing was punctured."), done)
 
-y or enter answers yes; n or Escape answers no. The buttons are for the mouse and
-never take focus, so enter always means yes and no key typed ahead lands elsewhere.
+Only y answers yes; n or Escape answers no. Enter answers nothing (it says so): a
+person who pressed Escape on a changed form and then Enter out of habit must not
+discard what they typed, nor cancel a procedure. The buttons are for the mouse and
+never take focus, so no key typed ahead lands elsewhere.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ class ConfirmDialog(Dialog[bool]):
 
     BINDINGS = [
         Binding("y", "yes", "Yes", id="confirm.yes"),
-        Binding("enter", "yes", "Yes", show=False, id="confirm.enter"),
+        Binding("enter", "explain", "Yes is y", show=False, id="confirm.enter"),
         Binding("n", "no", "No", id="confirm.no"),
         Binding("escape", "no", "No", show=False, id="confirm.escape"),
     ]
@@ -55,6 +57,13 @@ class ConfirmDialog(Dialog[bool]):
 
     def action_yes(self) -> None:
         self.dismiss(True)
+
+    def action_explain(self) -> None:
+        self.notify(
+            f"Press y for {self.yes_label.lower()!r}, n or Escape for {self.no_label.lower()!r}",
+            severity="warning",
+            markup=False,
+        )
 
     def action_no(self) -> None:
         self.dismiss(False)

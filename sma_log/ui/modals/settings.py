@@ -1,4 +1,4 @@
-"""Settings: operator, site time zone, locale, dosing label, follow-up window."""
+"""Settings: operator, site time zone, locale, dosing label, follow-up windows."""
 
 from __future__ import annotations
 
@@ -46,6 +46,15 @@ SPECS = {
         maximum=168,
         unit="h after due",
     ),
+    "score_earliest_min": fields.FieldSpec(
+        "score_earliest_min",
+        "5-min score from",
+        "float",
+        "Earlier scores need a confirmation and are flagged early",
+        minimum=0,
+        maximum=5,
+        unit="min after the end",
+    ),
 }
 
 
@@ -89,7 +98,7 @@ class SettingsDialog(Dialog[Settings | None]):
             k: ("" if v is None and k in ("operator", "timezone") else v) for k, v in values.items()
         }
         clean["locale"] = schedule.resolve_locale(clean.get("locale") or "en")
-        for key in ("window_before_hours", "window_after_hours"):
+        for key in ("window_before_hours", "window_after_hours", "score_earliest_min"):
             if clean.get(key) is None:
                 clean[key] = getattr(Settings(), key)
         self.dismiss(replace(self.settings, **{k: v for k, v in clean.items() if v is not None}))
