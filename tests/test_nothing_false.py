@@ -353,7 +353,7 @@ def test_caches_built_by_other_definitions_are_rebuilt_on_open(store: Store, at:
     store.conn.execute(
         "UPDATE meta SET value = 'older-rules' WHERE key = ?", (reportcache.META_KEY,)
     )
-    store.conn.execute("DELETE FROM report_cells")  # what older rules left would not match
+    store.conn.execute("DELETE FROM report_facts")  # what older rules left would not match
     store.close()
     # read-only: the report is computed from the tables by this code's rules
     with Store.open(path, "reader", readonly=True) as ro:

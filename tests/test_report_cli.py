@@ -91,13 +91,18 @@ def test_date_window_and_an_empty_window(config: Path, demo_db: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "words"),
     [
-        (("--by", "colour"), "Invalid value for '--by'"),
+        (("--by", "colour"), "--by: unknown grouping 'colour'"),
         (("--format", "xlsx"), "Invalid value for '--format'"),
         (("--unit", "ward"), "Invalid value for '--unit'"),
         (("--from", "2026-02-30"), "--from: '2026-02-30' is not a date"),
         (("--to", "27/03/2026"), "--to: '27/03/2026' is not a date"),
         (("--from", "2026-3-1"), "is not a date"),
         (("--from", "2026-03-02", "--to", "2026-03-01"), "is before --from"),
+        (("--by", "approach,approach"), "--by: a grouping is given twice"),
+        (("--by", "approach,colour"), "--by: unknown grouping 'colour'"),
+        (("--where", "approach"), "--where: 'approach' is not GROUPING=VALUE"),
+        (("--where", "approach=sideways"), "--where: approach='sideways' is not a approach"),
+        (("--where", "colour=red"), "--where: unknown grouping 'colour'"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(
@@ -115,3 +120,96 @@ def test_bad_input_is_one_line_exit_2(
 def test_a_missing_database_is_refused_not_created(config: Path, tmp_path: Path) -> None:
     res = CliRunner().invoke(main, ["--db", str(tmp_path / "none.db"), "report"])
     assert res.exit_code == 2 and not (tmp_path / "none.db").exists()
+
+
+# ---------------------------------------------------------------- two-way tables, filters
+def _ke_like(path: Path) -> None:
+    """Procedures with known times by approach × scoliosis (Ke et al. 2025's table):
+
+    paramedian, moderate (Cobb 40): 10, 11 min      paramedian, severe (Cobb 70): 20, 22
+    transforaminal, severe (Cobb 70): 22.5 min       midline, none (Cobb 5): 8 min
+    """
+    import pendulum
+
+    from sma_log.domain.clock import Clock
+    from sma_log.storage.store import Store
+
+    t0 = pendulum.datetime(2026, 3, 2, 9, tz="UTC")
+    plan = [
+        ("paramedian", 40, 10), ("paramedian", 40, 11), ("paramedian", 70, 20),
+        ("paramedian", 70, 22), ("transforaminal", 70, 22.5), ("midline", 5, 8),
+    ]  # fmt: skip
+    try:
+        with Store.open(path, "tester", clock=Clock(monotonic=False)) as store:
+            for n, (approach, cobb, minutes) in enumerate(plan):
+                start = t0.add(days=n)
+                pendulum.travel_to(start, freeze=True)
+                pt = store.create_patient({"study_code": f"KE-{n:03d}"})
+                setup = {
+                    "operator": "Dr Ke",
+                    "regimen": "std_maintenance",
+                    "guidance": "us_realtime",
+                    "approach": approach,
+                    "level_intended": "L3-L4",
+                    "sedation": "none",
+                    "cobb_angle": str(cobb),
+                }
+                pid = store.start_procedure(pt["id"], setup)
+                for kind in ("attempt", "csf", "injection_start", "injection_end"):
+                    store.record(pid, kind)
+                pendulum.travel_to(start.add(seconds=round(minutes * 60)), freeze=True)
+                store.end_procedure(pid, {"drug_delivered": "yes"})
+    finally:
+        pendulum.travel_back()
+
+
+def _time(doc: dict[str, Any], group: str) -> dict[str, Any]:
+    g = next(g for g in doc["groups"] if g["group"] == group)
+    return next(f for f in g["figures"] if f["key"] == "procedure_min")
+
+
+def test_two_way_table_gives_every_combination(config: Path, tmp_path: Path) -> None:
+    db = tmp_path / "ke.db"
+    _ke_like(db)
+    res = invoke(db, "--by", "approach,scoliosis", "--format", "json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    assert doc["by"] == "approach,scoliosis"
+    assert [g["group"] for g in doc["groups"]] == [
+        "midline|none",
+        "paramedian|moderate",
+        "paramedian|severe",
+        "transforaminal|severe",
+    ]
+    assert [g["label"] for g in doc["groups"]][1] == (
+        "Paramedian / parasagittal oblique interlaminar × Moderate (> 25–50°)"
+    )
+    assert (_time(doc, "paramedian|moderate")["n"], _time(doc, "paramedian|moderate")["mean"]) == (
+        2,
+        10.5,
+    )
+    assert _time(doc, "paramedian|severe")["mean"] == 21.0
+    assert _time(doc, "transforaminal|severe")["mean"] == 22.5
+    text = invoke(db, "--by", "approach,scoliosis").output
+    assert text.splitlines()[0].startswith("Case series by approach × scoliosis: 6 ended")
+    assert "Transforaminal × Severe (> 50°)" in text
+
+
+def test_where_keeps_only_the_given_groups(config: Path, tmp_path: Path) -> None:
+    db = tmp_path / "ke.db"
+    _ke_like(db)
+    res = invoke(db, "--where", "approach=paramedian", "--by", "scoliosis", "--format", "json")
+    doc = json.loads(res.output)
+    assert doc["where"] == {"approach": ["paramedian"]}
+    assert [g["group"] for g in doc["groups"]] == ["moderate", "severe"]
+    overall = {f["key"]: f for f in doc["overall"]["figures"]}
+    assert overall["procedures"]["n"] == 4
+    # two values of one grouping, and a label instead of a code
+    res = invoke(db, "--where", "approach=Paramedian", "--where", "approach=Midline interlaminar")
+    assert res.exit_code == 0, res.output
+    assert res.output.splitlines()[0].startswith(
+        "Case series, only approach = midline, paramedian: 5 ended procedure(s)"
+    )
+    patients = invoke(db, "--where", "scoliosis=severe", "--unit", "patient", "--format", "json")
+    doc = json.loads(patients.output)
+    assert {f["key"]: f for f in doc["overall"]["figures"]}["patients"]["n"] == 3

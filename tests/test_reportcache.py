@@ -1,8 +1,9 @@
-"""The report's facts and cells kept by triggers (sma_log.storage.reportcache).
+"""The report's facts kept by triggers (sma_log.storage.reportcache).
 
-Every test compares the fast path with the plain one: the figures summarised from the
-analysis rows (procedures ⨝ patients ⟕ 72-hour follow-up, one row per procedure), on
-real files written through the real Store, importer, demo generator and migrations.
+Every test compares the report read from the kept facts with the plain one: the
+figures summarised from the analysis rows (procedures ⨝ patients ⟕ follow-ups, one row
+per procedure), on real files written through the real Store, importer, demo
+generator and migrations.
 """
 
 from __future__ import annotations
@@ -170,8 +171,7 @@ def test_every_store_action_keeps_the_caches_right(
         other = store.create_patient({"study_code": "SMA-002", "sma_type": "3"})
         a = _procedure(store, patient["id"], setup_values, ["attempt", "attempt", "csf"])
         facts = lambda: store.conn.execute("SELECT count(*) FROM report_facts").fetchone()[0]  # noqa: E731
-        cells = lambda: store.conn.execute("SELECT * FROM report_cells").fetchall()  # noqa: E731
-        assert facts() == 0 and cells() == []  # a procedure in progress has no facts
+        assert facts() == 0  # a procedure in progress has no facts
         pendulum.travel_to(NOW.add(minutes=7, seconds=13, microseconds=400_000), freeze=True)
         store.record(a, "injection_start")
         store.record(a, "injection_end")
@@ -231,8 +231,8 @@ def test_an_attempt_on_an_open_procedure_does_no_report_work(
     before = store.conn.total_changes
     store.record(open_procedure, "attempt")
     changed = store.conn.total_changes - before
-    # the event, the attempt row, the derived columns, the audit rows; no cache rows
-    assert store.conn.execute("SELECT count(*) FROM report_cells").fetchone()[0] == 0
+    # the event, the attempt row, the derived columns, the audit rows; no fact row
+    assert store.conn.execute("SELECT count(*) FROM report_facts").fetchone()[0] == 0
     assert changed < 10
 
 
@@ -263,8 +263,11 @@ def test_demo_file_caches_are_consistent(demo_db: Path) -> None:
 def test_check_finds_a_tampered_cache(tmp_path: Path, demo_db: Path) -> None:
     db = shutil.copy(demo_db, tmp_path / "t.db")
     with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE report_cells SET n = n + 1 WHERE metric = 'attempts' AND value = 2")
-        assert any("report cell" in p for p in reportcache.check(conn))
+        conn.execute(
+            "UPDATE report_facts SET attempts_n = attempts_n + 1 "
+            "WHERE procedure_id = (SELECT min(procedure_id) FROM report_facts)"
+        )
+        assert reportcache.check(conn) == ["1 stale or extra fact row(s)", "1 missing fact row(s)"]
     conn.close()
 
 

@@ -688,3 +688,28 @@ def test_the_earliest_5_minute_score_follows_the_setting(tmp_path: Path) -> None
     with read(db) as s:
         row = s.one("SELECT early, offset_min FROM followups WHERE kind = 'score_5min'")
         assert row == {"early": 0, "offset_min": 2.5}
+
+
+def test_a_late_5_minute_score_says_so(tmp_path: Path) -> None:
+    """Left for later and taken 3 hours after the end: saved, and flagged late aloud."""
+    db = tmp_path / "t.db"
+    pendulum.travel_to(T0, freeze=True)
+    try:
+
+        async def script(app: SmaLogApp, pilot: Pilot[Any]) -> None:
+            await start_procedure(app, pilot)
+            await keys(pilot, "a", "c", "i", "j", "e", "ctrl+s", "l")
+            pendulum.travel_to(T0.add(hours=3), freeze=True)
+            await keys(pilot, "k", "4")
+            assert isinstance(app.screen, HomeScreen)
+            assert status(app) == (
+                "RM-001: satisfaction at 5 min: 4 saved (LATE, 3:00:00 after the end: "
+                "not in the in-window figure)"
+            )
+
+        drive(db, script)
+    finally:
+        pendulum.travel_back()
+    with read(db) as s:
+        row = s.one("SELECT early, late FROM followups WHERE kind = 'score_5min'")
+        assert row == {"early": 0, "late": 1}

@@ -262,6 +262,14 @@ def test_pending_5_minute_score_from_the_queue(tmp_path: Path) -> None:
             assert codes(app) == [("LATER-1", "upcoming")]
             assert cursor(app) == ("LATER-1", "72-h call")
             assert "LATER-1" in status_line(app).message
+            # redrawn under the score dialog, the columns still fit their cells
+            # (seen: "upcomi", "72-h" until the next refresh)
+            table = app.screen.query_one("#queue", DataTable)
+            rendered = [str(c) for c in table.get_row_at(0)]
+            widths = [c.width for c in table.ordered_columns]
+            for text, width in zip(rendered, widths, strict=True):
+                assert len(text) <= width, (text, width)
+            assert "upcoming" in rendered and "72-h call" in rendered
 
         run(app, script)
     finally:

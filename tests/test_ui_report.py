@@ -15,10 +15,10 @@ import pendulum
 import pytest
 from textual.widgets import DataTable, Input, Select, Static
 
-from sma_log.commands.report import table_rows
 from sma_log.config import Settings
 from sma_log.domain import stats
 from sma_log.domain.clock import Clock
+from sma_log.domain.report_table import table_rows
 from sma_log.storage.analysis import iter_analysis_rows
 from sma_log.storage.store import Store
 from sma_log.ui.app import SmaLogApp, create_app
@@ -399,3 +399,43 @@ def test_report_screen_snapshot(snap_compare: Any, clinic: Path, tmp_path: Path)
         await settle(pilot)
 
     assert snap_compare(make_app(clinic, tmp_path), terminal_size=(120, 40), run_before=open_report)
+
+
+# ---------------------------------------------------------------- issue 10: two-way, filters
+def test_then_by_and_only_give_the_cli_s_two_way_table(clinic: Path, tmp_path: Path) -> None:
+    """The screen offers what ``report --by approach,operator --where …`` does, and
+    shows the same table (one rule set: both call load_report)."""
+    from sma_log.storage.reportcache import load_report
+
+    app = make_app(clinic, tmp_path)
+
+    def cli(by: str, where: dict[str, list[str]]) -> Any:
+        with Store.open(clinic, "t", create=False, readonly=True) as s:
+            return table_rows(load_report(s.conn, by, where=where))
+
+    async def script(pilot: Any) -> None:
+        await pilot.press("t")
+        await settle(pilot)
+        screen = app.screen
+        screen.query_one("#report-by", Select).value = "approach"
+        screen.query_one("#report-by2", Select).value = "operator"
+        await settle(pilot)
+        two_way = cli("approach,operator", {})
+        assert laid_out(app, two_way) == shown(app)
+        assert any("Paramedian" in h and "Dr Rossi" in h for h in two_way[0])
+        # a filter, typed: checked as typed, recomputed when valid
+        only = screen.query_one("#report-only", Input)
+        only.value = "approach=sideways"
+        await settle(pilot)
+        error = str(screen.query_one("#report-only-error", Static).render())
+        assert "approach='sideways' is not a approach" in error
+        assert laid_out(app, two_way) == shown(app)  # nothing recomputed meanwhile
+        only.value = "approach=paramedian"
+        await settle(pilot)
+        filtered = cli("approach,operator", {"approach": ["paramedian"]})
+        assert laid_out(app, filtered) == shown(app)
+        title = str(screen.query_one("#report-title", Static).render())
+        assert title.startswith("Case series by approach × operator, only approach = paramedian")
+        assert screen.result is not None and screen.result.plots is not None
+
+    run(app, script)

@@ -55,10 +55,10 @@ Summary rules
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
-import statistics
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -175,15 +175,6 @@ TIMINGS: tuple[tuple[str, str], ...] = (
     ("late", "late"),
     (UNKNOWN, "time not known"),
 )
-
-
-def ae_reported(key: str, row: Mapping[str, Any]) -> bool:
-    """Whether the row reports adverse event ``key`` (back pain: an NRS of 1 or more)."""
-    if key == "back_pain":
-        return _at_least_one(row["back_pain_nrs"])
-    if key == "other_event_serious":
-        return bool(row["other_event_serious"])
-    return bool(row[AE_COLUMNS[key]])
 
 
 # ---------------------------------------------------------------- value types
@@ -339,6 +330,8 @@ class Report:
     unit: Unit
     groups: list[GroupSummary]
     overall: GroupSummary
+    #: Filters applied: grouping → the group codes kept.
+    where: dict[str, list[str]] = field(default_factory=dict)
     #: Counts about the records the figures leave out (e.g. ``cancelled``: starts
     #: cancelled before the first puncture), filled by whoever reads the file.
     quality: dict[str, int] = field(default_factory=dict)
@@ -346,6 +339,7 @@ class Report:
     def as_dict(self) -> dict[str, Any]:
         return {
             "by": self.by,
+            "where": dict(self.where),
             "unit": self.unit,
             "groups": [g.as_dict() for g in self.groups],
             "overall": self.overall.as_dict(),
@@ -367,90 +361,110 @@ def _round(v: float | None, digits: int) -> float | None:
 
 
 # ---------------------------------------------------------------- accumulation
-@dataclass
+class Columns:
+    """Where each column the rules read sits in a row tuple."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = tuple(names)
+        self.index = {name: i for i, name in enumerate(self.names)}
+        missing = [c for c in NEEDED if c not in self.index]
+        if missing:
+            raise ValueError(f"rows lack column(s): {', '.join(missing)}")
+
+    def __getitem__(self, name: str) -> int:
+        return self.index[name]
+
+
 class _Acc:
-    """Histograms of one group (or of one patient within a group).
+    """Histograms of one group's procedures (or of one patient's within a group).
 
-    Filled row by row (:meth:`add`) or, for the whole-file report, from the cells the
-    database keeps (:meth:`add_cell`); :data:`CELL_RULES` states :meth:`add`'s rules
-    in SQL, and a property test holds the two to the same figures.
+    Made by :func:`_accumulate` from rows, and added together (:meth:`merge`) when the
+    rows come in chunks.
     """
 
-    n: int = 0
-    delivered: int = 0
-    attempts: Counter[int] = field(default_factory=Counter)
-    redirections: Counter[int] = field(default_factory=Counter)
-    fas: Counter[int] = field(default_factory=Counter)  # 1 success, 0 not
-    proc_min: Counter[float] = field(default_factory=Counter)
-    punct_min: Counter[float] = field(default_factory=Counter)
-    sat5: Counter[int] = field(default_factory=Counter)  # taken in its window
-    sat5_timing: Counter[str] = field(default_factory=Counter)  # every score taken
-    sat72: Counter[int] = field(default_factory=Counter)  # taken in its window
-    fu72_timing: Counter[str] = field(default_factory=Counter)  # every completed call
-    sedation: Counter[str] = field(default_factory=Counter)
-    fu: Counter[str] = field(default_factory=Counter)
-    ae: Counter[str] = field(default_factory=Counter)
-    ae_known: Counter[str] = field(default_factory=Counter)  # the question was answered
-    patients: dict[Any, Any] | None = None  # patient → _PatientAcc (or None: counted)
-    patients_n: int = 0
+    __slots__ = (
+        "n",
+        "delivered",
+        "patients",
+        *(
+            "attempts",  # punctured procedures only
+            "redirections",
+            "fas",  # 1 success, 0 not
+            "proc_min",
+            "punct_min",
+            "sat5",  # taken in its window
+            "sat5_timing",  # every score taken
+            "sat72",  # taken in its window
+            "fu72_timing",  # every completed call
+            "sedation",
+            "fu",
+            "ae",
+            "ae_known",  # the question was answered
+        ),
+    )
 
-    def add(self, r: Mapping[str, Any]) -> None:
-        self.n += 1
-        if r["drug_delivered"]:
-            self.delivered += 1
-        v = r["attempts_n"]
-        if v:  # at least one needle insertion
-            self.attempts[v] += 1
-            self.redirections[r["redirections_n"] or 0] += 1
-            f = r["first_attempt_success"]
-            if f is not None:
-                self.fas[1 if f else 0] += 1
-        v = r["procedure_min"]
-        if v is not None:
-            self.proc_min[v] += 1
-        v = r["puncture_min"]
-        if v is not None:
-            self.punct_min[v] += 1
-        v = r["satisfaction_5min"]
-        if v is not None:
-            timing = r["satisfaction_5min_timing"] or UNKNOWN
-            self.sat5_timing[timing] += 1
-            if timing == "on_time":
-                self.sat5[v] += 1
-        self.sedation[r["sedation"] or UNKNOWN] += 1
-        state = r["fu72_state"] or "none"
-        self.fu[state] += 1
-        if state == "done":
-            timing = r["fu72_timing"] or UNKNOWN
-            self.fu72_timing[timing] += 1
-            v = r["satisfaction_72h"]
-            if v is not None and timing == "on_time":
-                self.sat72[v] += 1
-            for key, col in AE_COLUMNS.items():
-                if r[col] is not None:
-                    self.ae_known[key] += 1
-                    if ae_reported(key, r):
-                        self.ae[key] += 1
+    n: int
+    delivered: int
+    patients: set[Any]
+    attempts: Counter[Any]
+    redirections: Counter[Any]
+    fas: Counter[int]
+    proc_min: Counter[Any]
+    punct_min: Counter[Any]
+    sat5: Counter[Any]
+    sat5_timing: Counter[str]
+    sat72: Counter[Any]
+    fu72_timing: Counter[str]
+    sedation: Counter[str]
+    fu: Counter[str]
+    ae: Counter[str]
+    ae_known: Counter[str]
 
-    def add_cell(self, metric: str, value: Any, n: int) -> None:
-        """Add ``n`` procedures whose ``metric`` had ``value`` (one cell of the cache)."""
-        if metric == "n":
-            self.n += n
-        elif metric == "delivered":
-            self.delivered += n
-        elif metric == "patients":  # distinct patients of the group
-            self.patients_n += n
-        else:
-            getattr(self, _CELL_FIELDS[metric])[value] += n
+    def __init__(self, n: int = 0, delivered: int = 0, **counters: Any) -> None:
+        """An accumulator (empty counters to :meth:`merge` into), or the histograms
+        given; those not given are empty and must not be added to."""
+        self.n = n
+        self.delivered = delivered
+        self.patients = counters.pop("patients", None) or set()
+        fresh = not counters
+        for name in _COUNTERS:
+            setattr(self, name, Counter() if fresh else counters.get(name, _NOTHING))
+
+    def merge(self, other: _Acc) -> None:
+        self.n += other.n
+        self.delivered += other.delivered
+        for name in _COUNTERS:
+            getattr(self, name).update(getattr(other, name))
+        self.patients |= other.patients
 
 
-def _truthy(x: str) -> str:
-    """Python's truth of a value of a numeric column, in SQL: not NULL, not 0, not ''.
+#: The histogram of fields a patient's summary does not read (never added to).
+_NOTHING: Mapping[Any, int] = Counter()
 
-    (A third-party tool can store text such as 'yes' in an INTEGER column: Python
-    counts it as true, and so must the cells.)
-    """
-    return f"({x} IS NOT NULL AND {x} != 0 AND {x} != '')"
+
+def _tally(values: Iterable[Any]) -> dict[Any, int]:
+    """A histogram of a few values (a patient's procedures): cheaper than a Counter."""
+    out: dict[Any, int] = {}
+    for v in values:
+        out[v] = out.get(v, 0) + 1
+    return out
+
+
+_COUNTERS = (
+    "attempts",
+    "redirections",
+    "fas",
+    "proc_min",
+    "punct_min",
+    "sat5",
+    "sat5_timing",
+    "sat72",
+    "fu72_timing",
+    "sedation",
+    "fu",
+    "ae",
+    "ae_known",
+)
 
 
 def _at_least_one(v: Any) -> bool:
@@ -458,97 +472,68 @@ def _at_least_one(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 1
 
 
-#: One ended procedure's contribution to the report cells kept in the database, in SQL
-#: over the columns of its fact row (``{column}`` placeholders): (metric, value,
-#: condition). Exactly :meth:`_Acc.add`'s rules. (A ``patients`` cell per group holds
-#: its number of distinct patients; see :mod:`sma_log.storage.reportcache`.)
-CELL_RULES: tuple[tuple[str, str, str], ...] = (
-    ("n", "''", "1"),
-    ("delivered", "''", _truthy("{drug_delivered}")),
-    ("attempts", "{attempts_n}", _truthy("{attempts_n}")),
-    (
-        "redirections",
-        f"CASE WHEN {_truthy('{redirections_n}')} THEN {{redirections_n}} ELSE 0 END",
-        _truthy("{attempts_n}"),
-    ),
-    (
-        "fas",
-        f"CASE WHEN {_truthy('{first_attempt_success}')} THEN 1 ELSE 0 END",
-        f"{_truthy('{attempts_n}')} AND {{first_attempt_success}} IS NOT NULL",
-    ),
-    ("procedure_min", "{procedure_min}", "{procedure_min} IS NOT NULL"),
-    ("puncture_min", "{puncture_min}", "{puncture_min} IS NOT NULL"),
-    (
-        "sat5",
-        "{satisfaction_5min}",
-        "{satisfaction_5min} IS NOT NULL AND {satisfaction_5min_timing} = 'on_time'",
-    ),
-    (
-        "sat5_timing",
-        f"coalesce(nullif({{satisfaction_5min_timing}}, ''), '{UNKNOWN}')",
-        "{satisfaction_5min} IS NOT NULL",
-    ),
-    ("sedation", f"coalesce(nullif({{sedation}}, ''), '{UNKNOWN}')", "1"),
-    ("fu", "coalesce(nullif({fu72_state}, ''), 'none')", "1"),
-    (
-        "fu72_timing",
-        f"coalesce(nullif({{fu72_timing}}, ''), '{UNKNOWN}')",
-        "{fu72_state} = 'done'",
-    ),
-    (
-        "sat72",
-        "{satisfaction_72h}",
-        "{fu72_state} = 'done' AND {satisfaction_72h} IS NOT NULL AND {fu72_timing} = 'on_time'",
-    ),
-    *(
-        ("ae_known", f"'{key}'", f"{{fu72_state}} = 'done' AND {{{col}}} IS NOT NULL")
-        for key, col in AE_COLUMNS.items()
-    ),
-    ("ae", "'pdph'", f"{{fu72_state}} = 'done' AND {_truthy('{pdph}')}"),
-    (
-        "ae",
-        "'back_pain'",
-        "{fu72_state} = 'done' AND typeof({back_pain_nrs}) IN ('integer', 'real') "
-        "AND {back_pain_nrs} >= 1",
-    ),
-    ("ae", "'radicular_pain'", f"{{fu72_state}} = 'done' AND {_truthy('{radicular_pain}')}"),
-    ("ae", "'nausea_vomiting'", f"{{fu72_state}} = 'done' AND {_truthy('{nausea_vomiting}')}"),
-    (
-        "ae",
-        "'other_event'",
-        f"{{fu72_state}} = 'done' AND {{other_event_any}} IS NOT NULL "
-        f"AND {_truthy('{other_event_any}')}",
-    ),
-    (
-        "ae",
-        "'other_event_serious'",
-        "{fu72_state} = 'done' AND {other_event_any} IS NOT NULL "
-        f"AND {_truthy('{other_event_serious}')}",
-    ),
-)
-_CELL_FIELDS = {
-    "attempts": "attempts",
-    "redirections": "redirections",
-    "fas": "fas",
-    "procedure_min": "proc_min",
-    "puncture_min": "punct_min",
-    "sat5": "sat5",
-    "sat72": "sat72",
-    "sat5_timing": "sat5_timing",
-    "fu72_timing": "fu72_timing",
-    "sedation": "sedation",
-    "fu": "fu",
-    "ae": "ae",
-    "ae_known": "ae_known",
-}
+def _accumulate(rows: Sequence[Sequence[Any]], c: Columns, *, patient: bool = False) -> _Acc:
+    """THE rules of the report: what each ended procedure contributes to each figure.
 
-
-def group_sql(column: str) -> str:
-    """:func:`group_key` in SQL: the group code of a column's value."""
-    return (
-        f"CASE WHEN {column} IS NULL OR {column} = '' THEN '{UNKNOWN}' "
-        f"ELSE CAST({column} AS TEXT) END"
+    Written once, here, in Python, and used for every figure of both units (a patient's
+    summary is this applied to the patient's own procedures), by the CLI and the
+    report screen alike. Column at a time: each rule is one pass over the rows.
+    ``patient``: only what a patient's summary reads (:meth:`_PatientFold.add`).
+    """
+    delivered, att, red, fas = (
+        c["drug_delivered"],
+        c["attempts_n"],
+        c["redirections_n"],
+        c["first_attempt_success"],
     )
+    # attempts, redirections and first-attempt success: procedures with a needle insertion
+    punctured = [r for r in rows if r[att]]
+    sed, state = c["sedation"], c["fu72_state"]
+    done = [r for r in rows if r[state] == "done"]
+    # adverse events whenever asked, out of the procedures whose question was answered
+    # (unknown is not "no"); back pain counts an NRS of 1 or more; "serious" is asked
+    # of the other-event answer
+    hist: Any = _tally if patient else Counter
+    ae: dict[str, int] = {}
+    ae_known: dict[str, int] = {}
+    serious = c["other_event_serious"]
+    for key, col in AE_COLUMNS.items():
+        i = c[col]
+        asked = [r for r in done if r[i] is not None]
+        ae_known[key] = len(asked)
+        if key == "back_pain":
+            ae[key] = sum(1 for r in asked if _at_least_one(r[i]))
+        elif key == "other_event_serious":
+            ae[key] = sum(1 for r in asked if r[serious])
+        else:
+            ae[key] = sum(1 for r in asked if r[i])
+    acc = _Acc(
+        len(rows),
+        sum(1 for r in rows if r[delivered]),
+        attempts=hist(r[att] for r in punctured),
+        redirections=hist(r[red] or 0 for r in punctured),
+        fas=hist(1 if r[fas] else 0 for r in punctured if r[fas] is not None),
+        sedation=hist(r[sed] or UNKNOWN for r in rows),
+        fu=hist(r[state] or "none" for r in rows),
+        ae=ae if patient else Counter(ae),
+        ae_known=ae_known if patient else Counter(ae_known),
+    )
+    if patient:  # a patient's summary reads no more
+        return acc
+    # per procedure in both units: times, and satisfaction taken in its window
+    for name, col in (("proc_min", "procedure_min"), ("punct_min", "puncture_min")):
+        i = c[col]
+        setattr(acc, name, Counter(r[i] for r in rows if r[i] is not None))
+    s5, t5 = c["satisfaction_5min"], c["satisfaction_5min_timing"]
+    scored = [r for r in rows if r[s5] is not None]
+    acc.sat5_timing = Counter(r[t5] or UNKNOWN for r in scored)
+    acc.sat5 = Counter(r[s5] for r in scored if r[t5] == "on_time")
+    s72, t72 = c["satisfaction_72h"], c["fu72_timing"]
+    acc.fu72_timing = Counter(r[t72] or UNKNOWN for r in done)
+    acc.sat72 = Counter(r[s72] for r in done if r[s72] is not None and r[t72] == "on_time")
+    pid = c["patient_id"]
+    acc.patients = {r[pid] for r in rows}
+    return acc
 
 
 def _pct_le(counts: Mapping[Any, int], limit: float) -> Count:
@@ -652,57 +637,6 @@ def _followup_figures(acc: _Acc) -> list[Figure]:
     ]
 
 
-class _PatientAcc:
-    """One patient's procedures within one group: only what the per-patient rules read."""
-
-    __slots__ = (
-        "ae",
-        "ae_known",
-        "attempts",
-        "delivered",
-        "done",
-        "fas_failed",
-        "fas_known",
-        "n",
-        "redirections",
-        "sedation",
-    )
-
-    def __init__(self) -> None:
-        self.n = self.delivered = self.fas_known = self.fas_failed = 0
-        self.attempts: list[int] = []
-        self.redirections: list[int] = []
-        self.sedation: set[str] = set()
-        self.done = False
-        self.ae: set[str] = set()
-        self.ae_known: set[str] = set()
-
-    def add(self, r: Mapping[str, Any]) -> None:
-        """The rules of :meth:`_Acc.add`, kept to what :class:`_PatientFold` needs."""
-        self.n += 1
-        if r["drug_delivered"]:
-            self.delivered += 1
-        v = r["attempts_n"]
-        if v:
-            red = r["redirections_n"] or 0
-            _require_numbers(v, red)
-            self.attempts.append(v)
-            self.redirections.append(red)
-            f = r["first_attempt_success"]
-            if f is not None:
-                self.fas_known += 1
-                if not f:
-                    self.fas_failed += 1
-        self.sedation.add(r["sedation"] or UNKNOWN)
-        if r["fu72_state"] == "done":
-            self.done = True
-            for key, col in AE_COLUMNS.items():
-                if r[col] is not None:
-                    self.ae_known.add(key)
-                    if ae_reported(key, r):
-                        self.ae.add(key)
-
-
 @dataclass
 class _PatientFold:
     """Patient summaries of one group, folded in one patient at a time.
@@ -722,25 +656,31 @@ class _PatientFold:
     ae_any: Counter[str] = field(default_factory=Counter)
     ae_known: Counter[str] = field(default_factory=Counter)
 
-    def add(self, p: _PatientAcc) -> None:
+    def add(self, p: _Acc) -> None:
+        """One patient, summarised from their procedures' histograms (:func:`_accumulate`
+        over the patient's rows): the per-patient rules of the module docstring."""
         self.n += 1
         if p.delivered == p.n:
             self.success += 1
         if p.attempts:
-            self.medians_att[statistics.median(p.attempts)] += 1
-            self.medians_red[statistics.median(p.redirections)] += 1
-        if p.fas_known:
+            self.medians_att[median_counts(p.attempts)] += 1  # type: ignore[index]
+            self.medians_red[median_counts(p.redirections)] += 1  # type: ignore[index]
+        failed = p.fas.get(0, 0)
+        if failed + p.fas.get(1, 0):
             self.fas_known += 1
-            if not p.fas_failed:
+            if not failed:
                 self.fas_every += 1
         if p.sedation:
-            self.deepest[max(sorted(p.sedation), key=lambda k: _SEDATION_DEPTH.get(k, -1))] += 1
-        if p.done:
+            deepest = max(sorted(p.sedation), key=lambda k: _SEDATION_DEPTH.get(k, -1))
+            self.deepest[deepest] += 1
+        if p.fu.get("done"):
             self.followed += 1
-            for key in p.ae:
-                self.ae_any[key] += 1
-            for key in p.ae_known:
-                self.ae_known[key] += 1
+            for key, n in p.ae.items():
+                if n:
+                    self.ae_any[key] += 1
+            for key, n in p.ae_known.items():
+                if n:
+                    self.ae_known[key] += 1
 
 
 def _patient_figures(acc: _Acc, fold: _PatientFold) -> list[Figure]:
@@ -803,7 +743,11 @@ def _patient_figures(acc: _Acc, fold: _PatientFold) -> list[Figure]:
 
 
 def group_key(row: Mapping[str, Any], by: str) -> str:
-    value = row[GROUPINGS[by][0]]
+    """The group code of a row (a mapping) for grouping ``by``."""
+    return _code(row[GROUPINGS[by][0]])
+
+
+def _code(value: Any) -> str:
     return UNKNOWN if value is None or value == "" else str(value)
 
 
@@ -825,113 +769,205 @@ def _order(by: str, keys: Iterable[str]) -> list[str]:
     return known + rest + ([UNKNOWN] if UNKNOWN in keys else [])
 
 
+#: Separates the codes of a two-way group (``paramedian|severe``) in its key.
+GROUP_SEP = "|"
+
+
+def parse_by(by: str | Sequence[str] | None) -> tuple[str, ...]:
+    """``"approach,scoliosis"`` / ``["approach"]`` / None → the groupings, checked."""
+    if by is None or by == "":
+        return ()
+    dims = tuple(d.strip() for d in by.split(",")) if isinstance(by, str) else tuple(by)
+    for d in dims:
+        if d not in GROUPINGS:
+            raise ValueError(f"unknown grouping {d!r}; choose one of {', '.join(GROUPINGS)}")
+    if len(set(dims)) != len(dims):
+        raise ValueError("a grouping is given twice")
+    return dims
+
+
+def parse_where(where: Mapping[str, str | Sequence[str]] | None) -> dict[str, frozenset[str]]:
+    """Filters ``grouping → allowed group codes`` (a code, or a label of the vocabulary,
+    or "unknown"), checked against the groupings' vocabularies."""
+    out: dict[str, frozenset[str]] = {}
+    for dim, wanted in (where or {}).items():
+        if dim not in GROUPINGS:
+            raise ValueError(f"unknown grouping {dim!r}; choose one of {', '.join(GROUPINGS)}")
+        values = [wanted] if isinstance(wanted, str) else list(wanted)
+        choices = GROUPINGS[dim][1]
+        codes: set[str] = set()
+        for value in values:
+            v = value.strip()
+            # a code or a label, in any case
+            named = {str(code).lower(): str(code) for code in vocab.codes(choices)}
+            named |= {text.lower(): str(code) for code, text in choices}
+            named[UNKNOWN] = UNKNOWN
+            if v.lower() in named:
+                codes.add(named[v.lower()])
+            elif choices:
+                raise ValueError(
+                    f"{dim}={v!r} is not a {dim}; choose one of "
+                    + ", ".join(str(code) for code in vocab.codes(choices))
+                )
+            else:
+                codes.add(v)
+        out[dim] = out.get(dim, frozenset()) | frozenset(codes)
+    return out
+
+
+def _key_of(c: Columns, dims: tuple[str, ...]) -> Any:
+    """A function giving a row tuple's group key for ``dims`` (one code, or several)."""
+    idx = [c[GROUPINGS[d][0]] for d in dims]
+    if len(idx) == 1:
+        (i,) = idx
+        return lambda r: _code(r[i])
+    return lambda r: GROUP_SEP.join(_code(r[i]) for i in idx)
+
+
+def _label(dims: tuple[str, ...], key: str) -> str:
+    if len(dims) == 1:
+        return group_label(dims[0], key)
+    return " × ".join(group_label(d, k) for d, k in zip(dims, key.split(GROUP_SEP), strict=True))
+
+
+def _ordered_keys(dims: tuple[str, ...], keys: Iterable[str]) -> list[str]:
+    """Every dimension in its own order (vocabulary, then sorted, unknown last)."""
+    keys = list(keys)
+    if len(dims) == 1:
+        return _order(dims[0], keys)
+    parts = [k.split(GROUP_SEP) for k in keys]
+    orders = [
+        {code: i for i, code in enumerate(_order(d, {p[n] for p in parts}))}
+        for n, d in enumerate(dims)
+    ]
+    return sorted(
+        keys, key=lambda k: tuple(o[c] for o, c in zip(orders, k.split(GROUP_SEP), strict=True))
+    )
+
+
+#: Rows are summarised in chunks of this many: memory stays flat at any size.
+CHUNK = 20_000
+
+
 def summarise(
     rows: Iterable[Mapping[str, Any]],
-    by: str | None = None,
+    by: str | Sequence[str] | None = None,
     unit: Unit = "procedure",
     *,
+    where: Mapping[str, str | Sequence[str]] | None = None,
     grouped_by_patient: bool = False,
 ) -> Report:
-    """The report's figures per group (``by``, one of :data:`GROUPINGS`) and overall.
+    """The report's figures per group and overall, from rows given as mappings.
 
-    Rows are read once (streamed); only :data:`NEEDED` keys and the group key are used.
-    ``grouped_by_patient``: the rows come with each patient's procedures together, so
-    each patient is summarised as soon as their rows end and memory stays constant
-    (otherwise every patient's summary is held until the end).
+    See :func:`summarise_table` (this reads the same keys from each mapping).
     """
-    if by is not None and by not in GROUPINGS:
-        raise ValueError(f"unknown grouping {by!r}; choose one of {', '.join(GROUPINGS)}")
+    it = iter(rows)
+    first = next(it, None)
+    if first is None:
+        dims = [*parse_by(by), *parse_where(where)]
+        names = list(dict.fromkeys([*NEEDED, *(GROUPINGS[d][0] for d in dims)]))
+        return summarise_table(names, [], by, unit, where=where)
+    names = list(first)
+    return summarise_table(
+        names,
+        (tuple(r[n] for n in names) for r in itertools.chain([first], it)),
+        by,
+        unit,
+        where=where,
+        grouped_by_patient=grouped_by_patient,
+    )
+
+
+def summarise_table(
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    by: str | Sequence[str] | None = None,
+    unit: Unit = "procedure",
+    *,
+    where: Mapping[str, str | Sequence[str]] | None = None,
+    grouped_by_patient: bool = False,
+) -> Report:
+    """The report's figures per group (``by``: one grouping of :data:`GROUPINGS`, or
+    several for a two-way table, e.g. ``"approach,scoliosis"``) and overall.
+
+    ``rows`` are tuples in the order of ``columns`` (the keys of :data:`NEEDED` and of
+    the groupings used). ``where`` keeps only rows whose group is one of the given codes
+    per grouping (``{"approach": "paramedian"}``). Rows are read once, in chunks, so
+    memory stays flat; with ``unit="patient"`` each patient is summarised from their
+    own procedures (``grouped_by_patient``: the rows come with each patient's together,
+    so only one patient is held at a time; otherwise every patient is held).
+    """
+    dims = parse_by(by)
     if unit not in UNITS:
         raise ValueError(f"unknown unit {unit!r}; choose procedure or patient")
+    filters = parse_where(where)
+    c = Columns(columns)
+    keep = [(c[GROUPINGS[d][0]], codes) for d, codes in filters.items()]
+    key_of = _key_of(c, dims) if dims else None
     per_patient = unit == "patient"
-    overall = _Acc(patients={})
-    groups: dict[str, _Acc] = {}
-    folds: dict[int, _PatientFold] = {}  # by id() of the group's accumulator
-    col = GROUPINGS[by][0] if by else None
-    current: Any = object()
-
-    def flush() -> None:
-        for acc in (overall, *groups.values()):
-            pats = acc.patients
-            assert pats is not None
-            if per_patient:
-                fold = folds.get(id(acc))
-                if fold is None:
-                    fold = folds[id(acc)] = _PatientFold()
-                for p in pats.values():
-                    fold.add(p)
-            else:
-                acc.patients_n += len(pats)
-            pats.clear()
-
-    for r in rows:
-        pid = r["patient_id"]
-        if grouped_by_patient and pid != current:
-            flush()
-            current = pid
-        accs = [overall]
-        if col is not None:
-            value = r[col]
-            key = UNKNOWN if value is None or value == "" else str(value)
-            acc = groups.get(key)
-            if acc is None:
-                acc = groups[key] = _Acc(patients={})
-            accs.append(acc)
-        for acc in accs:
-            acc.add(r)
-            pats = acc.patients
-            assert pats is not None
-            if per_patient:
-                p = pats.get(pid)
-                if p is None:
-                    p = pats[pid] = _PatientAcc()
-                p.add(r)
-            else:
-                pats[pid] = None  # type: ignore[assignment]  # only counted
-    flush()
-
-    def make(acc: _Acc) -> list[Figure]:
-        if per_patient:
-            return _patient_figures(acc, folds.get(id(acc)) or _PatientFold())
-        return _proc_figures(acc, acc.patients_n)
-
-    summaries = [
-        GroupSummary(k, group_label(by, k), make(groups[k]))
-        for k in (_order(by, groups) if by else [])
-    ]
-    return Report(by, unit, summaries, GroupSummary("overall", "Overall", make(overall)))
-
-
-#: The dimension of the overall figures among the cells (besides the GROUPINGS).
-OVERALL = "overall"
-
-
-def summarise_cells(cells: Iterable[tuple[str, str, str, Any, int]], by: str | None) -> Report:
-    """The procedure-unit report from cells ``(dimension, group, metric, value, n)``.
-
-    The database keeps these cells for every grouping (see
-    :mod:`sma_log.storage.reportcache`), so the whole-file report reads a few thousand
-    histogram cells instead of one row per procedure. The figures are those
-    :func:`summarise` gives over the same procedures (a property test checks it).
-    Cells of other dimensions are ignored.
-    """
-    if by is not None and by not in GROUPINGS:
-        raise ValueError(f"unknown grouping {by!r}; choose one of {', '.join(GROUPINGS)}")
     overall = _Acc()
     groups: dict[str, _Acc] = {}
-    for dim, grp, metric, value, n in cells:
-        if n <= 0:
-            continue
-        if dim == OVERALL:
-            acc = overall
-        elif dim == by:
-            acc = groups.get(grp) or groups.setdefault(grp, _Acc())
-        else:
-            continue
-        acc.add_cell(metric, value, n)
+    folds: dict[str, _PatientFold] = {}  # "" is overall
+    pending: dict[Any, list[Sequence[Any]]] = {}  # patients not yet summarised
+    pid = c["patient_id"]
+
+    def add(chunk: Sequence[Sequence[Any]]) -> None:
+        overall.merge(_accumulate(chunk, c))
+        if key_of is None:
+            return
+        parts: dict[str, list[Sequence[Any]]] = {}
+        for r in chunk:
+            parts.setdefault(key_of(r), []).append(r)
+        for key, part in parts.items():
+            acc = groups.get(key)
+            if acc is None:
+                acc = groups[key] = _Acc()
+            acc.merge(_accumulate(part, c))
+
+    def fold_into(key: str, patient_rows: list[Sequence[Any]]) -> None:
+        target = folds.get(key)
+        if target is None:
+            target = folds[key] = _PatientFold()
+        target.add(_accumulate(patient_rows, c, patient=True))
+
+    def fold(patient_rows: list[Sequence[Any]]) -> None:
+        fold_into("", patient_rows)
+        if key_of is None:
+            return
+        parts: dict[str, list[Sequence[Any]]] = {}
+        for r in patient_rows:
+            parts.setdefault(key_of(r), []).append(r)
+        for key, part in parts.items():
+            fold_into(key, part)
+
+    source = iter(rows)
+    while chunk := list(itertools.islice(source, CHUNK)):
+        if keep:
+            chunk = [r for r in chunk if all(_code(r[i]) in codes for i, codes in keep)]
+        add(chunk)
+        if per_patient:
+            for r in chunk:
+                pending.setdefault(r[pid], []).append(r)
+            if grouped_by_patient and chunk:
+                last = chunk[-1][pid]  # may continue in the next chunk
+                for patient in [p for p in pending if p != last]:
+                    fold(pending.pop(patient))
+    for patient_rows in pending.values():
+        fold(patient_rows)
+
+    def make(acc: _Acc, key: str) -> list[Figure]:
+        if per_patient:
+            return _patient_figures(acc, folds.get(key) or _PatientFold())
+        return _proc_figures(acc, len(acc.patients))
+
     summaries = [
-        GroupSummary(k, group_label(by, k), _proc_figures(groups[k], groups[k].patients_n))
-        for k in (_order(by, groups) if by else [])
+        GroupSummary(k, _label(dims, k), make(groups[k], k))
+        for k in (_ordered_keys(dims, groups) if dims else [])
     ]
-    overall_fig = _proc_figures(overall, overall.patients_n)
-    return Report(by, "procedure", summaries, GroupSummary("overall", "Overall", overall_fig))
+    return Report(
+        ",".join(dims) or None,
+        unit,
+        summaries,
+        GroupSummary("overall", "Overall", make(overall, "")),
+        where={d: sorted(v) for d, v in filters.items()},
+    )

@@ -346,17 +346,17 @@ def register_csv_functions(conn: Any, tz: str) -> LocalDates:
 def _fill_sixtieths(conn: Any) -> None:
     """``temp.sma_sixtieths``: ``repr(k / 60)`` for every whole-second time in the file.
 
-    The distinct minutes are read from the report's kept histograms (a few thousand
-    cells, not a scan of the procedures); a value missing from the table (none, if
-    the caches are right) is still written correctly by the fallbacks.
+    The distinct minutes are read from the report's kept facts (the narrow table, not
+    the procedures); a value missing from it (none, if the facts are right) is still
+    written correctly by the fallbacks.
     """
     conn.execute(
         "CREATE TEMP TABLE IF NOT EXISTS sma_sixtieths (k INTEGER PRIMARY KEY, txt TEXT NOT NULL)"
     )
     try:
         values = conn.execute(
-            "SELECT DISTINCT value FROM report_cells WHERE dim = 'overall' "
-            "AND metric IN ('procedure_min', 'puncture_min') AND typeof(value) = 'real'"
+            "SELECT procedure_min FROM report_facts WHERE typeof(procedure_min) = 'real' "
+            "UNION SELECT puncture_min FROM report_facts WHERE typeof(puncture_min) = 'real'"
         ).fetchall()
     except sqlite3.OperationalError:  # not a schema-3 file: only the fallbacks
         values = []

@@ -33,6 +33,8 @@ class ScoreDue:
     opens_at: pendulum.DateTime
     due_at: pendulum.DateTime
     score: int | None
+    #: After this a score is stored flagged late (and left out of the in-window figure).
+    closes_at: pendulum.DateTime | None = None
 
 
 @dataclass
@@ -198,6 +200,7 @@ class FollowupStore:
             opens_at=self.opens_at("score_5min", end),
             due_at=schedule.due_at("score_5min", end),
             score=row["satisfaction_5min"],
+            closes_at=schedule.due_at("score_5min", end) + self.window("score_5min").after,
         )
 
     # ------------------------------------------------------------ writing

@@ -1,35 +1,24 @@
-"""What the report needs, kept in the database: ``report_facts`` and ``report_cells``.
+"""What the report reads, kept in the database: ``report_facts``.
 
-Issue 4 asks for the case-series report over a million procedures in under a second.
-Reading one row per procedure into Python cannot do that (≈ 1 s per million rows
-before any statistics), and neither can one SQL pass (SQLite sorts for GROUP BY and
-evaluates each aggregate per row: ≈ 1 s per million with the report's 30 figures).
-So the database keeps the answer up to date as it is written:
+One narrow row per **ended** procedure with exactly the values the report reads (the
+analysis columns of :data:`FACT_COLUMNS`: the group of every grouping, attempts,
+minutes, scores, the follow-ups' outcomes and timing), copied from the view
+``report_facts_source`` (procedures ⨝ patients ⟕ the 72-hour and 5-minute follow-ups,
+the SQL of :mod:`sma_log.storage.analysis`). These are values, not rules: every figure
+is computed from them by the one rule set, :func:`sma_log.domain.stats.summarise_table`,
+for the CLI and the report screen alike (issue 10 dropped the histograms that SQL
+triggers used to keep with a second copy of the rules).
 
-* ``report_facts``: one narrow row per **ended** procedure with exactly the values
-  the statistics read (the analysis columns of :data:`FACT_COLUMNS`: the group of
-  every grouping, attempts, minutes, scores, the 72-hour outcome), copied from the
-  view ``report_facts_source`` (procedures ⨝ patients ⟕ 72-hour follow-up);
-* ``report_patients``: how many procedures each patient has in each group (a patient
-  counts once per group);
-* ``report_cells``: histograms of those values per grouping and group:
-  ``(dim, grp, metric, value) → n`` procedures, for every grouping of
-  :data:`sma_log.domain.stats.GROUPINGS` plus ``overall``; the rules are
-  :data:`sma_log.domain.stats.CELL_RULES`. The whole-file report is a read of the
-  cells of one grouping (a few thousand rows, whatever the number of procedures).
-
-Both are maintained by **triggers**, inside the transaction that changes a procedure,
-its patient or its 72-hour follow-up, so every writer (the app, ``import``, a
-``sqlite3`` shell) keeps them right, and a crash can never leave them half-updated.
-A procedure in progress has no fact row, so the attempt key fires no report work.
-They are caches: not audited, not exported, rebuilt from the clinical tables by
-:func:`rebuild` (the demo generator and the SQLite export rebuild them once after
-bulk changes, with the triggers lifted, instead of paying per row) and checked by
-:func:`check`. The ``value`` column has no declared type: a histogram value keeps
-its own type (3 attempts, 9.5 minutes, 'none' for a sedation code).
-
-Times are histogrammed exactly because procedure and puncture minutes are kept to
-the whole second (:func:`sma_log.domain.timeline.whole_second_minutes`).
+The facts are maintained by **triggers**, inside the transaction that changes a
+procedure, its patient or one of its follow-ups, so every writer (the app, ``import``,
+a ``sqlite3`` shell) keeps them right and a crash can never leave them half-updated. A
+procedure in progress has no fact row, so the attempt key does no report work. They
+are a cache: not audited, not exported, rebuilt from the clinical tables by
+:func:`rebuild` (the demo generator and the SQLite export rebuild once after bulk
+changes, with the triggers lifted) and checked by :func:`check`. The file notes the
+fingerprint of the definitions that built them (:func:`definition_version`); a file
+built by other definitions is rebuilt when next opened for writing (:func:`ensure`), and
+read straight from the tables until then.
 """
 
 from __future__ import annotations
@@ -39,7 +28,7 @@ import functools
 import hashlib
 import re
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date
 from typing import Any
 
@@ -86,7 +75,9 @@ FOLLOWUP_SOURCE = tuple(
     dict.fromkeys([*_source_columns("f", "procedure_id", "kind"), *_source_columns("f5")])
 )
 PATIENT_SOURCE = _source_columns("pt", "id")
-TABLES = ("report_facts", "report_patients", "report_cells")
+TABLES = ("report_facts",)
+#: Tables earlier versions kept beside the facts (histograms); dropped on rebuild.
+LEGACY_TABLES = ("report_patients", "report_cells")
 _COLS = ", ".join(FACT_COLUMNS)
 
 
@@ -104,65 +95,10 @@ def _fact_types() -> dict[str, str]:
     return {c: types[c] for c in FACT_COLUMNS}
 
 
-def _groupings(row: str) -> list[tuple[str, str]]:
-    """(dim, SQL of the group) of every grouping plus overall, over a fact row (``NEW``,
-    ``OLD`` or a table alias)."""
-    return [(stats.OVERALL, f"'{stats.OVERALL}'")] + [
-        (by, stats.group_sql(f"{row}.{col}")) for by, (col, _) in stats.GROUPINGS.items()
-    ]
-
-
-def _rules(row: str) -> list[tuple[str, str, str]]:
-    """:data:`stats.CELL_RULES` as SQL over a fact row: (metric, value, condition)."""
-    cols = {c: f"{row}.{c}" for c in FACT_COLUMNS}
-    return [(m, v.format(**cols), c.format(**cols)) for m, v, c in stats.CELL_RULES]
-
-
-def _dims(row: str) -> str:
-    """(dim, grp) of a fact row, one per grouping, as a subquery."""
-    arms = [f"SELECT '{dim}' AS dim, {grp} AS grp" for dim, grp in _groupings(row)[:1]]
-    arms += [f"SELECT '{dim}', {grp}" for dim, grp in _groupings(row)[1:]]
-    return " UNION ALL ".join(arms)
-
-
-def _metrics(row: str) -> str:
-    """(metric, value) pairs a fact row contributes (:data:`stats.CELL_RULES`)."""
-    arms = [
-        f"SELECT '{metric}'{' AS metric' if i == 0 else ''}, {value}"
-        f"{' AS value' if i == 0 else ''} WHERE {cond}"
-        for i, (metric, value, cond) in enumerate(_rules(row))
-    ]
-    return " UNION ALL ".join(arms)
-
-
-def _cells_upsert(row: str, sign: int) -> str:
-    """Add (``sign`` 1) or take away (-1) a fact row's cells, and its patient's.
-
-    A patient counts once in a group: ``report_patients`` holds how many of their
-    procedures each group has, and the group's ``patients`` cell moves when that
-    number goes from 0 to 1 or from 1 to 0. Rows and cells that reach 0 stay (they
-    are read as absent): no scan to find them.
-    """
-    upsert = "ON CONFLICT(dim, grp, metric, value) DO UPDATE SET n = n + excluded.n"
-    return (
-        "INSERT INTO report_cells(dim, grp, metric, value, n) "
-        f"SELECT d.dim, d.grp, m.metric, m.value, {sign} "
-        f"FROM ({_dims(row)}) AS d, ({_metrics(row)}) AS m WHERE 1 {upsert}; "
-        "INSERT INTO report_patients(dim, grp, patient_id, n) "
-        f"SELECT d.dim, d.grp, {row}.patient_id, {sign} FROM ({_dims(row)}) AS d WHERE 1 "
-        "ON CONFLICT(dim, grp, patient_id) DO UPDATE SET n = n + excluded.n; "
-        "INSERT INTO report_cells(dim, grp, metric, value, n) "
-        f"SELECT d.dim, d.grp, 'patients', '', {sign} FROM ({_dims(row)}) AS d "
-        "JOIN report_patients rp ON rp.dim = d.dim AND rp.grp = d.grp "
-        f"AND rp.patient_id = {row}.patient_id WHERE rp.n = {1 if sign > 0 else 0} {upsert}"
-    )
-
-
 def _refresh(proc_id: str, only_if: str = "") -> str:
     """Make the procedure's fact row what the tables say; a row that would not change
-    is left alone (most writes during an end touch nothing the report reads, and
-    replacing a fact costs two passes over its cells). ``only_if``: an extra SQL
-    condition for both statements."""
+    is left alone (most writes during an end touch nothing the report reads).
+    ``only_if``: an extra SQL condition for both statements."""
     same = " AND ".join(f"f.{c} IS s.{c}" for c in FACT_COLUMNS)
     also = f" AND {only_if}" if only_if else ""
     return (
@@ -185,7 +121,7 @@ def _refresh_patient(old_id: str, new_id: str) -> str:
 
 
 def trigger_sql() -> list[str]:
-    """CREATE TRIGGER statements that keep the facts and the cells up to date."""
+    """CREATE TRIGGER statements that keep the facts up to date."""
     proc_cols = ", ".join(PROCEDURE_SOURCE)
     fu_cols = ", ".join(FOLLOWUP_SOURCE)
     kinds = "'day3', 'score_5min'"
@@ -218,11 +154,6 @@ def trigger_sql() -> list[str]:
         "DELETE FROM report_facts WHERE patient_id = OLD.id; END",
         f"CREATE TRIGGER report_patient_update AFTER UPDATE OF {', '.join(PATIENT_SOURCE)} "
         f"ON patients BEGIN {_refresh_patient('OLD.id', 'NEW.id')} END",
-        # facts → cells
-        "CREATE TRIGGER report_fact_insert AFTER INSERT ON report_facts BEGIN "
-        f"{_cells_upsert('NEW', 1)}; END",
-        "CREATE TRIGGER report_fact_delete AFTER DELETE ON report_facts BEGIN "
-        f"{_cells_upsert('OLD', -1)}; END",
     ]
 
 
@@ -239,12 +170,13 @@ META_KEY = "report_definitions"
 
 @functools.cache
 def definition_version() -> str:
-    """A fingerprint of the SQL that builds the caches (view, triggers, cell rules).
+    """A fingerprint of the SQL that builds the facts (table, view, triggers).
 
     Stored in ``meta`` when the caches are built; a file whose caches were built by
     other definitions (an older or newer sma-log, a changed grouping or rule) has
     them rebuilt when it is next opened for writing (:func:`ensure`), so a report
-    never reads cells made by rules the code no longer has.
+    never reads values made by definitions the code no longer has (a moved Cobb
+    boundary, say: the scoliosis class is one of the kept values).
     """
     digest = hashlib.sha256()
     for part in (_table_sql(), source_sql(), *trigger_sql()):
@@ -271,7 +203,7 @@ def ensure(conn: sqlite3.Connection) -> bool:
 
 
 def drop(conn: sqlite3.Connection) -> None:
-    """Remove the caches, the view and every report trigger (of any version)."""
+    """Remove the facts, the view and every report trigger (of any version)."""
     names = [
         r[0]
         for r in conn.execute(
@@ -282,7 +214,7 @@ def drop(conn: sqlite3.Connection) -> None:
     for name in names:
         conn.execute(f'DROP TRIGGER IF EXISTS "{name}"')
     conn.execute("DROP VIEW IF EXISTS report_facts_source")
-    for table in TABLES:
+    for table in (*TABLES, *LEGACY_TABLES):
         conn.execute(f"DROP TABLE IF EXISTS {table}")
 
 
@@ -294,23 +226,13 @@ def _table_sql() -> str:
 
 
 def create(conn: sqlite3.Connection) -> None:
-    """Create the tables, the source view and the triggers, fill them, and note the
+    """Create the table, the source view and the triggers, fill them, and note the
     definitions' version in ``meta``."""
     # Clustered by patient: the per-patient report reads each patient's procedures
     # together, in one pass, without sorting.
     conn.execute(_table_sql())
     conn.execute("CREATE UNIQUE INDEX report_facts_procedure ON report_facts(procedure_id)")
     conn.execute("CREATE INDEX report_facts_started ON report_facts(started_at)")
-    conn.execute(
-        "CREATE TABLE report_patients (dim TEXT NOT NULL, grp TEXT NOT NULL, "
-        "patient_id TEXT NOT NULL, n INTEGER NOT NULL, "
-        "PRIMARY KEY (dim, grp, patient_id)) WITHOUT ROWID"
-    )
-    conn.execute(
-        "CREATE TABLE report_cells (dim TEXT NOT NULL, grp TEXT NOT NULL, "
-        "metric TEXT NOT NULL, value NOT NULL, n INTEGER NOT NULL, "
-        "PRIMARY KEY (dim, grp, metric, value)) WITHOUT ROWID"
-    )
     conn.execute(f"CREATE VIEW report_facts_source AS {source_sql()}")
     rebuild(conn)
     for sql in trigger_sql():
@@ -318,35 +240,14 @@ def create(conn: sqlite3.Connection) -> None:
     _note_version(conn)
 
 
-def _fill_cells(conn: sqlite3.Connection, target: str, facts: str, patients: str) -> None:
-    """Histogram the rows of ``facts`` into the (empty) tables ``target`` and ``patients``."""
-    for dim, grp in _groupings("f"):
-        for metric, value, cond in _rules("f"):
-            conn.execute(
-                f"INSERT INTO {target}(dim, grp, metric, value, n) "
-                f"SELECT '{dim}', {grp} AS g, '{metric}', {value} AS v, "
-                f"count(*) FROM {facts} f WHERE {cond} GROUP BY g, v"
-            )
-        conn.execute(
-            f"INSERT INTO {patients}(dim, grp, patient_id, n) "
-            f"SELECT '{dim}', {grp} AS g, f.patient_id, count(*) FROM {facts} f "
-            "GROUP BY g, f.patient_id"
-        )
-    conn.execute(
-        f"INSERT INTO {target}(dim, grp, metric, value, n) "
-        f"SELECT dim, grp, 'patients', '', count(*) FROM {patients} WHERE n > 0 GROUP BY dim, grp"
-    )
-
-
 def _fill(conn: sqlite3.Connection) -> None:
     for table in TABLES:
         conn.execute(f"DELETE FROM {table}")
     conn.execute(f"INSERT INTO report_facts({_COLS}) SELECT {_COLS} FROM report_facts_source")
-    _fill_cells(conn, "report_cells", "report_facts", "report_patients")
 
 
 def rebuild(conn: sqlite3.Connection, restore_triggers: bool = False) -> None:
-    """Refill the facts and the cells from the clinical tables (set-based, no triggers).
+    """Refill the facts from the clinical tables (set-based, no triggers).
 
     Call inside a transaction. The report triggers are lifted while it runs (see
     :func:`suspended`). ``restore_triggers``: afterwards put back this version's view
@@ -397,78 +298,32 @@ def suspended(conn: sqlite3.Connection, rebuild_after: bool = True) -> Iterator[
 def _has_cache(conn: sqlite3.Connection) -> bool:
     return (
         conn.execute(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'report_cells'"
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'report_facts'"
         ).fetchone()[0]
         == 1
     )
 
 
 def check(conn: sqlite3.Connection) -> list[str]:
-    """Differences between the kept facts/cells and what the tables say (none: ``[]``).
-
-    Read-only: the expected cells are built in TEMP tables; a transaction this opens
-    (a connection in Python's default mode starts one for the TEMP inserts) is ended.
-    """
+    """Differences between the kept facts and what the tables say (none: ``[]``)."""
     began = not conn.in_transaction
     try:
-        return _check(conn)
+        problems = []
+        if stored_version(conn) != definition_version():
+            problems.append("built by other definitions (sma-log info --rebuild-report)")
+        for a, b, what in (
+            ("report_facts", "report_facts_source", "stale or extra fact"),
+            ("report_facts_source", "report_facts", "missing fact"),
+        ):
+            n = conn.execute(
+                f"SELECT count(*) FROM (SELECT {_COLS} FROM {a} EXCEPT SELECT {_COLS} FROM {b})"
+            ).fetchone()[0]
+            if n:
+                problems.append(f"{n} {what} row(s)")
+        return problems
     finally:
         if began and conn.in_transaction:
             conn.rollback()
-
-
-def _check(conn: sqlite3.Connection) -> list[str]:
-    problems = []
-    for a, b, what in (
-        ("report_facts", "report_facts_source", "stale or extra fact"),
-        ("report_facts_source", "report_facts", "missing fact"),
-    ):
-        n = conn.execute(
-            f"SELECT count(*) FROM (SELECT {_COLS} FROM {a} EXCEPT SELECT {_COLS} FROM {b})"
-        ).fetchone()[0]
-        if n:
-            problems.append(f"{n} {what} row(s)")
-    conn.execute("DROP TABLE IF EXISTS temp.report_cells_expected")
-    conn.execute("DROP TABLE IF EXISTS temp.report_patients_expected")
-    conn.execute(
-        "CREATE TEMP TABLE report_cells_expected (dim, grp, metric, value, n, "
-        "PRIMARY KEY (dim, grp, metric, value)) WITHOUT ROWID"
-    )
-    conn.execute(
-        "CREATE TEMP TABLE report_patients_expected (dim, grp, patient_id, n, "
-        "PRIMARY KEY (dim, grp, patient_id)) WITHOUT ROWID"
-    )
-    try:
-        _fill_cells(
-            conn,
-            "temp.report_cells_expected",
-            "report_facts_source",
-            "temp.report_patients_expected",
-        )
-        for table, cols, what in (
-            ("report_cells", "dim, grp, metric, value, n", "report cell(s)"),
-            ("report_patients", "dim, grp, patient_id, n", "patient count(s)"),
-        ):
-            kept = f"SELECT {cols} FROM main.{table} WHERE n != 0"
-            want = f"SELECT {cols} FROM temp.{table}_expected"
-            for a, b, how in ((kept, want, "stale or extra"), (want, kept, "missing")):
-                n = conn.execute(f"SELECT count(*) FROM ({a} EXCEPT {b})").fetchone()[0]
-                if n:
-                    problems.append(f"{n} {how} {what}")
-    finally:
-        conn.execute("DROP TABLE IF EXISTS temp.report_cells_expected")
-        conn.execute("DROP TABLE IF EXISTS temp.report_patients_expected")
-    return problems
-
-
-def read_cells(conn: sqlite3.Connection, by: str | None) -> list[tuple]:
-    """The cells of the overall figures and of grouping ``by``."""
-    dims = [stats.OVERALL] + ([by] if by else [])
-    marks = ", ".join("?" for _ in dims)
-    return conn.execute(
-        f"SELECT dim, grp, metric, value, n FROM report_cells WHERE dim IN ({marks}) AND n > 0",
-        dims,
-    ).fetchall()
 
 
 def iter_facts(
@@ -478,8 +333,9 @@ def iter_facts(
     date_to: date | str | None = None,
     tz: str = "UTC",
     by_patient: bool = False,
-) -> Iterator[dict[str, Any]]:
-    """Fact rows (ended procedures), optionally of procedures started in a date range.
+) -> Iterator[tuple[Any, ...]]:
+    """Fact rows (ended procedures) as tuples in the order of ``columns``, optionally of
+    procedures started in a date range.
 
     The same values as :func:`sma_log.storage.analysis.iter_analysis_rows` gives for
     these columns, from the narrow table (and its index on the start). ``by_patient``:
@@ -498,29 +354,56 @@ def iter_facts(
         sql += " WHERE " + " AND ".join(where)
     if by_patient:
         sql += " ORDER BY patient_id"
-    yield from analysis.iter_dicts(conn.execute(sql, params), names)
+    cur = conn.execute(sql, params)
+    cur.arraysize = 2000
+    while chunk := cur.fetchmany():
+        yield from chunk
+
+
+def report_columns(by: str | Sequence[str] | None, where: Mapping[str, Any] | None) -> list[str]:
+    """The columns a report reads: the statistics' and those of its groupings and filters."""
+    dims = [*stats.parse_by(by), *(where or {})]
+    return list(dict.fromkeys([*stats.NEEDED, *(stats.GROUPINGS[d][0] for d in dims)]))
 
 
 def load_report(
     conn: sqlite3.Connection,
-    by: str | None = None,
+    by: str | Sequence[str] | None = None,
     unit: stats.Unit = "procedure",
     date_from: date | str | None = None,
     date_to: date | str | None = None,
     tz: str = "UTC",
+    *,
+    where: Mapping[str, str | Sequence[str]] | None = None,
 ) -> stats.Report:
-    """The case-series report, the fast way the question allows.
-
-    Whole file, per procedure: from the cells (:func:`stats.summarise_cells`), a read of
-    a few thousand rows at any size. A date range or ``unit="patient"`` (whose
-    per-patient medians need each patient's procedures): the fact rows of the range,
-    summarised by :func:`stats.summarise`. Both give the figures
-    :func:`stats.summarise` gives over the analysis rows.
+    """The case-series report: the kept fact rows (of a date range, if given) summarised
+    by the one rule set, :func:`stats.summarise_table` — the figures the analysis rows
+    give, read from the narrow table. On a file whose facts were built by other
+    definitions (opened read-only since an upgrade) the rows come from the tables.
+    Also counts the starts cancelled before the first puncture (a data-quality line).
     """
-    if by is not None and by not in stats.GROUPINGS:
-        raise ValueError(f"unknown grouping {by!r}; choose one of {', '.join(stats.GROUPINGS)}")
-    report = _load_report(conn, by, unit, date_from, date_to, tz)
-    report.quality["cancelled"] = cancelled_count(conn, date_from, date_to, tz)
+    stats.parse_by(by)
+    stats.parse_where(where)
+    columns = report_columns(by, where)
+    per_patient = unit == "patient"
+    own = not conn.in_transaction  # else the caller's transaction is the snapshot
+    if own:
+        conn.execute("BEGIN")  # one snapshot for the rows and the data-quality count
+    try:
+        if _has_cache(conn) and stored_version(conn) == definition_version():
+            rows: Iterable[Sequence[Any]] = iter_facts(
+                conn, columns, date_from, date_to, tz, per_patient
+            )
+        else:
+            sql, _, params = analysis.analysis_sql(columns, date_from, date_to, tz, order=False)
+            rows = conn.execute(sql + (" ORDER BY p.patient_id" if per_patient else ""), params)
+        report = stats.summarise_table(
+            columns, rows, by, unit, where=where, grouped_by_patient=per_patient
+        )
+        report.quality["cancelled"] = cancelled_count(conn, date_from, date_to, tz)
+    finally:
+        if own:
+            conn.execute("COMMIT")
     return report
 
 
@@ -540,47 +423,3 @@ def cancelled_count(
         params.append(analysis.day_bound(date_to, tz, end=True))
     sql = f"SELECT count(*) FROM procedures WHERE {' AND '.join(where)}"
     return int(conn.execute(sql, params).fetchone()[0])
-
-
-def _load_report(
-    conn: sqlite3.Connection,
-    by: str | None,
-    unit: stats.Unit,
-    date_from: date | str | None,
-    date_to: date | str | None,
-    tz: str,
-) -> stats.Report:
-    columns = [*stats.NEEDED] + ([stats.GROUPINGS[by][0]] if by else [])
-    per_patient = unit == "patient"
-    if not _has_cache(conn) or stored_version(conn) != definition_version():
-        # Kept by other definitions (a file opened read-only since an upgrade): the
-        # figures come from the tables themselves, by this code's rules.
-        rows = analysis.iter_analysis_rows(
-            _Conn(conn),
-            date_from,
-            date_to,
-            columns=dict.fromkeys(columns),
-            tz=tz,
-            order=per_patient,
-        )
-        return stats.summarise(rows, by, unit, grouped_by_patient=False)
-    if unit == "procedure" and date_from is None and date_to is None:
-        own = not conn.in_transaction  # else the caller's transaction is the snapshot
-        if own:
-            conn.execute("BEGIN")  # one snapshot for both dimensions' cells
-        try:
-            return stats.summarise_cells(read_cells(conn, by), by)
-        finally:
-            if own:
-                conn.execute("COMMIT")
-    # Per patient: each patient's rows together (the table's order), so every patient
-    # is summarised as soon as their rows end: constant memory at any size.
-    rows = iter_facts(conn, dict.fromkeys(columns), date_from, date_to, tz, per_patient)
-    return stats.summarise(rows, by, unit, grouped_by_patient=per_patient)
-
-
-class _Conn:
-    """A connection where :func:`analysis.iter_analysis_rows` expects a store."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn

@@ -221,6 +221,11 @@ def ask_score(
             message = f"{code}: satisfaction at 5 min: {score} saved"
             if dialog.early:
                 message += f" (EARLY, {_clock_text(dialog.since_end())} after the end)"
+            elif due.closes_at is not None and app.clock.now() > due.closes_at:
+                message += (
+                    f" (LATE, {_clock_text(dialog.since_end())} after the end: "
+                    "not in the in-window figure)"
+                )
         else:
             due_at = local_time(due.due_at, app.tz)
             message = (

@@ -135,7 +135,7 @@ class FollowupScreen(AppScreen):
         self.query_one("#queue", DataTable).focus()
 
     def on_resize(self, event: events.Resize) -> None:
-        if self.cells and self._fit() != self.columns:
+        if self.cells and self._fit()[0] != self.columns:
             self._draw(self.current_key())
 
     # ------------------------------------------------------------ drawing
@@ -210,7 +210,8 @@ class FollowupScreen(AppScreen):
                     return key
         return None
 
-    def _fit(self) -> list[str]:
+    def _fit(self) -> tuple[list[str], dict[str, int]]:
+        """The columns that fit, and each column's natural width (padding included)."""
         widths = {
             key: max(
                 [len(header)] + [c[key].cell_len for c in self.cells.values()],
@@ -221,16 +222,18 @@ class FollowupScreen(AppScreen):
         table = self.query_one("#queue", DataTable)
         rows_seen = (table.size.height or self.size.height - 7) - 1  # less the header
         scrollbar = SCROLLBAR if len(self.order) > rows_seen else 0
-        return fit_columns(widths, self.size.width - scrollbar)
+        return fit_columns(widths, self.size.width - scrollbar), widths
 
     def _draw(self, land_on: str | None) -> None:
         table = self.query_one("#queue", DataTable)
         old_row = table.cursor_row
-        self.columns = self._fit()
+        self.columns, widths = self._fit()
         headers = dict(COLUMNS)
         table.clear(columns=True)
         for key in self.columns:
-            table.add_column(headers[key], key=key)
+            # Explicit widths: a table redrawn under a dialog (the 5-minute score) must
+            # not size its columns before its rows are measured (seen: "upcomi").
+            table.add_column(headers[key], key=key, width=widths[key] - CELL_PAD)
         for fid in self.order:
             cells = self.cells[fid]
             table.add_row(*(cells[key] for key in self.columns), key=fid)

@@ -1,11 +1,14 @@
 """The case-series report on screen: the CLI's table, its filters, and three plots.
 
-The figures come from :func:`sma_log.domain.stats.summarise` over the same analysis
-rows ``sma-log report`` reads, laid out by the CLI's own
-:func:`sma_log.commands.report.table_rows`, so screen and command agree cell for
-cell. The rows are read in a worker thread on a read-only connection of its own (a
-large file takes a second or two); a loading indicator covers the results meanwhile,
-and a result that a newer request has overtaken is dropped.
+The figures come from :func:`sma_log.storage.reportcache.load_report`, the very call
+``sma-log report`` makes (one rule set: :func:`sma_log.domain.stats.summarise_table`),
+laid out by the same :func:`sma_log.domain.report_table.table_rows`, so screen and
+command agree cell for cell. Grouping by one or two groupings ("then by") and a filter
+("only", the CLI's ``--where``: ``approach=paramedian, scoliosis=severe``) are offered
+as on the command line. The figures are computed in a worker thread on a read-only
+connection of its own; the plots' data (the analysis rows in start order, for the
+learning curve) follow in a second worker. A result that a newer request has
+overtaken is dropped.
 
 Dates are calendar days (YYYY-MM-DD, both inclusive) of the procedure start in the
 site's time zone, checked as they are typed: a date that is not one says so beside
@@ -33,8 +36,8 @@ from textual.containers import Container, Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Input, Label, Select, Static
 from textual.worker import Worker, WorkerState
 
-from ...commands.report import _title, table_rows
 from ...domain import stats
+from ...domain.report_table import table_rows, title
 from ..widgets.plots import (
     PLOT_COLUMNS,
     AttemptsPlot,
@@ -59,6 +62,7 @@ _GROUP_WORDS = {
 GROUP_OPTIONS: list[tuple[str, str]] = [("No grouping", NO_GROUPING)] + [
     (_GROUP_WORDS.get(key, key), key) for key in stats.GROUPINGS
 ]
+THEN_OPTIONS: list[tuple[str, str]] = [("—", NO_GROUPING), *GROUP_OPTIONS[1:]]
 UNIT_OPTIONS: list[tuple[str, str]] = [("Procedure", "procedure"), ("Patient", "patient")]
 
 #: A DataTable cell's padding (one space each side).
@@ -99,17 +103,37 @@ def layout(header: list[str], rows: list[list[str]], width: int) -> tuple[str, i
 
 @dataclass(frozen=True)
 class Params:
-    by: str | None
+    by: str | None  # one grouping, or two: "approach,scoliosis"
     unit: str
     start: date | None
     end: date | None
+    where: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    @property
+    def filters(self) -> dict[str, list[str]]:
+        return {dim: list(codes) for dim, codes in self.where}
 
 
 @dataclass
 class Result:
     params: Params
     report: stats.Report
-    plots: PlotData
+    plots: PlotData | None = None
+
+
+def parse_only(text: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The "only" field: ``approach=paramedian, scoliosis=severe`` → checked filters
+    (ValueError with the reason, as the CLI's ``--where`` says it)."""
+    out: dict[str, list[str]] = {}
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        dim, sep, value = item.partition("=")
+        if not sep or not dim.strip() or not value.strip():
+            raise ValueError(f"{item!r} is not GROUPING=VALUE, e.g. approach=paramedian")
+        out.setdefault(dim.strip(), []).append(value.strip())
+    checked = stats.parse_where(out)
+    return tuple((dim, tuple(sorted(codes))) for dim, codes in checked.items())
 
 
 def parse_day(text: str) -> date | None:
@@ -125,22 +149,44 @@ def parse_day(text: str) -> date | None:
 
 
 def compute(db_path: Path, user: str | None, params: Params, tz: str) -> Result:
-    """Read the rows once (own read-only connection): the report and the plots' data."""
+    """The figures, on a read-only connection of its own: what ``sma-log report`` gives."""
+    from ...commands.common import open_for_reading
+    from ...storage.reportcache import load_report
+
+    store = open_for_reading(db_path, user or "report")
+    try:
+        report = load_report(
+            store.conn,
+            params.by,
+            params.unit,  # type: ignore[arg-type]
+            params.start,
+            params.end,
+            tz,
+            where=params.filters,
+        )
+    finally:
+        store.close()
+    return Result(params, report)
+
+
+def compute_plots(db_path: Path, user: str | None, result: Result, tz: str) -> Result:
+    """The plots' data for a computed report: the analysis rows in start order."""
     from ...commands.common import open_for_reading
     from ...storage.analysis import iter_analysis_rows
+    from ...storage.reportcache import report_columns
 
-    columns = list(dict.fromkeys([*stats.NEEDED, *PLOT_COLUMNS]))
-    if params.by:
-        columns.append(stats.GROUPINGS[params.by][0])
-    columns = list(dict.fromkeys(columns))
+    p = result.params
+    columns = list(dict.fromkeys([*report_columns(p.by, p.filters), *PLOT_COLUMNS]))
     collector = PlotCollector()
     store = open_for_reading(db_path, user or "report")
     try:
-        rows = iter_analysis_rows(store, params.start, params.end, columns=columns, tz=tz)
-        report = stats.summarise(collector.rows(rows), params.by, params.unit)  # type: ignore[arg-type]
+        rows = iter_analysis_rows(store, p.start, p.end, columns=columns, tz=tz)
+        kept = (r for r in rows if all(stats.group_key(r, d) in codes for d, codes in p.where))
+        for _ in collector.rows(kept):
+            pass
     finally:
         store.close()
-    return Result(params, report, collector.finish(report))
+    return Result(p, result.report, collector.finish(result.report))
 
 
 class ReportScreen(AppScreen):
@@ -170,10 +216,22 @@ class ReportScreen(AppScreen):
         with Horizontal(id="report-filters"):
             with Vertical(classes="filter filter-by"):
                 yield Label("Group by")
-                yield Select(GROUP_OPTIONS, value=NO_GROUPING, allow_blank=False, id="report-by")
+                yield Select(
+                    GROUP_OPTIONS,
+                    value=NO_GROUPING,
+                    allow_blank=False,
+                    id="report-by",
+                    compact=True,
+                )
             with Vertical(classes="filter filter-unit"):
                 yield Label("Unit")
-                yield Select(UNIT_OPTIONS, value="procedure", allow_blank=False, id="report-unit")
+                yield Select(
+                    UNIT_OPTIONS,
+                    value="procedure",
+                    allow_blank=False,
+                    id="report-unit",
+                    compact=True,
+                )
             for which, words in (("from", "From"), ("to", "To")):
                 with Vertical(classes="filter filter-date"):
                     yield Label(f"{words} (YYYY-MM-DD)")
@@ -182,11 +240,29 @@ class ReportScreen(AppScreen):
                         restrict=r"[0-9-]*",
                         max_length=10,
                         id=f"report-{which}",
+                        compact=True,
                     )
                     yield Static("", id=f"report-{which}-error", classes="date-error")
+        with Horizontal(id="report-filters-2"):
+            with Vertical(classes="filter filter-by"):
+                yield Label("Then by")
+                yield Select(
+                    THEN_OPTIONS,
+                    value=NO_GROUPING,
+                    allow_blank=False,
+                    id="report-by2",
+                    compact=True,
+                )
+            with Vertical(classes="filter filter-only"):
+                yield Label("Only (e.g. approach=paramedian, scoliosis=severe)")
+                yield Input(
+                    placeholder="every procedure", max_length=200, id="report-only", compact=True
+                )
+                yield Static("", id="report-only-error", classes="date-error")
         with VerticalScroll(id="report-body"):
             yield Static("", id="report-title")
             yield DataTable(id="report-table", cursor_type="row", zebra_stripes=True)
+            yield Static("", id="report-quality")
             with Container(id="report-plots"):
                 yield AttemptsPlot(id="plot-attempts", classes="plot")
                 yield TimeByGroupPlot(id="plot-time", classes="plot")
@@ -202,9 +278,16 @@ class ReportScreen(AppScreen):
     def _params(self) -> Params | None:
         """The filters' values, or None while a date field holds no valid date."""
         by = self.query_one("#report-by", Select).value
+        by2 = self.query_one("#report-by2", Select).value
         unit = self.query_one("#report-unit", Select).value
         days: dict[str, date | None] = {}
         ok = True
+        try:
+            only = parse_only(self.query_one("#report-only", Input).value)
+            self._say("only", "")
+        except ValueError as exc:
+            self._say("only", str(exc))
+            ok = False
         for which in ("from", "to"):
             field = self.query_one(f"#report-{which}", Input)
             try:
@@ -219,7 +302,10 @@ class ReportScreen(AppScreen):
         if start and end and end < start:
             self._say("to", f"Before the first day ({start})")
             return None
-        return Params(None if by == NO_GROUPING else str(by), str(unit), start, end)
+        dims = [str(d) for d in (by, by2) if d != NO_GROUPING]
+        if len(dims) == 2 and dims[0] == dims[1]:
+            dims = dims[:1]
+        return Params(",".join(dims) or None, str(unit), start, end, only)
 
     def _say(self, which: str, message: str) -> None:
         field = self.query_one(f"#report-{which}", Input)
@@ -263,6 +349,13 @@ class ReportScreen(AppScreen):
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
+        if worker.group == "plots":
+            if event.state == WorkerState.SUCCESS:
+                done: Result = worker.result  # type: ignore[assignment]
+                if done.params == self._shown and done.plots is not None:
+                    self.result = done
+                    self._show_plots(done.plots)
+            return
         if worker.group != "report":
             return
         if event.state == WorkerState.SUCCESS:
@@ -271,6 +364,14 @@ class ReportScreen(AppScreen):
                 return  # overtaken by a newer request
             self._pending = None
             self._show(result)
+            db_path, user, tz = self.sma.db_path, self.store.user, self.tz
+            self.run_worker(
+                lambda: compute_plots(db_path, user, result, tz),
+                name="plots",
+                group="plots",
+                thread=True,
+                exclusive=True,
+            )
         elif event.state == WorkerState.ERROR:
             self._pending = None
             self.query_one("#report-body").loading = False
@@ -284,12 +385,16 @@ class ReportScreen(AppScreen):
         p = result.params
         self._fill_table(result)
         self.query_one("#report-title", Static).update(
-            Text(_title(result.report, p.start, p.end, self.tz))
+            Text(title(result.report, p.start, p.end, self.tz))
         )
-        self.query_one(AttemptsPlot).show(result.plots)
-        self.query_one(TimeByGroupPlot).show(result.plots)
-        self.query_one(LearningCurvePlot).show(result.plots)
+        quality = result.report.quality_lines()
+        self.query_one("#report-quality", Static).update(Text("\n".join(quality)))
         self.query_one("#report-body").loading = False
+
+    def _show_plots(self, plots: PlotData) -> None:
+        self.query_one(AttemptsPlot).show(plots)
+        self.query_one(TimeByGroupPlot).show(plots)
+        self.query_one(LearningCurvePlot).show(plots)
 
     def _fill_table(self, result: Result) -> None:
         """The CLI's table, laid out so that no cell is cut at the screen's edge."""
