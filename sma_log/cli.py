@@ -10,6 +10,7 @@ click's own usage errors (also exit code 2).
 from __future__ import annotations
 
 import os
+import re
 import sys
 from datetime import UTC
 from pathlib import Path
@@ -42,10 +43,12 @@ def _user_error(exc: BaseException) -> str | None:
 
 
 def _one_line(message: str) -> str:
-    """One line without control characters: a value or path the user typed may hold
-    terminal escapes (e.g. an OSC title sequence) that must not reach the terminal."""
-    text = " ".join(message.split())
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+    """One line without control characters: a value or path the user typed, or a cell
+    of the file, may hold terminal escapes (e.g. an OSC title sequence) that must not
+    reach the terminal; :func:`~sma_log.domain.text.visible` shows them escaped."""
+    from .domain.text import visible
+
+    return visible(" ".join(re.split(r"[ \t\r\n]+", message.strip())))
 
 
 class _Group(click.Group):
@@ -268,6 +271,7 @@ def info(opts: Options, check: bool, rebuild_report: bool) -> None:
     import sqlite3
     import stat
 
+    from .domain.text import visible
     from .storage.schema import SCHEMA_VERSION
     from .storage.store import Store
 
@@ -282,11 +286,19 @@ def info(opts: Options, check: bool, rebuild_report: bool) -> None:
     rebuild_helps = False  # a kept-figures problem that --rebuild-report mends
     with Store.open(path, opts.user, create=False, readonly=True) as store:
         if check:
+            from .export.common import BadCells
             from .storage import reportcache
 
             result = [r[0] for r in store.conn.execute("PRAGMA integrity_check").fetchall()]
             if result != ["ok"]:
                 problems.append(f"integrity check: {'; '.join(result[:3])}")
+            bad = BadCells(echo=lambda line: click.echo(line, err=True), prefix="  bad cell: ")
+            _bad_cells(store.conn, bad)
+            if bad:
+                problems.append(
+                    f"{bad.count} bad cell(s), listed above: values sma-log would not store "
+                    "(another tool wrote them); exports report them too"
+                )
             older = store.conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION
             if older:
                 problems.append(
@@ -330,13 +342,26 @@ def info(opts: Options, check: bool, rebuild_report: bool) -> None:
         rows.append(("check", "ok" if not problems else f"{len(problems)} problem(s)"))
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
-        click.echo(f"{key + ':':<{width + 2}}{value}")
+        click.echo(f"{key + ':':<{width + 2}}{visible(value)}")
     if problems:
         for p in problems:
-            click.echo(f"  {p}", err=True)
+            click.echo(f"  {visible(p)}", err=True)
         if rebuild_helps:
             click.echo("  (sma-log info --rebuild-report rebuilds them from the tables)", err=True)
         raise SystemExit(1)
+
+
+def _bad_cells(conn: Any, bad: Any) -> None:
+    """Every bad cell of the data tables, reported to ``bad`` (one line each)."""
+    from .export.common import find_bad_cells
+    from .export.jsondoc import table_order
+
+    present = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    for table in table_order():
+        if table in present:
+            columns = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
+            for cell in find_bad_cells(conn, table, columns):
+                bad.add(cell)
 
 
 def _size(path: Path) -> str:

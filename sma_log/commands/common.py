@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 EXIT_REFUSED = 2
+#: An export written, but with bad cells (each reported on one line of stderr).
+EXIT_BAD_CELLS = 3
 
 
 class CommandRefused(Exception):
@@ -137,3 +141,25 @@ def write_private(path: Path, data: bytes, force: bool) -> None:
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+@contextlib.contextmanager
+def unreadable_text_refused() -> Iterator[None]:
+    """A text cell that is not UTF-8 (written by another tool) as one refusal line.
+
+    Python's sqlite3 cannot read such a cell at all, so no format can carry it: the
+    command stops with exit code 2 instead of a traceback.
+    """
+    import sqlite3
+
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if "decode" not in str(exc) or "UTF-8" not in str(exc):
+            raise
+        from ..domain.text import visible
+
+        raise CommandRefused(
+            f"a text cell of the file is not UTF-8 ({visible(str(exc))[:160]}); "
+            "no format can carry it: fix it in the file with sqlite3"
+        ) from None

@@ -9,7 +9,14 @@ from typing import Any
 
 import click
 
-from .common import CommandRefused, Options, open_for_reading, site_timezone
+from .common import (
+    EXIT_BAD_CELLS,
+    CommandRefused,
+    Options,
+    open_for_reading,
+    site_timezone,
+    unreadable_text_refused,
+)
 
 FORMATS = ("csv", "json", "sqlite", "redcap")
 WARNING = (
@@ -84,7 +91,13 @@ def export(
     in CSV files (spreadsheet formula injection). Every file is created 0600. An
     existing PATH is refused unless --force is given.
     """
-    from ..export.common import ExportOptions, check_out, parse_date, stderr_is_terminal
+    from ..export.common import (
+        BadCells,
+        ExportOptions,
+        check_out,
+        parse_date,
+        stderr_is_terminal,
+    )
 
     d_from = parse_date(date_from, "--from")
     d_to = parse_date(date_to, "--to")
@@ -96,10 +109,11 @@ def export(
     if fmt == "json":
         writer = _json_writer()
     eo = ExportOptions(identifiers, tz, d_from, d_to, show_progress=stderr_is_terminal())
+    eo.bad = BadCells(echo=lambda line: click.echo(line, err=True))
     if identifiers:
         click.echo(WARNING, err=True)
     started = time.perf_counter()
-    with open_for_reading(opts.db_path, opts.user) as store:
+    with open_for_reading(opts.db_path, opts.user) as store, unreadable_text_refused():
         if fmt == "csv":
             from ..export.csvfiles import write_csv
 
@@ -122,6 +136,13 @@ def export(
         f"Wrote {out} ({fmt}, {kind}, {eo.range_text()}) in "
         f"{time.perf_counter() - started:.1f} s: {summary}"
     )
+    if eo.bad:
+        click.echo(
+            f"sma-log: {eo.bad.count} bad cell(s) exported as listed above (exit code "
+            f"{EXIT_BAD_CELLS}); sma-log info --check lists every bad cell of the file",
+            err=True,
+        )
+        click.get_current_context().exit(EXIT_BAD_CELLS)
 
 
 def _json_writer() -> Any:
@@ -166,6 +187,7 @@ def _run_json(writer: Any, store: Any, out: Path, eo: Any, force: bool) -> str:
             date_to=d_to,
             progress=progress if eo.show_progress else None,
             overwrite=force,
+            bad=eo.bad,
         )
     except FileExistsError:
         raise CommandRefused(f"{out}: already exists; choose another path or use --force") from None

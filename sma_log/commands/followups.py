@@ -9,11 +9,13 @@ from typing import Any
 import click
 
 from .common import (
+    EXIT_BAD_CELLS,
     CommandRefused,
     Options,
     local_iso,
     open_for_reading,
     site_timezone,
+    unreadable_text_refused,
     utc_text,
     write_private,
 )
@@ -65,20 +67,20 @@ def _queue_rows(
                     "what": schedule.KIND_WORDS.get(row["kind"], row["kind"]),
                     "status": item.status,
                     "status_words": schedule.STATUS_WORDS.get(item.status, item.status),
-                    "study_code": row["study_code"],
+                    "study_code": _text(row["study_code"]),
                     "patient_id": pid,
                     "procedure_id": row["procedure_id"],
                     "procedure_ended_utc": utc_text(row["ended_at"]),
                     "procedure_ended_local": local_iso(row["ended_at"], tz),
-                    "operator": row["operator"],
+                    "operator": _text(row["operator"]),
                     "due_utc": utc_text(item.due),
                     "due_local": local_iso(item.due, tz),
                     "window_opens_utc": utc_text(opens),
                     "window_closes_utc": utc_text(closes),
                     "relative": schedule.relative_phrase(item.due, now, settings.locale),
-                    "contact_attempts": int(row["contact_attempts_n"] or 0),
-                    "last_contact_utc": utc_text(row["last_contact_at"]),
-                    "last_contact_local": local_iso(row["last_contact_at"], tz),
+                    "contact_attempts": _count(row["contact_attempts_n"]),
+                    "last_contact_utc": utc_text(_instant(row["last_contact_at"])),
+                    "last_contact_local": local_iso(_instant(row["last_contact_at"]), tz),
                     "timezone": tz,
                     "next_dose": next_doses[pid],
                 },
@@ -88,9 +90,81 @@ def _queue_rows(
     return out
 
 
+def _text(value: Any) -> Any:
+    """A text cell as the queue shows it: a BLOB (a bad cell, reported) is no value."""
+    return None if isinstance(value, bytes) else value
+
+
+def _count(value: Any) -> int | None:
+    """A count cell: None (unknown) unless it is a whole number (a bad cell otherwise)."""
+    if value is None:
+        return 0
+    return value if isinstance(value, int) else None
+
+
+def _instant(value: Any) -> Any:
+    """A stored instant, or None when it cannot be read (a bad cell, reported)."""
+    from ..domain.clock import from_text
+
+    try:
+        return from_text(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+#: The cells that place a follow-up or a next dose in time: a bad one refuses the
+#: command (a reminder left out or moved without a word is worse than none).
+TIMING_CELLS = {
+    "followups": ("kind", "state", "due_at"),
+    "procedures": ("started_at", "ended_at", "drug_delivered", "regimen"),
+}
+#: Cells only shown: a bad one is reported and shown as unknown.
+SHOWN_CELLS = {
+    "followups": ("contact_attempts_n", "last_contact_at", "created_at"),
+    "procedures": ("operator",),
+    "patients": ("study_code", "created_at"),
+}
+
+
+def check_cells(conn: Any, every_patient: bool, bad: Any) -> None:
+    """Report the bad cells the queue (and with ``every_patient`` the calendar's next
+    doses) is made from; refuse (one line) if one places a reminder in time."""
+    from ..export.common import find_bad_cells
+
+    open_fu = "SELECT procedure_id FROM followups WHERE state = 'open'"
+    queue_patients = f"SELECT patient_id FROM procedures WHERE id IN ({open_fu})"
+    patients = "1" if every_patient else f"t.id IN ({queue_patients})"
+    procedures = "1" if every_patient else f"t.patient_id IN ({queue_patients})"
+    scans = (
+        ("followups", TIMING_CELLS["followups"][:2], "1"),  # a bad state may hide one
+        ("followups", ("due_at", *SHOWN_CELLS["followups"]), "t.state = 'open'"),
+        ("procedures", (*TIMING_CELLS["procedures"], *SHOWN_CELLS["procedures"]), procedures),
+        ("patients", SHOWN_CELLS["patients"], patients),
+    )
+    found = []
+    seen = set()
+    for table, columns, where in scans:
+        for cell in find_bad_cells(conn, table, columns, where=where):
+            if (table, cell.rowid, cell.column) not in seen:
+                seen.add((table, cell.rowid, cell.column))
+                found.append(cell)
+    timing = [c for c in found if c.column in TIMING_CELLS.get(c.table, ())]
+    if timing:
+        more = f" (and {len(timing) - 1} more)" if len(timing) > 1 else ""
+        raise CommandRefused(
+            f"the follow-up queue is computed from times and codes, and {timing[0].line()}"
+            f"{more}: a reminder could be left out or misplaced; fix it in the file "
+            "(sma-log info --check lists every bad cell)"
+        )
+    for cell in found:
+        shown = isinstance(cell.value, str) and cell.column in ("study_code", "operator")
+        bad.add(cell, "shown escaped" if shown else "shown as unknown")
+
+
 def _text_table(rows: list[tuple[dict[str, Any], Any]], tz: str, locale: str) -> list[str]:
     from ..domain import schedule
     from ..domain.clock import from_text, now_utc
+    from ..domain.text import visible
 
     this_year = schedule.to_local(now_utc(), tz).year
 
@@ -108,12 +182,13 @@ def _text_table(rows: list[tuple[dict[str, Any], Any]], tz: str, locale: str) ->
     table = [header]
     for r, item in rows:
         ended = from_text(item.row["ended_at"])
+        calls = r["contact_attempts"]
         table.append(
             (
                 r["status_words"],
-                r["study_code"],
+                visible(r["study_code"]) or "?",
                 schedule.format_local(ended, tz, "D MMM YYYY", locale),
-                r["operator"] or "—",
+                visible(r["operator"]) or "—",
                 r["what"],
                 schedule.format_local(
                     item.due,
@@ -122,8 +197,8 @@ def _text_table(rows: list[tuple[dict[str, Any], Any]], tz: str, locale: str) ->
                     locale,
                 ),
                 r["relative"],
-                str(r["contact_attempts"]),
-                r["next_dose"]["text"] if r["next_dose"] else "—",
+                "?" if calls is None else str(calls),
+                visible(r["next_dose"]["text"]) if r["next_dose"] else "—",
             )
         )
     widths = [max(len(line[i]) for line in table) for i in range(len(header))]
@@ -192,7 +267,11 @@ def followups(opts: Options, status: str, fmt: str, ics: Path | None, force: boo
     statuses = None if status == "all" else (status,)
     if ics is not None and ics.exists() and not force:
         raise CommandRefused(f"{ics}: already exists; choose another path or use --force")
-    with open_for_reading(opts.db_path, opts.user) as store:
+    from ..export.common import BadCells
+
+    bad = BadCells(echo=lambda line: click.echo(line, err=True))
+    with open_for_reading(opts.db_path, opts.user) as store, unreadable_text_refused():
+        check_cells(store.conn, ics is not None, bad)
         rows = _queue_rows(store, settings, tz, statuses)
         if ics is not None:
             data, n_doses = _calendar(store, rows, settings, tz)
@@ -202,35 +281,55 @@ def followups(opts: Options, status: str, fmt: str, ics: Path | None, force: boo
             f"Wrote {ics}: {len(rows)} follow-up(s) and {n_doses} next dose(s) "
             f"as calendar events (times in UTC; shown in {tz} by your calendar)."
         )
-        return
-    if fmt == "json":
-        import json
-
-        click.echo(json.dumps([r for r, _ in rows], ensure_ascii=False, indent=2))
-        return
-    if not rows:
+    elif fmt == "json":
+        click.echo(_json_text([r for r, _ in rows]))
+    elif not rows:
         from ..domain.schedule import STATUS_WORDS
 
         which = "open follow-ups" if status == "all" else f"follow-ups {STATUS_WORDS[status]}"
         click.echo(f"No {which}.")
-        return
-    for line in _text_table(rows, tz, settings.locale):
-        click.echo(line)
+    else:
+        for line in _text_table(rows, tz, settings.locale):
+            click.echo(line)
+    if bad:
+        click.echo(
+            f"sma-log: {bad.count} bad cell(s), listed above (exit code "
+            f"{EXIT_BAD_CELLS}); sma-log info --check lists every bad cell of the file",
+            err=True,
+        )
+        click.get_current_context().exit(EXIT_BAD_CELLS)
 
 
-def _revision(store: Any, records: list[tuple[str, str]], fallback: str) -> tuple[int, Any]:
+def _json_text(value: Any) -> str:
+    """JSON for a terminal or a script: UTF-8 as it is, unless a text holds a character
+    :func:`~sma_log.domain.text.visible` would escape (C1 controls and bidi overrides
+    are valid raw JSON): then every non-ASCII character is a JSON escape."""
+    import json
+
+    from ..domain.text import visible
+
+    text = json.dumps(value, ensure_ascii=False, indent=2)
+    if visible(text, multiline=True) != text:
+        text = json.dumps(value, ensure_ascii=True, indent=2)
+    return text
+
+
+def _revision(store: Any, records: list[tuple[str, str]], fallback: Any) -> tuple[int, Any]:
     """How often these records changed (audited updates) and when last: SEQUENCE and
     DTSTAMP of a calendar event. The audit log is append-only, so both only grow, and
-    they stay the same from one export to the next while nothing changes."""
-    from ..domain.clock import from_text
+    they stay the same from one export to the next while nothing changes. Entries whose
+    time cannot be read (bad cells another tool wrote) are not counted for the time;
+    ``fallback`` (an instant) stands in when none can be."""
+    from ..export.common import instant_ok_sql
 
     where = " OR ".join("(table_name = ? AND record_id = ?)" for _ in records)
     params = [v for pair in records for v in pair]
     n, last = store.conn.execute(
-        f"SELECT count(*) FILTER (WHERE action != 'insert'), max(at) FROM audit_log WHERE {where}",
+        f"SELECT count(*) FILTER (WHERE action != 'insert'), "
+        f"max(at) FILTER (WHERE {instant_ok_sql('at')}) FROM audit_log WHERE {where}",
         params,
     ).fetchone()
-    return int(n or 0), from_text(last or fallback)
+    return int(n or 0), _instant(last) or fallback
 
 
 def _utc_datetime(value: Any) -> Any:
@@ -251,6 +350,7 @@ def _calendar(
 
     from ..domain import schedule, vocab
     from ..domain.clock import from_text
+    from ..domain.text import visible
 
     regimens = dict(vocab.REGIMENS)
     when = "ddd D MMM YYYY HH:mm"
@@ -261,6 +361,9 @@ def _calendar(
     cal.add("x-wr-calname", "sma-log follow-ups")
     for r, item in rows:
         row = item.row
+        due = from_text(row["due_at"])
+        ended = from_text(row["ended_at"])
+        created = _instant(row["created_at"])
         n, last = _revision(
             store,
             [
@@ -268,28 +371,29 @@ def _calendar(
                 ("procedures", r["procedure_id"]),
                 ("patients", r["patient_id"]),
             ],
-            row["created_at"],
+            created or due,
         )
-        due = from_text(row["due_at"])
-        ended = from_text(row["ended_at"])
+        code = visible(r["study_code"]) or "?"
+        calls = r["contact_attempts"]
         ev = icalendar.Event()
-        ev.add("uid", f"followup-{r['id']}@{ICS_DOMAIN}")
+        ev.add("uid", f"followup-{visible(r['id'])}@{ICS_DOMAIN}")
         ev.add("dtstamp", _utc_datetime(last))
         ev.add("last-modified", _utc_datetime(last))
-        ev.add("created", _utc_datetime(from_text(row["created_at"])))
+        if created is not None:
+            ev.add("created", _utc_datetime(created))
         ev.add("sequence", n)
         ev.add("dtstart", _utc_datetime(due))
         ev.add("duration", timedelta(minutes=ICS_MINUTES.get(row["kind"], 30)))
-        ev.add("summary", f"{r['what']} — {r['study_code']}")
+        ev.add("summary", f"{visible(r['what'])} — {code}")
         lines = [
-            f"{schedule.KIND_WORDS.get(row['kind'], row['kind'])} for {r['study_code']}",
+            f"{visible(schedule.KIND_WORDS.get(row['kind'], row['kind']))} for {code}",
             "Procedure: " + schedule.format_local(ended, tz, when, settings.locale),
-            f"Operator: {row['operator'] or '—'}",
+            f"Operator: {visible(r['operator']) or '—'}",
             "Due: " + schedule.format_local(due, tz, when, settings.locale) + f" ({tz})",
-            f"Calls without answer so far: {int(row['contact_attempts_n'] or 0)}",
+            f"Calls without answer so far: {'?' if calls is None else calls}",
         ]
         ev.add("description", "\n".join(lines))
-        ev.add("categories", ["sma-log", r["what"]])
+        ev.add("categories", ["sma-log", visible(r["what"])])
         ev.add("transp", "TRANSPARENT")
         cal.add_component(ev)
     doses = 0
@@ -301,26 +405,27 @@ def _calendar(
         if nd is None:
             continue
         procs = store.query("SELECT id FROM procedures WHERE patient_id = ?", (p["id"],))
+        due_day = date(nd.due.year, nd.due.month, nd.due.day)
         n, last = _revision(
             store,
             [("patients", p["id"]), *[("procedures", q["id"]) for q in procs]],
-            p["created_at"],
+            _instant(p["created_at"]) or pendulum.datetime(due_day.year, due_day.month, 1),
         )
-        due_day = date(nd.due.year, nd.due.month, nd.due.day)
+        code = visible(_text(p["study_code"])) or "?"
         ev = icalendar.Event()
-        ev.add("uid", f"next-dose-{p['id']}@{ICS_DOMAIN}")
+        ev.add("uid", f"next-dose-{visible(p['id'])}@{ICS_DOMAIN}")
         ev.add("dtstamp", _utc_datetime(last))
         ev.add("last-modified", _utc_datetime(last))
         # A new procedure (an insert) moves the next dose too: count those as changes.
         ev.add("sequence", n + len(procs))
         ev.add("dtstart", due_day)
         ev.add("dtend", due_day + timedelta(days=1))
-        ev.add("summary", f"Next nusinersen dose — {p['study_code']}")
+        ev.add("summary", f"Next nusinersen dose — {code}")
         lines = [
-            f"{regimens.get(nd.regimen, nd.regimen)} for {p['study_code']}",
-            f"Why: {nd.reason}",
-            f"Dosing label: {settings.label.upper()}",
-            *[f"Warning: {w}" for w in nd.warnings],
+            f"{visible(regimens.get(nd.regimen, nd.regimen))} for {code}",
+            f"Why: {visible(nd.reason)}",
+            f"Dosing label: {visible(settings.label.upper())}",
+            *[f"Warning: {visible(w)}" for w in nd.warnings],
         ]
         ev.add("description", "\n".join(lines))
         ev.add("categories", ["sma-log", "Next dose"])

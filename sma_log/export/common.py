@@ -27,11 +27,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import sqlite3
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -140,8 +141,9 @@ def real_text_sql(expr: str) -> str:
 
 
 def csv_cell(value: Any) -> str:
-    """One cell exactly as ``csv.writer`` (QUOTE_MINIMAL, ``,``) writes it (no guard)."""
-    if value is None:
+    """One cell exactly as ``csv.writer`` (QUOTE_MINIMAL, ``,``) writes it (no guard);
+    a BLOB (a bad cell: CSV is text) is an empty cell."""
+    if value is None or isinstance(value, bytes):
         return ""
     text = value if isinstance(value, str) else str(value)
     if any(c in text for c in ',"\r\n'):
@@ -252,8 +254,15 @@ class LocalDates:
         return self._utc(text).astimezone(self.zone)
 
     def date(self, text: Any) -> Any:
-        if not isinstance(text, str) or len(text) < 19:
-            return text
+        """The local date of a stored instant (ISO text), or None when ``text`` is not
+        one an export can read (a bad cell: month 13, a number, a BLOB): an instant
+        that cannot be read is written empty, never as its text (it may hold a time)."""
+        if not isinstance(text, str) or len(text) not in _READABLE_LENGTHS:
+            return None
+        try:
+            utc = self._utc(text)  # every part must be readable, not only the hour
+        except (ValueError, OverflowError):
+            return None
         key = text[:13]
         hit = self._hours.get(key)
         if hit is not None:
@@ -261,25 +270,35 @@ class LocalDates:
         if key not in self._hours:
             if len(self._hours) > 100_000:  # bounded: memory stays flat on huge files
                 self._hours.clear()
-            start = datetime(
-                int(text[0:4]), int(text[5:7]), int(text[8:10]), int(text[11:13]), tzinfo=UTC
-            )
-            a = start.astimezone(self.zone)
-            b = (start + timedelta(minutes=59, seconds=59)).astimezone(self.zone)
+            start = utc.replace(minute=0, second=0, microsecond=0)
+            try:
+                a = start.astimezone(self.zone)
+                b = (start + timedelta(minutes=59, seconds=59)).astimezone(self.zone)
+            except (ValueError, OverflowError):  # the first or last hour of year 1 / 9999
+                return None
             same = a.utcoffset() == b.utcoffset() and a.date() == b.date()
             self._hours[key] = a.date().isoformat() if same else None
             if same:
                 return self._hours[key]
         try:
-            return self.local(text).date().isoformat()
-        except ValueError:
-            return text
+            return utc.astimezone(self.zone).date().isoformat()
+        except (ValueError, OverflowError):
+            return None
 
     def datetime_text(self, text: Any) -> Any:
-        """Local ``YYYY-MM-DD HH:MM:SS`` (what REDCap's datetime fields import)."""
-        if not isinstance(text, str) or len(text) < 19:
-            return text
-        return self.local(text).strftime("%Y-%m-%d %H:%M:%S")
+        """Local ``YYYY-MM-DD HH:MM:SS`` (what REDCap's datetime fields import), or None
+        when ``text`` cannot be read."""
+        if not isinstance(text, str) or len(text) not in _READABLE_LENGTHS:
+            return None
+        try:
+            return self.local(text).strftime("%Y-%m-%d %H:%M:%S")
+        except (ValueError, OverflowError):
+            return None
+
+
+#: Instants an export reads: ``YYYY-MM-DDTHH:MM:SS``, optionally ``.ffffff``, optionally
+#: ``Z`` (the stored form is the longest; the analysis rows give seconds and ``Z``).
+_READABLE_LENGTHS = (19, 20, 26, 27)
 
 
 @dataclass
@@ -289,6 +308,8 @@ class ExportOptions:
     date_from: date | None = None
     date_to: date | None = None
     show_progress: bool = False
+    #: Where the writers report the bad cells they meet (see :class:`BadCells`).
+    bad: BadCells = field(default_factory=lambda: BadCells())
 
     @property
     def utc_bounds(self) -> tuple[str | None, str | None]:
@@ -457,3 +478,339 @@ class Progress:
 
 
 ProgressFactory = Callable[[int, str], Progress]
+
+
+# ---------------------------------------------------------------- bad cells
+#
+# A file another tool wrote can hold anything in a cell: month 13, year 0, Infinity,
+# text in a number column, a BLOB, a code outside the vocabulary. What a stored cell
+# may hold is defined once, by the JSON Schema that ships with sma-log (generated from
+# the domain's field specs and vocabularies, :mod:`sma_log.export.jsondoc`), plus the
+# domain's reading of an instant (:func:`sma_log.domain.clock.from_text`: a pattern
+# cannot say that month 13 does not exist). Every export finds the bad cells of what it
+# writes with :func:`find_bad_cells` (SQL picks the suspect rows, Python judges each
+# cell by that one rule) and reports each on one line of stderr with :class:`BadCells`;
+# ``sma-log info --check`` lists them the same way.
+
+#: The stored instant's shape as a GLOB, and the SQL that passes a well-formed one.
+#: SQL only sorts out the rows to look at: every cell it lets through is judged by
+#: :meth:`CellRule.problem`, so it may pass too much (29 February) but never too little.
+_D = "[0-9]"
+_INSTANT_GLOB = f"{_D * 4}-[01]{_D}-[0-3]{_D}T[0-2]{_D}:[0-5]{_D}:[0-5]{_D}.{_D * 6}Z"
+_NOT_DAYS = "('02-29', '02-30', '02-31', '04-31', '06-31', '09-31', '11-31')"
+#: A value is shown at most this long in a bad-cell line.
+SHOWN_CHARS = 60
+
+
+def instant_ok_sql(expr: str) -> str:
+    """SQL true for text that may be a stored instant (the suspects are checked in Python)."""
+    return (
+        f"({expr} GLOB '{_INSTANT_GLOB}' AND substr({expr}, 1, 4) != '0000' "
+        f"AND substr({expr}, 6, 2) BETWEEN '01' AND '12' "
+        f"AND substr({expr}, 9, 2) BETWEEN '01' AND '31' "
+        f"AND substr({expr}, 6, 5) NOT IN {_NOT_DAYS} AND substr({expr}, 12, 2) < '24')"
+    )
+
+
+def _sql_literal(value: Any) -> str:
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    return repr(value)
+
+
+@dataclass(frozen=True)
+class CellRule:
+    """What a stored cell of one column may hold (one column of the shipped schema)."""
+
+    table: str
+    column: str
+    types: frozenset[str] = frozenset()  # JSON types: string, integer, number; empty: any
+    nullable: bool = True
+    enum: tuple[Any, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    max_length: int | None = None
+    instant: bool = False
+    pattern: str | None = None  # a regular expression other than the instant's or an id's
+    blob_ok: bool = False
+
+    def problem(self, value: Any) -> str | None:
+        """Why ``value`` cannot be this column's, or None when it can."""
+        import math
+
+        if value is None:
+            return None if self.nullable else "missing (NULL)"
+        if isinstance(value, bytes):
+            return None if self.blob_ok else f"a BLOB ({len(value)} bytes), not a value"
+        if isinstance(value, float) and not math.isfinite(value):
+            return "not a finite number"
+        if self.instant:
+            return _instant_problem(value)
+        if self.enum is not None:
+            if isinstance(value, str):
+                known = any(isinstance(e, str) and value == e for e in self.enum)
+            else:
+                known = any(not isinstance(e, str) and value == e for e in self.enum)
+            if known:
+                return None
+            return "not one of the codes (" + ", ".join(map(str, self.enum)) + ")"
+        if self.types:
+            if isinstance(value, str) and "string" not in self.types:
+                return "text in a number column"
+            if isinstance(value, (int, float)) and not (self.types & {"integer", "number"}):
+                return "a number where text belongs"
+            if isinstance(value, float) and "number" not in self.types:
+                return "not a whole number"
+        if isinstance(value, (int, float)):
+            if self.minimum is not None and value < self.minimum:
+                return f"below the minimum {_number(self.minimum)}"
+            if self.maximum is not None and value > self.maximum:
+                return f"above the maximum {_number(self.maximum)}"
+        if isinstance(value, str):
+            if self.max_length is not None and len(value) > self.max_length:
+                return f"longer than {self.max_length} characters ({len(value)})"
+            if self.pattern is not None and not re.fullmatch(self.pattern, value):
+                return _pattern_problem(self.pattern)
+        return None
+
+    def suspect_sql(self, x: str) -> str | None:
+        """SQL true for every value :meth:`problem` refuses (and maybe a few more)."""
+        parts = []
+        if not self.nullable:
+            parts.append(f"{x} IS NULL")
+        allowed = {"null"}
+        if "string" in self.types:
+            allowed.add("text")
+        if self.types & {"integer"}:
+            allowed.add("integer")
+        if "number" in self.types:
+            allowed |= {"integer", "real"}
+        if self.enum is not None:
+            parts.append(f"{x} NOT IN ({', '.join(_sql_literal(e) for e in self.enum)})")
+            parts.append(f"typeof({x}) = 'blob'")
+        elif self.instant:
+            parts.append(f"({x} IS NOT NULL AND NOT coalesce({instant_ok_sql(x)}, 0))")
+        elif self.types:
+            parts.append(f"typeof({x}) NOT IN ({', '.join(map(_sql_literal, sorted(allowed)))})")
+        elif not self.blob_ok:
+            parts.append(f"typeof({x}) = 'blob'")
+        if "real" in allowed or not self.types:
+            parts.append(f"{x} IN (9e999, -9e999)")
+        if self.minimum is not None:
+            parts.append(f"{x} < {_number(self.minimum)}")
+        if self.maximum is not None:
+            parts.append(f"{x} > {_number(self.maximum)}")
+        if self.max_length is not None:
+            parts.append(f"length({x}) > {self.max_length}")
+        if self.pattern is not None:
+            parts.append(_pattern_suspect_sql(self.pattern, x))
+        return " OR ".join(f"({p})" for p in parts) if parts else None
+
+
+def _number(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else repr(v)
+
+
+def _instant_problem(value: Any) -> str | None:
+    from ..domain.clock import from_text
+
+    if not isinstance(value, str):
+        return "not an instant (a number, not the stored text)"
+    try:
+        from_text(value)
+    except ValueError as exc:
+        cause = exc.__cause__
+        if cause is not None:
+            return f"not an instant ({cause})"
+        return "not an instant in the stored form (YYYY-MM-DDTHH:MM:SS.ffffffZ, UTC)"
+    return None
+
+
+def _pattern_problem(pattern: str) -> str:
+    from ..domain import fields
+
+    if pattern == fields.STUDY_CODE_RE.pattern:
+        return "not a study code (letters, digits and hyphens, 1–32, no hyphen at either end)"
+    return f"does not match the pattern {pattern}"
+
+
+def _pattern_suspect_sql(pattern: str, x: str) -> str:
+    from ..domain import fields
+
+    if pattern == fields.STUDY_CODE_RE.pattern:
+        return (
+            f"{x} = '' OR {x} GLOB '*[^A-Za-z0-9-]*' OR {x} GLOB '-*' OR {x} GLOB '*-' "
+            f"OR length({x}) > 32"
+        )
+    return f"{x} IS NOT NULL"  # any other pattern: Python looks at every value
+
+
+_ULID = re.compile(r"\^\[0-9A-HJKMNP-TV-Z\]\{26\}\$")
+
+
+def _rule_from_schema(table: str, column: str, prop: dict[str, Any] | None) -> CellRule:
+    if prop is None:  # a column the schema does not know: only what no format carries
+        return CellRule(table, column)
+    raw_types = prop.get("type", [])
+    types = {raw_types} if isinstance(raw_types, str) else set(raw_types)
+    enum = prop.get("enum")
+    nullable = "null" in types or (enum is not None and None in enum)
+    if enum is not None and not types:
+        nullable = None in enum
+    pattern = prop.get("pattern")
+    from .jsondoc import INSTANT_PATTERN
+
+    instant = pattern == INSTANT_PATTERN
+    if instant or (pattern is not None and _ULID.fullmatch(pattern)):
+        pattern = None  # ids: text is enough for every format; instants: from_text
+    return CellRule(
+        table,
+        column,
+        types=frozenset(types - {"null"}),
+        nullable=nullable,
+        enum=tuple(e for e in enum if e is not None) if enum is not None else None,
+        minimum=prop.get("minimum"),
+        maximum=prop.get("maximum"),
+        max_length=prop.get("maxLength"),
+        instant=instant,
+        pattern=pattern,
+    )
+
+
+_SCHEMA_PROPS: dict[str, dict[str, Any]] | None = None
+
+
+def cell_rules(table: str, columns: Iterable[str]) -> dict[str, CellRule]:
+    """The rule of each of ``columns`` of ``table``, from the shipped JSON Schema."""
+    global _SCHEMA_PROPS
+    if _SCHEMA_PROPS is None:
+        from .jsondoc import load_schema
+
+        defs = load_schema().get("$defs", {})
+        _SCHEMA_PROPS = {
+            name.removesuffix("_row"): d.get("properties", {}) for name, d in defs.items()
+        }
+    props = _SCHEMA_PROPS.get(table, {})
+    return {c: _rule_from_schema(table, c, props.get(c)) for c in columns}
+
+
+def shown_value(value: Any) -> str:
+    """A stored value as a bad-cell line shows it: text quoted with its control
+    characters made visible, a BLOB as SQL hex, a number as Python writes it."""
+    from ..domain.text import visible
+
+    if value is None:
+        return "NULL"
+    if isinstance(value, bytes):
+        more = "…" if len(value) > 16 else ""
+        return f"x'{value[:16].hex()}'{more}"
+    if isinstance(value, str):
+        if len(value) > SHOWN_CHARS:
+            return f"'{visible(value[:SHOWN_CHARS])}'… ({len(value)} characters)"
+        return f"'{visible(value)}'"
+    return visible(repr(value) if isinstance(value, float) else str(value))
+
+
+@dataclass(frozen=True)
+class BadCell:
+    table: str
+    rowid: int
+    row_id: Any  # the row's ``id`` column, as stored
+    column: str
+    problem: str
+    value: Any
+
+    def line(self, action: str = "") -> str:
+        """``table id column: what is wrong: the value`` (and what the export did)."""
+        from ..domain.text import visible
+
+        if isinstance(self.row_id, str):
+            who = visible(self.row_id)
+        else:
+            who = f"(rowid {self.rowid}, id {shown_value(self.row_id)})"
+        done = f" ({action})" if action else ""
+        return f"{self.table} {who} {self.column}: {self.problem}: {shown_value(self.value)}{done}"
+
+
+class BadCells:
+    """The bad cells an export met, each reported on one line of stderr.
+
+    ``echo`` receives each line as it is found (the command passes one that writes to
+    stderr); without it the cells are only kept (tests read :attr:`cells`). At most
+    :attr:`KEEP` cells are kept in memory, every one is counted and echoed.
+    """
+
+    KEEP = 10_000
+
+    def __init__(
+        self, echo: Callable[[str], Any] | None = None, prefix: str = "sma-log: bad cell: "
+    ) -> None:
+        self.echo = echo
+        self.prefix = prefix
+        self.cells: list[tuple[BadCell, str]] = []
+        self.count = 0
+
+    def add(self, cell: BadCell, action: str = "") -> None:
+        self.count += 1
+        if len(self.cells) < self.KEEP:
+            self.cells.append((cell, action))
+        if self.echo is not None:
+            self.echo(self.prefix + cell.line(action))
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+    def lines(self) -> list[str]:
+        return [self.prefix + c.line(a) for c, a in self.cells]
+
+
+def find_bad_cells(
+    conn: Any,
+    table: str,
+    columns: Iterable[str],
+    source: str | None = None,
+    where: str = "1",
+    params: Iterable[Any] = (),
+    guards: dict[str, str] | None = None,
+) -> list[BadCell]:
+    """Every bad cell of ``columns`` in the rows of ``table`` that an export writes.
+
+    ``source`` is the FROM clause (``table`` aliased ``t`` by default; joins may add
+    other tables for ``where``); ``guards`` maps a column to SQL that must hold for its
+    cell to count (e.g. an event's value only when it is not a note). One query: SQL
+    picks the rows with a suspect cell, Python judges those cells.
+    """
+    columns = [c for c in columns]
+    have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+    columns = [c for c in columns if c in have]
+    rules = cell_rules(table, columns)
+    guards = guards or {}
+    conds = []
+    for c in columns:
+        sql = rules[c].suspect_sql(f't."{c}"')
+        if sql is None:
+            continue
+        if c in guards:
+            sql = f"({guards[c]}) AND ({sql})"
+        conds.append(f"({sql})")
+    if not conds:
+        return []
+    ident = 't."id"' if "id" in have else "NULL"
+    guarded = [c for c in columns if c in guards]
+    select = ", ".join([*(f't."{c}"' for c in columns), *(f"({guards[c]})" for c in guarded)])
+    query = (
+        f"SELECT t.rowid, {ident}, {select} FROM {source or f'{table} t'} "
+        f"WHERE ({where}) AND ({' OR '.join(conds)}) ORDER BY t.rowid"
+    )
+    n = len(columns)
+    found: list[BadCell] = []
+    for row in conn.execute(query, list(params)):
+        rowid, row_id, values, held = row[0], row[1], row[2 : 2 + n], row[2 + n :]
+        skip = {c for c, ok in zip(guarded, held, strict=True) if not ok}
+        for c, v in zip(columns, values, strict=True):
+            if c in skip:
+                continue
+            problem = rules[c].problem(v)
+            if problem is not None:
+                found.append(BadCell(table, rowid, row_id, c, problem, v))
+    return found

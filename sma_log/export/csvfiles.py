@@ -26,17 +26,21 @@ from __future__ import annotations
 import csv
 import io
 import sqlite3
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from itertools import repeat
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
+from ..commands.common import CommandRefused
 from .common import (
+    BadCell,
     ExportOptions,
     LocalDates,
     Progress,
     csv_cell,
+    find_bad_cells,
     identifying_columns,
     is_id_column,
     is_instant_column,
@@ -301,6 +305,11 @@ class LineQuery:
     careful: str
     ncols: int
     careful_params: tuple[Any, ...] = ()  # before the keys
+    #: The rows holding a bad cell (keys) and how their lines are made instead: by the
+    #: Python functions and ``csv.writer`` (:func:`python_lines`), the reference path,
+    #: which reads any value without error and writes the bad ones as the format says.
+    bad_keys: frozenset[Any] = frozenset()
+    python_lines: Callable[[list[Any]], dict[Any, bytes]] | None = None
 
 
 def table_line_query(
@@ -369,9 +378,14 @@ def _fill_sixtieths(conn: Any) -> None:
 def date_transitions(conn: Any, tz: str) -> list[tuple[str, int]]:
     """The offset changes of ``tz`` around the procedures' years (one indexed query).
 
-    Instants outside them (none in practice) still get the right date, from Python.
+    Instants outside them (none in practice) still get the right date, from Python;
+    so do the years of a bad cell (year 0, a number, a BLOB), which are not looked at:
+    only starts from 1900 to 2199 set the range.
     """
-    lo, hi = conn.execute("SELECT min(started_at), max(started_at) FROM procedures").fetchone()
+    lo, hi = conn.execute(
+        "SELECT min(started_at), max(started_at) FROM procedures "
+        "WHERE started_at >= '1900' AND started_at < '2200'"
+    ).fetchone()
     try:
         first, last = int(str(lo)[:4]) - 1, int(str(hi)[:4]) + 2
     except ValueError:
@@ -393,7 +407,8 @@ def write_lines(fh: Any, conn: Any, q: LineQuery, progress: Progress) -> int:
     The fast lines of a chunk are the exact CSV unless a cell needs quotes: joined by
     commas, they then hold no quote, CR or LF and exactly ``ncols * n - 1`` commas
     (each test one C scan of the chunk). Otherwise the rows that need quotes are
-    replaced by their careful lines.
+    replaced by their careful lines. Rows with a bad cell (``q.bad_keys``, none in a
+    sound file) take their Python line whatever the fast one says.
     """
     n = 0
     first = itemgetter(0)
@@ -403,14 +418,24 @@ def write_lines(fh: Any, conn: Any, q: LineQuery, progress: Progress) -> int:
         if not rows:
             return n
         lines = list(map(first, rows))
-        flat = b",".join(lines)
-        if (
+        done: set[int] = set()
+        if q.bad_keys and q.python_lines is not None:
+            done = {i for i, r in enumerate(rows) if r[1] in q.bad_keys}
+            if done:
+                made = q.python_lines([rows[i][1] for i in sorted(done)])
+                for i in done:
+                    lines[i] = made[rows[i][1]]
+        rest = lines if not done else [x for i, x in enumerate(lines) if i not in done]
+        flat = b",".join(rest)
+        if rest and (
             b'"' in flat
             or b"\n" in flat
             or b"\r" in flat
-            or flat.count(b",") != q.ncols * len(rows) - 1
+            or flat.count(b",") != q.ncols * len(rest) - 1
         ):
-            lines = _repaired(conn, q, rows, lines, flat)
+            lines = _repaired(conn, q, rows, lines, flat, done)
+        if not flat.isascii():
+            _check_utf8(lines, rows)
         fh.write(b"\r\n".join(lines))
         fh.write(b"\r\n")
         n += len(rows)
@@ -418,15 +443,45 @@ def write_lines(fh: Any, conn: Any, q: LineQuery, progress: Progress) -> int:
             progress.bar.update(len(rows))
 
 
+def _check_utf8(lines: list[bytes], rows: list[Any]) -> None:
+    """SQLite does not check that text is UTF-8, and the lines are built from its
+    bytes: a text cell another tool wrote in another encoding refuses the export (one
+    line), as Python's sqlite3 refuses to read it for every other format."""
+    try:
+        b"\n".join(lines).decode("utf-8")
+    except UnicodeDecodeError:
+        bad = next(i for i, line in enumerate(lines) if not _is_utf8(line))
+        raise UnreadableText(
+            f"a text cell of the file is not UTF-8 (row key {rows[bad][1]!r}); no format "
+            "can carry it: fix it in the file with sqlite3"
+        ) from None
+
+
+def _is_utf8(line: bytes) -> bool:
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+class UnreadableText(CommandRefused):
+    """A text cell that is not UTF-8."""
+
+
 def _repaired(
-    conn: Any, q: LineQuery, rows: list[Any], lines: list[bytes], flat: bytes
+    conn: Any, q: LineQuery, rows: list[Any], lines: list[bytes], flat: bytes, done: set[int]
 ) -> list[bytes]:
-    """The lines of a chunk, each row that needs quotes made by :func:`cell_sql`."""
+    """The lines of a chunk, each row that needs quotes made by :func:`cell_sql`
+    (rows in ``done`` already have their final line)."""
     commas = list(map(bytes.count, lines, repeat(b",")))
     bad = {i for i, c in enumerate(commas) if c != q.ncols - 1}
     for c in (b'"', b"\r", b"\n"):
         if c in flat:
             bad.update(i for i, line in enumerate(lines) if c in line)
+    bad -= done
+    if not bad:
+        return lines
     keys = [rows[i][1] for i in sorted(bad)]
     sql = q.careful.replace("{keys}", ", ".join("?" * len(keys)))
     careful = dict(conn.execute(sql, [*q.careful_params, *keys]).fetchall())
@@ -435,8 +490,40 @@ def _repaired(
     return lines
 
 
+def csv_line(values: Iterable[Any]) -> bytes:
+    """One CSV line (UTF-8, no line end) of Python values, written by ``csv.writer``;
+    a BLOB (a bad cell: CSV is text) is an empty cell."""
+    buf = io.StringIO()  # the default line end: its CR and LF make a cell need quotes
+    csv.writer(buf).writerow([None if isinstance(v, bytes) else v for v in values])
+    return buf.getvalue().removesuffix("\r\n").encode("utf-8")
+
+
+def _python_lines(
+    conn: Any, sql: str, params: tuple[Any, ...], cells: Callable[[tuple[Any, ...]], list[Any]]
+) -> Callable[[list[Any]], dict[Any, bytes]]:
+    """Lines of the rows with the given keys: ``sql`` (``{keys}`` for a list of ``?``)
+    yields ``(key, *values)``; ``cells`` turns the values into the row's cells."""
+
+    def lines(keys: list[Any]) -> dict[Any, bytes]:
+        out = {}
+        for i in range(0, len(keys), 500):
+            part = keys[i : i + 500]
+            query = sql.replace("{keys}", ", ".join("?" * len(part)))
+            for key, *values in conn.execute(query, [*params, *part]):
+                out[key] = csv_line(cells(tuple(values)))
+        return out
+
+    return lines
+
+
 def write_csv(store: Any, out: Path, opts: ExportOptions, force: bool) -> dict[str, int]:
-    """Write the CSV folder at ``out``; returns rows written per file."""
+    """Write the CSV folder at ``out``; returns rows written per file.
+
+    Bad cells (see :func:`~sma_log.export.common.find_bad_cells`) are reported to
+    ``opts.bad`` and written as stored, except a BLOB (CSV is text) and, de-identified,
+    an instant that cannot be read (its date is not known and its text may hold the
+    time of day): those cells are empty.
+    """
     from . import dictionary
 
     conn = store.conn
@@ -453,18 +540,29 @@ def write_csv(store: Any, out: Path, opts: ExportOptions, force: bool) -> dict[s
     conn.execute("BEGIN")  # one read snapshot: every file sees the same database
     try:
         transitions = [] if opts.identifiers else date_transitions(conn, opts.tz)
+        dates = LocalDates(opts.tz)
         with staged_folder(out, force, ALL_FILES) as folder:
             plans = {}
+            touched: set[Any] = set()  # procedures whose analysis row has a bad cell
             for table in tables:
                 plan = column_plan(conn, table, opts)
                 plans[table] = plan
+                bad = bad_rows(conn, table, plan, opts, dates)
+                touched |= _procedures_of(conn, table, bad)
                 counts[f"{table}.csv"] = write_table(
-                    conn, folder / f"{table}.csv", table, plan, opts, transitions, progress
+                    conn,
+                    folder / f"{table}.csv",
+                    table,
+                    plan,
+                    opts,
+                    transitions,
+                    progress,
+                    frozenset(bad),
                 )
             analysis_columns: list[Any] | None = None
             if analysis is not None:
                 analysis_columns, n = _write_analysis(
-                    store, analysis, folder, opts, progress, transitions
+                    store, analysis, folder, opts, progress, transitions, frozenset(touched)
                 )
                 counts[ANALYSIS_FILE] = n
             with open_private(folder / DICTIONARY_FILE) as fh:
@@ -480,6 +578,56 @@ def write_csv(store: Any, out: Path, opts: ExportOptions, force: bool) -> dict[s
     return counts
 
 
+def bad_rows(
+    conn: Any, table: str, plan: list[Column], opts: ExportOptions, dates: LocalDates
+) -> dict[int, list[BadCell]]:
+    """The bad cells of ``table``'s file, reported to ``opts.bad``, by rowid."""
+    stored = [c.name for c in plan if c.value == f"t.{c.name}"]
+    guards = {}
+    if table == "events" and not opts.identifiers:  # a note's text is not exported
+        guards["value"] = "t.kind IS NOT 'note'"
+    where, params = _where(table, opts)
+    found = find_bad_cells(conn, table, stored, _FROM[table], where, params, guards)
+    kinds = {c.name: c.kind for c in plan}
+    out: dict[int, list[BadCell]] = {}
+    for cell in found:
+        out.setdefault(cell.rowid, []).append(cell)
+        opts.bad.add(cell, csv_action(cell.value, kinds.get(cell.column, "plain"), dates))
+    return out
+
+
+def csv_action(value: Any, kind: str, dates: LocalDates) -> str:
+    """What the CSV files hold for a bad cell."""
+    if isinstance(value, bytes):
+        return "written empty"
+    if kind == "instant":
+        return "written empty" if dates.date(value) is None else "written as its local date"
+    return "written as stored"
+
+
+def _procedures_of(conn: Any, table: str, bad: dict[int, list[BadCell]]) -> set[Any]:
+    """The procedures whose analysis row reads a row of ``table`` that has a bad cell."""
+    if not bad:
+        return set()
+    if table == "procedures":
+        return {cells[0].row_id for cells in bad.values()}
+    column = {"patients": "patient_id", "followups": "id"}.get(table)
+    if column is None:
+        return set()
+    ids = [cells[0].row_id for cells in bad.values()]
+    sql = {
+        "patients": "SELECT id FROM procedures WHERE patient_id IN ({keys})",
+        "followups": "SELECT procedure_id FROM followups WHERE id IN ({keys})",
+    }[table]
+    out: set[Any] = set()
+    for i in range(0, len(ids), 500):
+        part = ids[i : i + 500]
+        out.update(
+            r[0] for r in conn.execute(sql.replace("{keys}", ", ".join("?" * len(part))), part)
+        )
+    return out
+
+
 def write_table(
     conn: Any,
     path: Path,
@@ -488,9 +636,15 @@ def write_table(
     opts: ExportOptions,
     transitions: list[tuple[str, int]],
     progress: Progress,
+    bad_keys: frozenset[int] = frozenset(),
 ) -> int:
-    """One table's CSV file (needs :func:`register_csv_functions` on ``conn``)."""
+    """One table's CSV file (needs :func:`register_csv_functions` on ``conn``); the rows
+    whose rowid is in ``bad_keys`` are written by the Python functions."""
     q = table_line_query(table, plan, opts, transitions)
+    if bad_keys:
+        select = ", ".join(c.expr for c in plan)
+        sql = f"SELECT t.rowid, {select} FROM {_FROM[table]} WHERE t.rowid IN ({{keys}})"
+        q = replace(q, bad_keys=bad_keys, python_lines=_python_lines(conn, sql, (), list))
     with open_private_binary(path) as fh:
         fh.write(header_line([c.name for c in plan]))
         return write_lines(fh, conn, q, progress)
@@ -541,8 +695,13 @@ def _write_analysis(
     opts: ExportOptions,
     progress: Progress,
     transitions: list[tuple[str, int]],
+    bad_keys: frozenset[Any] = frozenset(),
 ) -> tuple[list[Any], int]:
-    """procedures_analysis.csv from sma_log.storage.analysis, de-identified like the rest."""
+    """procedures_analysis.csv from sma_log.storage.analysis, de-identified like the rest.
+
+    The rows of the procedures in ``bad_keys`` (a bad cell in their procedure, patient
+    or follow-up row) are written by the Python functions of :func:`_write_analysis_rows`.
+    """
     columns = analysis_columns(analysis, opts)
     names = [c.name for c in columns]
     if not hasattr(analysis, "analysis_sql"):
@@ -562,6 +721,20 @@ def _write_analysis(
         ncols=len(plan),
         careful_params=tuple(params),
     )
+    if bad_keys:
+        funcs = _analysis_funcs(analysis, names, opts, LocalDates(opts.tz))
+        q = replace(
+            q,
+            bad_keys=bad_keys,
+            python_lines=_python_lines(
+                store.conn,
+                f"SELECT a.procedure_id, a.* FROM ({inner}) a WHERE a.procedure_id IN ({{keys}})",
+                tuple(params),
+                lambda values: [
+                    None if v is None else f(v) for v, f in zip(values, funcs, strict=True)
+                ],
+            ),
+        )
     if "procedure_id" not in names:  # the key of the careful lines
         return columns, _write_analysis_rows(store, analysis, folder, opts, progress, names)
     with open_private_binary(folder / ANALYSIS_FILE) as fh:
@@ -579,17 +752,7 @@ def _write_analysis_rows(
     names: list[str],
 ) -> int:
     """The analysis file from Python rows (when the module has no ``analysis_sql``)."""
-    dates = LocalDates(opts.tz)
-    funcs: list[Any] = []
-    for name in names:
-        if opts.identifiers:
-            funcs.append(safe_cell)
-        elif name in analysis.DATETIME_COLUMNS:
-            funcs.append(dates.date)
-        elif is_id_column(name):
-            funcs.append(mask_id)
-        else:
-            funcs.append(safe_cell)
+    funcs = _analysis_funcs(analysis, names, opts, LocalDates(opts.tz))
     n = 0
     rows = analysis.iter_analysis_rows(
         store, opts.date_from, opts.date_to, columns=names, tz=opts.tz
@@ -603,3 +766,20 @@ def _write_analysis_rows(
             )
             n += 1
     return n
+
+
+def _analysis_funcs(
+    analysis: Any, names: list[str], opts: ExportOptions, dates: LocalDates
+) -> list[Any]:
+    """How the Python writer turns each analysis value into its cell."""
+    funcs: list[Any] = []
+    for name in names:
+        if opts.identifiers:
+            funcs.append(safe_cell)
+        elif name in analysis.DATETIME_COLUMNS:
+            funcs.append(dates.date)
+        elif is_id_column(name):
+            funcs.append(mask_id)
+        else:
+            funcs.append(safe_cell)
+    return funcs

@@ -52,6 +52,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import json
+import math
 import os
 import sqlite3
 from collections.abc import Callable
@@ -124,9 +125,19 @@ def _instant_bounds(
 def _queries(
     tables: tuple[str, ...], lo: str | None, hi: str | None
 ) -> dict[str, tuple[str, tuple[Any, ...]]]:
-    """SELECT per table (ordered by id), restricted to the date range if one is given."""
+    """SELECT per table (ordered by id; the rowid last), restricted to the date range."""
+    return {
+        t: (f"SELECT t.*, t.rowid FROM {t} t WHERE {where} ORDER BY t.id", args)
+        for t, (where, args) in _filters(tables, lo, hi).items()
+    }
+
+
+def _filters(
+    tables: tuple[str, ...], lo: str | None, hi: str | None
+) -> dict[str, tuple[str, tuple[Any, ...]]]:
+    """The condition on each table's rows (alias ``t``) that the date range sets."""
     if lo is None and hi is None:
-        return {t: (f"SELECT * FROM {t} ORDER BY id", ()) for t in tables}
+        return {t: ("1", ()) for t in tables}
     where, params = [], []
     if lo is not None:
         where.append("started_at >= ?")
@@ -159,12 +170,12 @@ def _queries(
             parts = [sub[x] for x in tables if x in sub]
             union = " UNION ALL ".join(sql for sql, _ in parts)
             args = tuple(a for _, ps in parts for a in ps)
-            out[t] = (f"SELECT * FROM audit_log WHERE record_id IN ({union}) ORDER BY id", args)
+            out[t] = (f"t.record_id IN ({union})", args)
         elif t in sub:
             sql, args = sub[t]
-            out[t] = (f"SELECT * FROM {t} WHERE id IN ({sql}) ORDER BY id", args)
+            out[t] = (f"t.id IN ({sql})", args)
         else:  # a table added later and not tied to procedures: export it whole
-            out[t] = (f"SELECT * FROM {t} ORDER BY id", ())
+            out[t] = ("1", ())
     return out
 
 
@@ -219,6 +230,7 @@ def write_json(
     date_to: Any = None,
     progress: Progress | None = None,
     overwrite: bool = True,
+    bad: Any = None,
 ) -> dict[str, int]:
     """Write the JSON document of ``store``'s database to ``out_path``; return row counts.
 
@@ -226,9 +238,15 @@ def write_json(
     rows to write in all (every few thousand rows and once at the end). Without
     ``overwrite`` an existing ``out_path`` is never replaced (``FileExistsError``).
     The returned dict maps each exported table to its row count.
+
+    Bad cells (:func:`sma_log.export.common.find_bad_cells`) are reported to ``bad``
+    (a :class:`~sma_log.export.common.BadCells`) and written as stored, except what
+    JSON cannot hold: a BLOB and an infinite number are written as ``null``. Such a
+    document does not match the schema at those cells (the import lists them).
     """
     from .. import __version__
     from ..domain.clock import to_text
+    from .common import BadCells, find_bad_cells
 
     out = Path(out_path).expanduser()
     lo, hi, filt = _instant_bounds(date_from, date_to)
@@ -243,6 +261,24 @@ def write_json(
         }
         tables = tuple(t for t in tables if t in existing)
         queries = _queries(tables, lo, hi)
+        filters = _filters(tables, lo, hi)
+        bad = bad if bad is not None else BadCells()
+        fixes: dict[str, dict[int, dict[str, Any]]] = {}
+        for table in tables:
+            columns = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
+            if not identifiers:
+                columns = [c for c in columns if c not in REMOVED_FIELDS.get(table, ())]
+            guards = {}
+            if table == "events" and not identifiers:  # a note's text is not exported
+                kinds = ", ".join(f"'{k}'" for k in REMOVED_EVENT_KINDS)
+                guards["value"] = f"t.kind IS NULL OR t.kind NOT IN ({kinds})"
+            where, args = filters[table]
+            for cell in find_bad_cells(conn, table, columns, None, where, args, guards):
+                v = cell.value
+                unfit = isinstance(v, bytes) or (isinstance(v, float) and not math.isfinite(v))
+                bad.add(cell, "written as null" if unfit else "written as stored")
+                if unfit:
+                    fixes.setdefault(table, {}).setdefault(cell.rowid, {})[cell.column] = None
         total = 0
         if progress is not None:
             for sql, args in queries.values():
@@ -269,12 +305,15 @@ def write_json(
                 for ti, table in enumerate(tables):
                     sql, args = queries[table]
                     cur = conn.execute(sql, args)
-                    cols = [c[0] for c in cur.description]
+                    cols = [c[0] for c in cur.description][:-1]  # less the rowid
                     keep = _row_filter(table, identifiers)
+                    fix = fixes.get(table, {})
                     fh.write(("," if ti else "") + f"\n    {_dumps(table)}: [")
                     n = 0
-                    for values in cur:
+                    for *values, rowid in cur:
                         row = keep(dict(zip(cols, values, strict=True)))
+                        if fix and rowid in fix:
+                            row.update(fix[rowid])
                         fh.write(("," if n else "") + "\n      " + _row_text(row))
                         n += 1
                         done += 1

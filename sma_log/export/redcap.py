@@ -33,11 +33,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..commands.common import CommandRefused
 from ..domain import fields, vocab
 from .common import (
+    BadCell,
     ExportOptions,
     LocalDates,
     Progress,
+    find_bad_cells,
     open_private,
     safe_cell,
     staged_folder,
@@ -488,9 +491,19 @@ def _rows(conn: Any, sql: str, params: list[Any]) -> Iterator[dict[str, Any]]:
             yield dict(zip(cols, r, strict=True))
 
 
+#: Where each form's values come from: (table, its alias in the form's query).
+_SOURCES: dict[str, tuple[tuple[str, str], ...]] = {
+    "patient": (("patients", "pt"), ("identifiers", "i")),
+    "procedure": (("procedures", "pr"),),
+    "attempt": (("attempts", "a"),),
+    "followup": (("followups", "f"),),
+}
+
+
 def _queries(opts: ExportOptions) -> dict[str, tuple[str, list[Any]]]:
+    """Each form's rows; ``_rowid_<alias>`` names the rowid of each source row."""
     cond, params = opts.start_filter("p.started_at")
-    procs = f"""SELECT p.*, row_number() OVER (PARTITION BY p.patient_id
+    procs = f"""SELECT p.*, p.rowid AS _rowid_pr, row_number() OVER (PARTITION BY p.patient_id
                 ORDER BY p.started_at, p.id) AS proc_instance
             FROM procedures p WHERE {cond}"""
     where_patient = (
@@ -500,7 +513,8 @@ def _queries(opts: ExportOptions) -> dict[str, tuple[str, list[Any]]]:
     )
     return {
         "patient": (
-            f"""SELECT pt.*, i.full_name, i.record_number, i.birth_date
+            f"""SELECT pt.*, i.full_name, i.record_number, i.birth_date,
+                pt.rowid AS _rowid_pt, i.rowid AS _rowid_i
             FROM patients pt LEFT JOIN identifiers i ON i.patient_id = pt.id
             WHERE {where_patient} ORDER BY pt.study_code""",
             list(params),
@@ -516,7 +530,7 @@ def _queries(opts: ExportOptions) -> dict[str, tuple[str, list[Any]]]:
                 row_number() OVER (PARTITION BY pr.patient_id
                     ORDER BY pr.proc_instance, a.at, a.id) AS instance,
                 a.*, round((julianday(a.at) - julianday(pr.started_at)) * 1440, 3)
-                    AS minutes_from_start
+                    AS minutes_from_start, a.rowid AS _rowid_a
             FROM attempts a JOIN pr ON pr.id = a.procedure_id
             JOIN patients pt ON pt.id = pr.patient_id
             WHERE a.voided = 0 ORDER BY pt.study_code, instance""",
@@ -525,7 +539,8 @@ def _queries(opts: ExportOptions) -> dict[str, tuple[str, list[Any]]]:
         "followup": (
             f"""WITH pr AS ({procs}) SELECT pt.study_code, pr.proc_instance,
                 row_number() OVER (PARTITION BY pr.patient_id
-                    ORDER BY pr.proc_instance, f.kind DESC, f.id) AS instance, f.*
+                    ORDER BY pr.proc_instance, f.kind DESC, f.id) AS instance, f.*,
+                f.rowid AS _rowid_f
             FROM followups f JOIN pr ON pr.id = f.procedure_id
             JOIN patients pt ON pt.id = pr.patient_id ORDER BY pt.study_code, instance""",
             list(params),
@@ -533,8 +548,60 @@ def _queries(opts: ExportOptions) -> dict[str, tuple[str, list[Any]]]:
     }
 
 
+def _bad_cells(
+    conn: Any, opts: ExportOptions, columns: list[Field], have: dict[str, set[str]]
+) -> dict[tuple[str, int], set[str]]:
+    """The bad cells of the import file's values, reported to ``opts.bad``: (table,
+    rowid) → columns. A bad study code refuses the export (it is REDCap's record id)."""
+    cond, params = opts.start_filter("p.started_at")
+    in_range = f"EXISTS (SELECT 1 FROM procedures p WHERE {{key}} AND {cond})" if params else "1"
+    sources = {
+        "patients": ("patients t", in_range.format(key="p.patient_id = t.id")),
+        "identifiers": ("identifiers t", in_range.format(key="p.patient_id = t.patient_id")),
+        "procedures": ("procedures t", cond.replace("p.", "t.")),
+        "attempts": (
+            "attempts t JOIN procedures p ON p.id = t.procedure_id",
+            f"t.voided = 0 AND {cond}",
+        ),
+        "followups": ("followups t JOIN procedures p ON p.id = t.procedure_id", cond),
+    }
+    wanted: dict[str, list[str]] = {"patients": ["study_code"]}
+    for f in columns:
+        table, _ = _source(have, f)
+        if table and f.source not in wanted.setdefault(table, []):
+            wanted[table].append(f.source)
+    found: list[BadCell] = []
+    for table, names in wanted.items():
+        source, where = sources[table]
+        found += find_bad_cells(conn, table, names, source, where, params)
+    refused = [c for c in found if c.table == "patients" and c.column == "study_code"]
+    if refused:
+        more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
+        raise CommandRefused(
+            "--format redcap: REDCap's record id is the study code, and "
+            f"{refused[0].line()}{more}: REDCap cannot carry it; fix it in the file, "
+            "or export csv, json or sqlite (sma-log info --check lists every bad cell)"
+        )
+    out: dict[tuple[str, int], set[str]] = {}
+    for cell in found:
+        out.setdefault((cell.table, cell.rowid), set()).add(cell.column)
+        opts.bad.add(cell, "written empty")
+    return out
+
+
+def _table_columns(conn: Any) -> dict[str, set[str]]:
+    """The columns of each table the import file reads."""
+    tables = {t for sources in _SOURCES.values() for t, _ in sources}
+    return {t: {r[1] for r in conn.execute(f"PRAGMA table_info({t})")} for t in tables}
+
+
 def write_redcap(store: Any, out: Path, opts: ExportOptions, force: bool) -> dict[str, int]:
-    """Write PATH/redcap_data_dictionary.csv and PATH/redcap_import.csv."""
+    """Write PATH/redcap_data_dictionary.csv and PATH/redcap_import.csv.
+
+    Bad cells are reported to ``opts.bad`` and written empty: REDCap's import checks
+    every value against its field (type, choices, dates) and would refuse the file. A
+    bad study code refuses the export (one line, exit code 2): it is the record id.
+    """
     conn = store.conn
     dates = LocalDates(opts.tz)
     columns = import_fields(opts)
@@ -548,6 +615,8 @@ def write_redcap(store: Any, out: Path, opts: ExportOptions, force: bool) -> dic
         progress = Progress(int(total), "Exporting REDCap", True)
     conn.execute("BEGIN")  # one read snapshot for both files
     try:
+        have = _table_columns(conn)
+        bad = _bad_cells(conn, opts, columns, have)
         with staged_folder(out, force, (DICTIONARY_FILE, IMPORT_FILE)) as folder:
             with open_private(folder / DICTIONARY_FILE) as fh:
                 writer = csv.writer(fh)
@@ -559,7 +628,9 @@ def write_redcap(store: Any, out: Path, opts: ExportOptions, force: bool) -> dic
                 writer.writerow([*IMPORT_FIXED, *(f.name for f in columns)])
                 for form, (sql, params) in _queries(opts).items():
                     mine = [
-                        (index[f.name], f, _formatter(f, dates)) for f in columns if f.form == form
+                        (index[f.name], f, _formatter(f, dates), _source(have, f))
+                        for f in columns
+                        if f.form == form
                     ]
                     n = 0
                     rows = _rows(conn, sql, params)
@@ -571,9 +642,13 @@ def write_redcap(store: Any, out: Path, opts: ExportOptions, force: bool) -> dic
                         if form in REPEATING:
                             line[1] = form
                             line[2] = row["instance"]
-                        for i, f, fmt in mine:
+                        for i, f, fmt, (table, alias) in mine:
                             v = row.get(f.source)
-                            line[len(IMPORT_FIXED) + i] = None if v is None else fmt(v)
+                            if v is None or (
+                                bad and f.source in bad.get((table, row.get(alias)), ())
+                            ):
+                                continue
+                            line[len(IMPORT_FIXED) + i] = fmt(v)
                         writer.writerow(line)
                         n += 1
                     counts[f"{form} rows"] = n
@@ -582,3 +657,11 @@ def write_redcap(store: Any, out: Path, opts: ExportOptions, force: bool) -> dic
         if conn.in_transaction:
             conn.execute("COMMIT")
     return counts
+
+
+def _source(have: dict[str, set[str]], field: Field) -> tuple[str, str]:
+    """The table a field's value comes from, and the row key naming its rowid."""
+    for table, alias in _SOURCES[field.form]:
+        if field.source in have.get(table, ()):
+            return table, f"_rowid_{alias}"
+    return "", ""

@@ -48,6 +48,7 @@ from .common import (
     IDENTIFIED_TEXT,
     ExportOptions,
     LocalDates,
+    find_bad_cells,
     identifying_columns,
     is_id_column,
     is_instant_column,
@@ -88,8 +89,15 @@ def write_sqlite(store: Any, out: Path, opts: ExportOptions, force: bool) -> dic
             # changes (their triggers lifted meanwhile), not updated row by row.
             with reportcache.suspended(dst):
                 _filter_dates(dst, opts)
+                _bad_cells(dst, opts)
                 if not opts.identifiers:
-                    _deidentify(dst, opts)
+                    try:
+                        _deidentify(dst, opts)
+                    except sqlite3.IntegrityError as exc:
+                        raise CommandRefused(
+                            "--format sqlite: the de-identified copy could not move an "
+                            f"instant ({exc}); export with --identifiers, or as csv or json"
+                        ) from None
             _note_export(dst, opts)
             dst.execute("COMMIT")
             dst.execute("VACUUM")
@@ -119,6 +127,46 @@ def write_sqlite(store: Any, out: Path, opts: ExportOptions, force: bool) -> dic
             with contextlib.suppress(FileNotFoundError):
                 p.unlink()
     return counts
+
+
+def _bad_cells(conn: sqlite3.Connection, opts: ExportOptions) -> None:
+    """Report the copy's bad cells to ``opts.bad``; de-identified, empty the instants
+    that cannot be read (they cannot be moved to 12:00 and their text may hold the
+    time of day), or refuse the export if such an instant cannot be empty."""
+    from .jsondoc import table_order
+
+    empty = not opts.identifiers
+    found: list[Any] = []
+    present = set(_tables(conn))
+    for table in table_order():  # the data tables (not meta, not the report's caches)
+        if table not in present or (empty and table in _SKIP):
+            continue  # de-identified: the identifiers and the audit log are emptied
+        info = conn.execute(f"PRAGMA table_info({table})").fetchall()
+        free = set(identifying_columns(table)) if empty else set()
+        columns = [r[1] for r in info if r[1] not in free]
+        required = {r[1] for r in info if r[3]}
+        guards = {"value": "t.kind IS NOT 'note'"} if empty and table == "events" else {}
+        cells = find_bad_cells(conn, table, columns, guards=guards)
+        if empty:
+            stuck = [c for c in cells if is_instant_column(c.column) and c.column in required]
+            if stuck:
+                more = f" (and {len(stuck) - 1} more)" if len(stuck) > 1 else ""
+                raise CommandRefused(
+                    "--format sqlite: a de-identified copy moves every instant to keep "
+                    f"dates without the time of day, and {stuck[0].line()}{more} cannot "
+                    "be moved or left empty; fix it in the file, or export with "
+                    "--identifiers, or as csv or json (sma-log info --check lists every "
+                    "bad cell)"
+                )
+        found += cells
+    for cell in found:
+        if empty and is_instant_column(cell.column):
+            conn.execute(
+                f'UPDATE {cell.table} SET "{cell.column}" = NULL WHERE rowid = ?', (cell.rowid,)
+            )
+            opts.bad.add(cell, "written empty")
+        else:
+            opts.bad.add(cell, "copied as stored")
 
 
 def _tables(conn: sqlite3.Connection) -> list[str]:
@@ -185,25 +233,37 @@ class _Shifter:
         self.zone = ZoneInfo(tz)
         self.dates = LocalDates(tz)
 
-    def noon_offset_us(self, started_at: str) -> int:
-        start = LocalDates._utc(started_at)
-        local = start.astimezone(self.zone)
-        noon = datetime(local.year, local.month, local.day, 12, tzinfo=self.zone)
-        delta = noon.astimezone(UTC) - start
+    # Each returns None for an instant it cannot move (the bad cells are emptied or
+    # refused before, so only one at the very edge of the calendar): the copy's NOT
+    # NULL constraint then refuses it (one line), instead of a traceback.
+    def noon_offset_us(self, started_at: str) -> int | None:
+        try:
+            start = LocalDates._utc(started_at)
+            local = start.astimezone(self.zone)
+            noon = datetime(local.year, local.month, local.day, 12, tzinfo=self.zone)
+            delta = noon.astimezone(UTC) - start
+        except (TypeError, ValueError, OverflowError):
+            return None
         return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
     def shift(self, text: Any, offset_us: Any) -> Any:
         if not isinstance(text, str) or len(text) < 19 or offset_us is None:
-            return text
-        moved = LocalDates._utc(text) + timedelta(microseconds=int(offset_us))
+            return None
+        try:
+            moved = LocalDates._utc(text) + timedelta(microseconds=int(offset_us))
+        except (ValueError, OverflowError):
+            return None
         return moved.strftime(_FMT)
 
     def noon(self, text: Any) -> Any:
         if not isinstance(text, str) or len(text) < 19:
-            return text
-        local = LocalDates._utc(text).astimezone(self.zone)
-        noon = datetime(local.year, local.month, local.day, 12, tzinfo=self.zone)
-        return noon.astimezone(UTC).strftime(_FMT)
+            return None
+        try:
+            local = LocalDates._utc(text).astimezone(self.zone)
+            noon = datetime(local.year, local.month, local.day, 12, tzinfo=self.zone)
+            return noon.astimezone(UTC).strftime(_FMT)
+        except (ValueError, OverflowError):
+            return None
 
 
 def _deidentify(conn: sqlite3.Connection, opts: ExportOptions) -> None:

@@ -1,12 +1,39 @@
-"""Showing stored instants in the site's time zone."""
+"""Showing stored values: instants in the site's time zone, text made visible.
+
+Every text a screen shows that comes from the database or a file goes through
+:func:`sma_log.domain.text.visible` (an ESC sequence in a study code would clear the
+screen or retitle the terminal): :func:`shown` and :func:`cell` are its screen forms.
+A value another tool wrote that cannot be read (a time with month 13, text in a number
+column) is shown as stored, made visible, never a crash.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pendulum
+from rich.text import Text
 
 from ..domain.clock import from_text
+from ..domain.text import visible
+
+#: What a screen shows for a missing value.
+NONE = "—"
+
+
+def shown(value: Any, *, multiline: bool = False, empty: str = NONE) -> str:
+    """``value`` as a screen shows it: ``empty`` when missing, control characters
+    made visible (:func:`~sma_log.domain.text.visible`) otherwise."""
+    if value is None or value == "":
+        return empty
+    if isinstance(value, bytes):  # a BLOB another tool wrote: no value to show
+        return f"x'{value[:16].hex()}'"
+    return visible(value, multiline=multiline)
+
+
+def cell(value: Any, style: str = "", *, empty: str = NONE) -> Text:
+    """A table cell: :class:`~rich.text.Text` (never markup) of :func:`shown`."""
+    return Text(shown(value, empty=empty), style=style)
 
 
 def _dt(value: Any) -> pendulum.DateTime | None:
@@ -18,8 +45,11 @@ def _dt(value: Any) -> pendulum.DateTime | None:
 
 
 def local_time(value: Any, tz: str, fmt: str = "HH:mm:ss") -> str:
-    dt = _dt(value)
-    return dt.in_timezone(tz).format(fmt) if dt else "—"
+    try:
+        dt = _dt(value)
+        return dt.in_timezone(tz).format(fmt) if dt else NONE
+    except (ValueError, TypeError, OverflowError):  # not a stored instant: as it is
+        return shown(value)
 
 
 def local_datetime(value: Any, tz: str) -> str:
@@ -27,7 +57,11 @@ def local_datetime(value: Any, tz: str) -> str:
 
 
 def minutes(value: Any) -> str:
-    return "—" if value is None else f"{float(value):.1f} min"
+    if value is None:
+        return NONE
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return shown(value)
+    return f"{float(value):.1f} min"
 
 
 def short_datetime(value: Any, tz: str) -> str:

@@ -22,6 +22,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Static
 
+from ...domain.text import visible
 from .base import Dialog
 
 
@@ -44,9 +45,10 @@ class ConfirmDialog(Dialog[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog confirm-dialog"):
-            yield Static(Text(self.title_text, style="bold"), classes="dialog-title")
+            # The question may name a record (a study code from the file): shown visible.
+            yield Static(Text(visible(self.title_text), style="bold"), classes="dialog-title")
             if self.body:
-                yield Static(Text(self.body), id="confirm-body")
+                yield Static(Text(visible(self.body, multiline=True)), id="confirm-body")
             with Horizontal(classes="buttons"):
                 yes = Button(f"{self.yes_label} (y)", id="confirm-yes", variant="warning")
                 no = Button(f"{self.no_label} (n / Escape)", id="confirm-no")

@@ -18,6 +18,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Input, Select, Static
 
 from ...domain import fields, schedule, vocab
+from ...domain.text import visible
 from ..widgets.form import FormField, collect
 from .base import Dialog
 from .confirm import ConfirmDialog
@@ -34,7 +35,7 @@ UNKNOWN_WHEN_BLANK = frozenset([*NO_EVENTS, *PDPH_ONLY, *OTHER_EVENT_ONLY])
 def _words(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
-    return str(value)
+    return visible(value)
 
 
 class ChangeGuard:
@@ -112,7 +113,7 @@ class FollowupDialog(ChangeGuard, Dialog[dict[str, Any] | None]):
         specs = fields.FOLLOWUP_FIELDS
         row = self.row
         with VerticalScroll(classes="dialog", id="followup-dialog"):
-            yield Static(Text(self.heading, style="bold"), classes="dialog-title")
+            yield Static(Text(visible(self.heading), style="bold"), classes="dialog-title")
             yield Static(
                 Text(
                     "Type the score 1–5; ctrl+n = no adverse events (answers the questions "
@@ -176,7 +177,7 @@ class FollowupDialog(ChangeGuard, Dialog[dict[str, Any] | None]):
                 field.set_value(value)
                 answered.append(spec.label)
             elif message is not None or current != value:
-                shown = _words(current) if message is None else str(field.raw)
+                shown = _words(current) if message is None else visible(field.raw)
                 kept.append(f"{spec.label} {shown}")
         self._toggle_details()
         text = Text()
@@ -251,7 +252,7 @@ class CloseDialog(ChangeGuard, Dialog[tuple[str, str] | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static(Text(self.heading, style="bold"), classes="dialog-title")
+            yield Static(Text(visible(self.heading), style="bold"), classes="dialog-title")
             yield FormField(CLOSE_STATE, "unreachable")
             yield FormField(REASON)
             yield Static(Text("ctrl+s closes it, Escape cancels", style="italic"))

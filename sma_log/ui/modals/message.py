@@ -8,6 +8,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import Button, Static
 
+from ...domain.text import visible
 from .base import Dialog
 
 
@@ -23,8 +24,9 @@ class MessageDialog(Dialog[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static(Text(self.title_text, style="bold"), classes="dialog-title")
-            yield Static(Text(self.message), id="message-text")
+            # The message may quote the file (a path, a value): shown visible.
+            yield Static(Text(visible(self.title_text), style="bold"), classes="dialog-title")
+            yield Static(Text(visible(self.message, multiline=True)), id="message-text")
             yield Button("OK (enter)", id="ok", variant="primary")
 
     def on_mount(self) -> None:

@@ -30,7 +30,7 @@ from ...domain.fields import ValidationError
 from ...domain.schedule import TooEarly
 from ...domain.timeline import RuleError
 from ...storage.errors import Conflict, NotFound, StorageError
-from ..fmt import _dt, local_time
+from ..fmt import _dt, local_time, shown
 from .base import Dialog
 from .confirm import ConfirmDialog
 
@@ -67,7 +67,7 @@ class ScoreDialog(Dialog[int | None]):
         super().__init__()
         self.proc_id = proc_id
         self.due = due
-        self.study_code: str = due.study_code
+        self.study_code: str = shown(due.study_code)  # a file may hold any text
         self.early = False  # the saved score was confirmed before its window opened
 
     def compose(self) -> ComposeResult:
@@ -216,7 +216,7 @@ def ask_score(
     dialog = ScoreDialog(proc_id, due)
 
     def closed(score: int | None) -> None:
-        code = due.study_code
+        code = shown(due.study_code)
         if score is not None:
             message = f"{code}: satisfaction at 5 min: {score} saved"
             if dialog.early:

@@ -29,7 +29,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 from ...domain import dosing, schedule
 from ...domain.clock import from_text
 from ...storage.followups import QueueItem
-from ..fmt import local_datetime, local_time, short_datetime
+from ..fmt import cell, local_datetime, local_time, short_datetime, shown
 from ..modals.confirm import ConfirmDialog
 from ..modals.followup import CloseDialog, FollowupDialog, kind_words, state_words
 from ..modals.score import ask_score
@@ -90,8 +90,9 @@ def fit_columns(widths: dict[str, int], available: int) -> list[str]:
 
 
 def label(row: dict[str, Any]) -> str:
-    """ "DEMO-002 · 72-h call": which patient and which follow-up, for every message."""
-    return f"{row['study_code']} · {kind_words(row['kind'])}"
+    """ "DEMO-002 · 72-h call": which patient and which follow-up, for every message
+    (control characters made visible: the code may come from a file another tool wrote)."""
+    return f"{shown(row['study_code'])} · {shown(kind_words(row['kind']))}"
 
 
 class FollowupScreen(AppScreen):
@@ -182,13 +183,13 @@ class FollowupScreen(AppScreen):
                     state_words(item.status, row.get("late"), row.get("early")),
                     style=STATUS_STYLE.get(item.status, ""),
                 ),
-                "code": Text(row["study_code"]),
+                "code": cell(row["study_code"]),
                 "procedure": Text(local_time(row["ended_at"], self.tz, "DD MMM YY")),
-                "operator": Text(row["operator"] or "—"),
-                "what": Text(kind_words(row["kind"])),
+                "operator": cell(row["operator"]),
+                "what": cell(kind_words(row["kind"])),
                 "due": Text(short_datetime(row["due_at"], self.tz)),
                 "when": Text(when),
-                "calls": Text(str(row["contact_attempts_n"] or 0)),
+                "calls": cell(row["contact_attempts_n"] or 0),
                 "next": Text(next_doses[pid]),
             }
         self._draw(self._landing(keep, old_order))
@@ -276,7 +277,7 @@ class FollowupScreen(AppScreen):
             text.append(f" · {state_words(item.status, row.get('late'), row.get('early'))}")
             text.append(
                 f" · procedure {local_datetime(row['ended_at'], self.tz)}"
-                f" by {row['operator'] or '—'}"
+                f" by {shown(row['operator'])}"
             )
             text.append(f" · due {short_datetime(row['due_at'], self.tz)}")
             if row["state"] == "open" and "when" in cells:
@@ -290,7 +291,7 @@ class FollowupScreen(AppScreen):
                 text.append(" · calls without answer: ")
                 text.append(", ".join(local_datetime(c["at"], self.tz) for c in calls))
             if row.get("closed_reason"):
-                text.append(f" · reason: {row['closed_reason']}")
+                text.append(f" · reason: {shown(row['closed_reason'])}")
         self.query_one("#queue-detail", Static).update(text)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
@@ -355,7 +356,7 @@ class FollowupScreen(AppScreen):
 
     def _open_form(self, item: QueueItem, *, early_ok: bool) -> None:
         row = item.row
-        code = row["study_code"]
+        code = shown(row["study_code"])
         heading = (
             f"72-hour follow-up — {code} (procedure {local_datetime(row['ended_at'], self.tz)})"
         )
@@ -423,7 +424,9 @@ class FollowupScreen(AppScreen):
         row = item.row
         n = self.guarded(lambda: self.store.record_no_answer(item.id))
         if n is not None:
-            self.undo_stack.append(Undoable("no_answer", item.id, row["study_code"], label(row)))
+            self.undo_stack.append(
+                Undoable("no_answer", item.id, shown(row["study_code"]), label(row))
+            )
             self.done(f"{label(row)}: no answer logged (call {n}), still in the queue; u undoes")
         self.refresh_from_store(focus=item.id)
 
@@ -443,7 +446,9 @@ class FollowupScreen(AppScreen):
             state, reason = result
             ok = self.guarded(lambda: self.store.close_followup(item.id, state, reason) or True)
             if ok:
-                self.undo_stack.append(Undoable("close", item.id, row["study_code"], label(row)))
+                self.undo_stack.append(
+                    Undoable("close", item.id, shown(row["study_code"]), label(row))
+                )
                 self.done(f"{label(row)}: closed as {state_words(state)} · u undoes")
             self.refresh_from_store(focus=item.id)
 

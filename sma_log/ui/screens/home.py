@@ -14,7 +14,7 @@ from textual.widgets.data_table import RowDoesNotExist
 
 from ...domain import vocab
 from ...domain.clock import Anchor, format_elapsed, from_text
-from ..fmt import local_datetime, local_time, minutes
+from ..fmt import cell, local_datetime, local_time, minutes, shown
 from ..modals.score import ask_score
 from ..widgets.bedside import KeyLegend
 from .base import AppScreen, StatusLine
@@ -22,8 +22,9 @@ from .help import legend_items
 
 
 def _t(value: Any) -> Text:
-    """Table cells are Text, never markup: user text shows as typed."""
-    return Text("—" if value is None or value == "" else str(value))
+    """Table cells are Text, never markup: user text shows as typed, its control
+    characters made visible (a file another tool wrote may hold ESC sequences)."""
+    return cell(value)
 
 
 def _status_words(row: Any) -> str:
@@ -129,7 +130,7 @@ class HomeScreen(AppScreen):
             self.query_one("#open", DataTable).focus()
 
     def refresh_from_store(self) -> None:
-        self.sub_title = str(self.sma.db_path)
+        self.sub_title = shown(str(self.sma.db_path))
         data = self.guarded(
             lambda: (
                 self.store.open_procedures(),
@@ -242,16 +243,19 @@ class HomeScreen(AppScreen):
 
     def _open_line(self, row: dict[str, Any]) -> Text:
         anchor = None
-        if row.get("anchor_boot_id") and row.get("anchor_boottime") is not None:
+        if row.get("anchor_boot_id") and isinstance(row.get("anchor_boottime"), (int, float)):
             anchor = Anchor(row["anchor_boot_id"], float(row["anchor_boottime"]))
-        elapsed = self.sma.clock.elapsed(from_text(row["started_at"]), anchor)
+        try:
+            since = format_elapsed(self.sma.clock.elapsed(from_text(row["started_at"]), anchor))
+        except ValueError:  # a start another tool wrote that is not a time
+            since = "?"
         n = row["attempts_n"] or 0
         text = Text()
         text.append(" ▶ IN PROGRESS ", style="bold reverse")
-        text.append(f" {row['study_code']}", style="bold")
+        text.append(f" {shown(row['study_code'])}", style="bold")
         text.append(
             f" · {local_time(row['started_at'], self.tz, 'HH:mm')}"
-            f" · {format_elapsed(elapsed)} · {n} attempt{'' if n == 1 else 's'}"
+            f" · {since} · {shown(n)} attempt{'' if n == 1 else 's'}"
         )
         text.append(" · Enter or l resumes", style="bold")
         return text

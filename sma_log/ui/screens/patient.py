@@ -9,7 +9,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Static
 
 from ...domain import dosing, vocab
-from ..fmt import local_datetime, minutes
+from ..fmt import cell, local_datetime, minutes, shown
 from ..modals.followup import kind_words, state_words
 from .base import AppScreen, StatusLine
 
@@ -58,9 +58,9 @@ class PatientScreen(AppScreen):
         pt = self.guarded(lambda: s.patient(self.patient_id))
         if pt is None:
             return
-        self.sub_title = f"Patient {pt['study_code']}"
+        self.sub_title = f"Patient {shown(pt['study_code'])}"
         facts = Text()
-        facts.append(f" {pt['study_code']}", style="bold")
+        facts.append(f" {shown(pt['study_code'])}", style="bold")
         for label, value in (
             ("SMA type", pt.get("sma_type")),
             ("born", pt.get("birth_year")),
@@ -73,7 +73,7 @@ class PatientScreen(AppScreen):
             ),
         ):
             if value:
-                facts.append(f"   {label} {value}")
+                facts.append(f"   {label} {shown(value)}")
         self.query_one("#patient-facts", Static).update(facts)
         settings = self.sma.settings
         today = s.now().in_timezone(self.tz).date()
@@ -83,13 +83,13 @@ class PatientScreen(AppScreen):
             text.append(" No dose delivered yet: the schedule starts with the first dose.")
         else:
             text.append(f" {dosing.describe(nd, today).capitalize()}", style="bold")
-            text.append(f" — {vocab.label(vocab.REGIMENS, nd.regimen)}; {nd.reason}")
+            text.append(f" — {shown(vocab.label(vocab.REGIMENS, nd.regimen))}; {shown(nd.reason)}")
             label = "EU SmPC" if settings.label == "eu" else "US label"
             text.append(f" ({label})")
             if nd.missed_rule:
-                text.append(f"\n ! {nd.missed_rule}", style="bold")
+                text.append(f"\n ! {shown(nd.missed_rule)}", style="bold")
             for warning in nd.warnings:
-                text.append(f"\n ! {warning}")
+                text.append(f"\n ! {shown(warning)}")
         self.query_one("#next-dose", Static).update(text)
         table = self.query_one("#patient-procedures", DataTable)
         table.clear()
@@ -108,14 +108,14 @@ class PatientScreen(AppScreen):
             )
             table.add_row(
                 Text(local_datetime(r["started_at"], self.tz)),
-                Text(vocab.label(vocab.REGIMENS, r["regimen"])),
-                Text(vocab.label(vocab.GUIDANCE, r["guidance"])),
-                Text(vocab.label(vocab.APPROACH, r["approach"])),
-                Text(r["level_final"] or r["level_intended"] or "—"),
-                Text(str(r["attempts_n"])),
+                cell(vocab.label(vocab.REGIMENS, r["regimen"])),
+                cell(vocab.label(vocab.GUIDANCE, r["guidance"])),
+                cell(vocab.label(vocab.APPROACH, r["approach"])),
+                cell(r["level_final"] or r["level_intended"]),
+                cell(str(r["attempts_n"])),
                 Text(minutes(r["procedure_min"])),
                 Text(outcome),
-                Text(str(r["satisfaction_5min"] or "—")),
+                cell(r["satisfaction_5min"] or None),
                 key=r["id"],
             )
         table = self.query_one("#patient-followups", DataTable)
@@ -128,11 +128,11 @@ class PatientScreen(AppScreen):
             pdph = "—" if r["pdph"] is None else ("yes" if r["pdph"] else "no")
             table.add_row(
                 Text(local_datetime(r["ended_at"], self.tz)),
-                Text(kind_words(r["kind"])),
-                Text(state_words(s.status_of(r), r["late"])),
-                Text(str(r["satisfaction"] or "—")),
+                cell(kind_words(r["kind"])),
+                cell(state_words(s.status_of(r), r["late"])),
+                cell(r["satisfaction"] or None),
                 Text(pdph),
-                Text(str(r["contact_attempts_n"] or 0)),
+                cell(r["contact_attempts_n"] or 0),
                 key=r["id"],
             )
 

@@ -19,7 +19,7 @@ from textual.widgets import Header, Static
 from ...domain import timeline, vocab
 from ...domain.clock import from_text
 from ...storage.store import ProcedureView
-from ..fmt import local_time
+from ..fmt import local_time, shown
 from ..widgets.bedside import AttemptList, BigNumber, ElapsedTimer, KeyLegend, Milestones
 from .base import AppScreen, StatusLine
 from .help import legend_items
@@ -186,7 +186,9 @@ class ProcedureScreen(AppScreen):
         status = row["status"]
         ended = status != "open"
         words = {"open": "IN PROGRESS", "ended": "ENDED", "cancelled": "CANCELLED"}
-        self.sub_title = f"{view.patient['study_code']} · " + words.get(status, status.upper())
+        self.sub_title = f"{shown(view.patient['study_code'])} · " + shown(
+            words.get(status, str(status).upper())
+        )
         self.title = "sma-log"
         stopped = st.milestones.get("end") or (
             from_text(row["cancelled_at"]) if row.get("cancelled_at") else None
@@ -201,7 +203,7 @@ class ProcedureScreen(AppScreen):
         current = st.current
         self.query_one("#attempts", BigNumber).update(
             str(st.attempt_count),
-            f"now #{current.number} · {current.level or '—'}" if current else "none yet",
+            f"now #{current.number} · {shown(current.level)}" if current else "none yet",
         )
         self.query_one("#redirections", BigNumber).update(
             str(st.redirection_count),
@@ -211,18 +213,24 @@ class ProcedureScreen(AppScreen):
         self.query_one(AttemptList).show(st, self.tz)
         pt = view.patient
         line = Text()
-        line.append(f" {pt['study_code']}", style="bold")
+        line.append(f" {shown(pt['study_code'])}", style="bold")
         if pt.get("sma_type"):
-            line.append(f"  SMA type {pt['sma_type']}")
-        line.append(f"  {vocab.label(vocab.REGIMENS, row['regimen'])}")
-        line.append(f"  {vocab.label(vocab.GUIDANCE, row['guidance'])}")
-        line.append(f"  {vocab.label(vocab.APPROACH, row['approach'])} {row['level_intended']}")
-        if row.get("cobb_angle") is not None:
-            line.append(f"  Cobb {row['cobb_angle']:g}°")
+            line.append(f"  SMA type {shown(pt['sma_type'])}")
+        line.append(f"  {shown(vocab.label(vocab.REGIMENS, row['regimen']))}")
+        line.append(f"  {shown(vocab.label(vocab.GUIDANCE, row['guidance']))}")
+        line.append(
+            f"  {shown(vocab.label(vocab.APPROACH, row['approach']))} "
+            f"{shown(row['level_intended'])}"
+        )
+        cobb = row.get("cobb_angle")
+        if isinstance(cobb, (int, float)) and not isinstance(cobb, bool):
+            line.append(f"  Cobb {cobb:g}°")
+        elif cobb is not None:  # not a number (another tool wrote it): as stored
+            line.append(f"  Cobb {shown(cobb)}")
         if row.get("hardware") and row["hardware"] != "none":
-            line.append(f"  {vocab.label(vocab.HARDWARE, row['hardware'])}")
+            line.append(f"  {shown(vocab.label(vocab.HARDWARE, row['hardware']))}")
         if ended:
-            line.append(f"  — {words.get(status, status.upper())}", style="bold")
+            line.append(f"  — {shown(words.get(status, str(status).upper()))}", style="bold")
         self.query_one("#patient-line", Static).update(line)
 
     def on_key(self, event: events.Key) -> None:
@@ -360,7 +368,7 @@ class ProcedureScreen(AppScreen):
         self.show(fresh)
         if not self._open():
             return
-        code = fresh.patient["study_code"]
+        code = shown(fresh.patient["study_code"])
         if fresh.state.attempt_count or "first_puncture" in fresh.state.milestones:
             # Nothing to confirm: the Store refuses a cancel after a puncture and says why.
             self._cancel(code)

@@ -18,6 +18,7 @@ from textual.widgets import Button, Footer, Header, Input, Static
 
 from ...domain import fields, vocab
 from ...domain.fields import ValidationError
+from ..fmt import shown
 from ..widgets.form import FormField, collect
 from .base import AppScreen, StatusLine
 
@@ -50,7 +51,7 @@ class StartScreen(AppScreen):
         self.patient: dict[str, Any] | None = None
 
     def compose(self) -> ComposeResult:
-        codes = [r["study_code"] for r in self.store.search_patients("", limit=5000)]
+        codes = [shown(r["study_code"]) for r in self.store.search_patients("", limit=5000)]
         yield Header()
         with VerticalScroll(id="start-form"):
             yield Static(Text("Patient", style="bold"), classes="section")
@@ -135,13 +136,13 @@ class StartScreen(AppScreen):
         n = self.store.one(
             "SELECT count(*) AS n FROM procedures WHERE patient_id = ?", (patient["id"],)
         )
-        desc = [f"  Existing patient {patient['study_code']}"]
+        desc = [f"  Existing patient {shown(patient['study_code'])}"]
         if patient.get("sma_type"):
-            desc.append(f"SMA type {patient['sma_type']}")
+            desc.append(f"SMA type {shown(patient['sma_type'])}")
         if patient.get("birth_year"):
-            desc.append(f"born {patient['birth_year']}")
+            desc.append(f"born {shown(patient['birth_year'])}")
         if patient.get("motor_status"):
-            desc.append(vocab.label(vocab.MOTOR_STATUS, patient["motor_status"]).lower())
+            desc.append(shown(vocab.label(vocab.MOTOR_STATUS, patient["motor_status"])).lower())
         desc.append(f"{n['n'] if n else 0} previous procedure(s)")
         status.update(Text(", ".join(desc)))
         if previous:

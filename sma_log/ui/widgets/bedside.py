@@ -15,7 +15,7 @@ from textual.widgets import Label, Static
 
 from ...domain import timeline, vocab
 from ...domain.clock import Anchor, Clock, format_elapsed
-from ..fmt import local_time
+from ..fmt import local_time, shown
 from .bigtext import BigText
 
 
@@ -90,9 +90,9 @@ class Milestones(Static):
             text.append(f"{label:<20}", style=style)
             text.append(local_time(at, tz) if at else "—", style=style)
             text.append("\n")
-        sed = vocab.label(vocab.SEDATION, state.sedation)
+        sed = shown(vocab.label(vocab.SEDATION, state.sedation))
         if state.sedation_agent:
-            sed += f" ({state.sedation_agent})"
+            sed += f" ({shown(state.sedation_agent)})"
         text.append(" Sedation: ", style="bold")
         text.append(sed)
         if len(state.sedation_changes) > 1:
@@ -112,7 +112,7 @@ class AttemptList(Static):
             current = att is state.current
             text.append("▶ " if current else "  ", style="bold")
             text.append(f"#{att.number} ", style="bold")
-            text.append(f"{local_time(att.at, tz)} {att.level or '—'} ")
+            text.append(f"{local_time(att.at, tz)} {shown(att.level)} ")
             text.append(f"{att.redirections} redir")
             flags = [label for key, label in timeline.FLAGS if getattr(att, key)]
             if att.csf_obtained:
@@ -124,7 +124,7 @@ class AttemptList(Static):
             text.append("\nNotes\n", style="bold")
             for at, note in state.notes[-3:]:
                 text.append(f"  {local_time(at, tz)} ")
-                text.append(note.replace("\n", " ")[:200])
+                text.append(shown(note.replace("\n", " ")[:200]))
                 text.append("\n")
         self.update(text)
 

@@ -21,6 +21,7 @@ from textual.validation import ValidationResult, Validator
 from textual.widgets import Input, Label, Select, Static
 
 from ...domain.fields import FieldSpec, ValidationError
+from ...domain.text import visible
 
 Check = Callable[[Any], str | None]
 
@@ -167,7 +168,7 @@ class FormField(Horizontal):
                 if self._blank != "—":
                     hint = f"{self._blank} ({hint})" if hint else self._blank
                 yield BoundedInput(
-                    value="" if self._initial is None else _fmt(self._initial),
+                    value="" if self._initial is None else _fmt(self._initial, spec),
                     placeholder=hint,
                     validators=[SpecValidator(spec, self.extra)],
                     validate_on=["changed", "blur", "submitted"],
@@ -201,11 +202,13 @@ class FormField(Horizontal):
                 if control._allow_blank:
                     control.clear()
                 return
-            control.value = (
-                str(value) if not isinstance(value, bool) else ("yes" if value else "no")
-            )
+            code = str(value) if not isinstance(value, bool) else ("yes" if value else "no")
+            if code in [c for _, c in control._options if c is not Select.NULL]:
+                control.value = code
+            elif control._allow_blank:  # a code the vocabulary does not know: unanswered
+                control.clear()
         else:
-            control.value = "" if value is None else _fmt(value)
+            control.value = "" if value is None else _fmt(value, self.spec)
 
     def check(self) -> tuple[Any, str | None]:
         """The parsed value and no message, or None and the message (also shown)."""
@@ -238,10 +241,14 @@ class FormField(Horizontal):
         self.show_error(event.message)
 
 
-def _fmt(value: Any) -> str:
+def _fmt(value: Any, spec: FieldSpec | None = None) -> str:
+    """A stored value as the field's text. Text from the database or a file shows its
+    control characters made visible (:func:`~sma_log.domain.text.visible`; a note's
+    lines and tabs are kept): what the field shows is what saving it keeps."""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    return str(value)
+    multiline = spec is not None and spec.max_length > 200
+    return visible(value, multiline=multiline)
 
 
 def _hint(spec: FieldSpec) -> str:
