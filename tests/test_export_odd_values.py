@@ -373,6 +373,7 @@ _VALUES = st.one_of(
     st.binary(max_size=8),
     _INSTANTISH,
     st.sampled_from(["paramedian", "banana", "SMA-001", "-x", "A" * 33, "0", "1", "Infinity"]),
+    st.sampled_from(["2026-03-27T09:00:00.000000Z\x00x", "SMA\x00", "2026-02-29T10:00:00.000000Z"]),
 )
 _RULES = [
     *cell_rules("procedures", ["started_at", "ended_at", "dose_mg", "approach", "bmi"]).values(),
@@ -386,26 +387,27 @@ _RULES = [
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_VALUES, min_size=1, max_size=30))
 def test_sql_picks_every_cell_python_refuses(values: list[Any]) -> None:
-    """The SQL pre-filter may pass too much, never too little: the bad cells found
-    through SQL are exactly those the Python rule refuses, for every column kind."""
+    """The SQL pre-filter may pick too much, never too little: the bad cells found
+    through SQL are exactly those the Python rule refuses, for every column kind and
+    every declared type a file may give the column (SQLite converts what is stored by
+    it, and the SQL leaves out the checks for values the column cannot hold)."""
     conn = sqlite3.connect(":memory:")
-    for rule in _RULES:
-        conn.execute(f'CREATE TABLE "{rule.table}_{rule.column}" (id TEXT, v)')  # no affinity
-        conn.executemany(
-            f'INSERT INTO "{rule.table}_{rule.column}" VALUES (?, ?)',
-            [(str(i), v) for i, v in enumerate(values)],
-        )
-        stored = [r[0] for r in conn.execute(f'SELECT v FROM "{rule.table}_{rule.column}"')]
-        want = {i for i, v in enumerate(stored) if rule.problem(v) is not None}
-        suspect = rule.suspect_sql("t.v")
-        got: set[int] = set()
-        if suspect is not None:
-            for rowid, v in conn.execute(
-                f'SELECT t.rowid, t.v FROM "{rule.table}_{rule.column}" t WHERE {suspect}'
-            ):
-                if rule.problem(v) is not None:
-                    got.add(rowid - 1)
-        assert got == want, (rule, [stored[i] for i in want - got])
+    for i, rule in enumerate(_RULES):
+        for declared in ("TEXT", "INTEGER", "REAL", "NUMERIC", ""):
+            table = f"t{i}_{declared or 'none'}"
+            conn.execute(f'CREATE TABLE "{table}" (v {declared})')
+            conn.executemany(f'INSERT INTO "{table}" VALUES (?)', [(v,) for v in values])
+            stored = [r[0] for r in conn.execute(f'SELECT v FROM "{table}" ORDER BY rowid')]
+            want = {n for n, v in enumerate(stored) if rule.problem(v) is not None}
+            suspect = rule.suspect_sql("t.v", declared, False)
+            got: set[int] = set()
+            if suspect is not None:
+                for rowid, v in conn.execute(
+                    f'SELECT t.rowid, t.v FROM "{table}" t WHERE {suspect}'
+                ):
+                    if rule.problem(v) is not None:
+                        got.add(rowid - 1)
+            assert got == want, (rule, declared, [stored[n] for n in want - got])
     conn.close()
 
 

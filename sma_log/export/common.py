@@ -492,23 +492,30 @@ ProgressFactory = Callable[[int, str], Progress]
 # cell by that one rule) and reports each on one line of stderr with :class:`BadCells`;
 # ``sma-log info --check`` lists them the same way.
 
-#: The stored instant's shape as a GLOB, and the SQL that passes a well-formed one.
-#: SQL only sorts out the rows to look at: every cell it lets through is judged by
-#: :meth:`CellRule.problem`, so it may pass too much (29 February) but never too little.
-_D = "[0-9]"
-_INSTANT_GLOB = f"{_D * 4}-[01]{_D}-[0-3]{_D}T[0-2]{_D}:[0-5]{_D}:[0-5]{_D}.{_D * 6}Z"
-_NOT_DAYS = "('02-29', '02-30', '02-31', '04-31', '06-31', '09-31', '11-31')"
 #: A value is shown at most this long in a bad-cell line.
 SHOWN_CHARS = 60
 
 
 def instant_ok_sql(expr: str) -> str:
-    """SQL true for text that may be a stored instant (the suspects are checked in Python)."""
+    """SQL true for text that may be a stored instant, ``YYYY-MM-DDTHH:MM:SS.ffffffZ``.
+
+    SQL only sorts out the cells to look at: every cell it does not pass is judged by
+    :meth:`CellRule.problem` (:func:`~sma_log.domain.clock.from_text`), so it may hold
+    back a sound one (never in practice) but never pass one that reading refuses. A
+    GLOB of plain ``?`` places the separators and the length; SQLite's own date parser
+    (``julianday``) then reads the digits and refuses month 13, day 32, minute 60
+    (and any other separator); around it: year 0 (a text bound that is no number, so
+    a numeric column's affinity leaves it text), hour 24, and a day past the end of
+    its month (which the parser rolls over into the next month, so for days 29-31 the
+    date must read back the same). Measured on 1M events: 0.55 s against 0.8 s for a
+    GLOB of digit classes.
+    """
+    x = expr
     return (
-        f"({expr} GLOB '{_INSTANT_GLOB}' AND substr({expr}, 1, 4) != '0000' "
-        f"AND substr({expr}, 6, 2) BETWEEN '01' AND '12' "
-        f"AND substr({expr}, 9, 2) BETWEEN '01' AND '31' "
-        f"AND substr({expr}, 6, 5) NOT IN {_NOT_DAYS} AND substr({expr}, 12, 2) < '24')"
+        f"({x} < X'' AND length(CAST({x} AS BLOB)) = 27 "  # GLOB stops at a NUL
+        f"AND {x} GLOB '????-??-??T??:??:??.?????[0-9]Z' "
+        f"AND {x} >= '0001-01-01' AND substr({x}, 12, 2) < '24' AND julianday({x}) IS NOT NULL "
+        f"AND (substr({x}, 9, 2) < '29' OR date({x}, '+0 days') = substr({x}, 1, 10)))"
     )
 
 
@@ -573,38 +580,95 @@ class CellRule:
                 return _pattern_problem(self.pattern)
         return None
 
-    def suspect_sql(self, x: str) -> str | None:
-        """SQL true for every value :meth:`problem` refuses (and maybe a few more)."""
+    def suspect_sql(self, x: str, declared: str | None = None, notnull: bool = False) -> str | None:
+        """SQL true for every value :meth:`problem` refuses (and maybe a few more).
+
+        ``declared`` (the column's declared type in the file) and ``notnull`` (its NOT
+        NULL constraint) say what SQLite lets the column hold at all (a TEXT column
+        turns numbers into text, an INTEGER one whole reals into integers): checks for
+        values it cannot hold are left out. The checks are comparisons where they can
+        be, cheaper than a function per cell: SQLite orders NULL < numbers < text <
+        BLOB, so ``x >= X''`` is a BLOB, ``x >= ''`` text or a BLOB, ``x < ''`` a
+        number, and a number column's maximum also catches text, BLOBs and Infinity.
+        """
+        can = _storage_classes(declared) - ({"null"} if notnull else set())
         parts = []
-        if not self.nullable:
+        if "null" in can and not self.nullable:
             parts.append(f"{x} IS NULL")
-        allowed = {"null"}
-        if "string" in self.types:
-            allowed.add("text")
-        if self.types & {"integer"}:
-            allowed.add("integer")
-        if "number" in self.types:
-            allowed |= {"integer", "real"}
+        numbers = self.types & {"integer", "number"}
         if self.enum is not None:
             parts.append(f"{x} NOT IN ({', '.join(_sql_literal(e) for e in self.enum)})")
-            parts.append(f"typeof({x}) = 'blob'")
+            # ...but the column's affinity applies to the codes: in a TEXT column '1'
+            # IN (0, 1) holds, in a numeric one 5 IN ('5') would
+            if all(isinstance(e, str) for e in self.enum):
+                if can & {"integer", "real"}:
+                    parts.append(f"{x} < ''")
+            elif can & {"text", "blob"}:
+                parts.append(f"{x} >= ''")
         elif self.instant:
-            parts.append(f"({x} IS NOT NULL AND NOT coalesce({instant_ok_sql(x)}, 0))")
-        elif self.types:
-            parts.append(f"typeof({x}) NOT IN ({', '.join(map(_sql_literal, sorted(allowed)))})")
-        elif not self.blob_ok:
-            parts.append(f"typeof({x}) = 'blob'")
-        if "real" in allowed or not self.types:
-            parts.append(f"{x} IN (9e999, -9e999)")
-        if self.minimum is not None:
-            parts.append(f"{x} < {_number(self.minimum)}")
-        if self.maximum is not None:
-            parts.append(f"{x} > {_number(self.maximum)}")
-        if self.max_length is not None:
-            parts.append(f"length({x}) > {self.max_length}")
-        if self.pattern is not None:
-            parts.append(_pattern_suspect_sql(self.pattern, x))
+            ok = instant_ok_sql(x)
+            parts.append(
+                f"NOT coalesce({ok}, 0)"
+                if "null" not in can
+                else f"({x} IS NOT NULL AND NOT coalesce({ok}, 0))"
+            )
+        elif numbers and not can & {"integer", "real"}:  # a TEXT column: no number at all
+            parts.append(f"{x} IS NOT NULL")
+        elif numbers:
+            above = "" if self.maximum is None else f"{x} > {_number(self.maximum)}"
+            if above:
+                parts.append(above)  # text and BLOBs sort above every number, +inf too
+            elif can & {"text", "blob"} or ("real" in can and "number" in numbers):
+                parts.append(f"{x} >= 9e999")  # +inf, text, BLOBs
+            if self.minimum is not None:
+                parts.append(f"{x} < {_number(self.minimum)}")  # -inf too
+            elif "real" in can and "number" in numbers:
+                parts.append(f"{x} <= -9e999")
+            if "real" in can and "number" not in numbers:  # whole numbers only
+                affinity = _affinity(declared)
+                if affinity in ("INTEGER", "NUMERIC"):  # a whole real is stored as integer
+                    parts.append(f"CAST({x} AS INTEGER) != {x}")
+                else:
+                    parts.append(f"typeof({x}) = 'real'")
+        else:
+            if "blob" in can and not self.blob_ok:
+                parts.append(f"{x} >= X''")
+            if "string" in self.types and can & {"integer", "real"}:
+                parts.append(f"{x} < ''")  # a number where text belongs
+            if not self.types and "real" in can:
+                parts.append(f"{x} IN (9e999, -9e999)")
+            if self.max_length is not None and "text" in can:
+                # bytes, not characters: length() stops at a NUL, and there are at
+                # least as many bytes as characters
+                parts.append(f"length(CAST({x} AS BLOB)) > {self.max_length}")
+            if self.pattern is not None and "text" in can:
+                parts.append(_pattern_suspect_sql(self.pattern, x))
         return " OR ".join(f"({p})" for p in parts) if parts else None
+
+
+def _affinity(declared: str | None) -> str:
+    """SQLite's affinity of a declared column type (section 3.1 of its datatype rules)."""
+    t = (declared or "").upper()
+    if "INT" in t:
+        return "INTEGER"
+    if "CHAR" in t or "CLOB" in t or "TEXT" in t:
+        return "TEXT"
+    if "BLOB" in t or not t:
+        return "BLOB"
+    if "REAL" in t or "FLOA" in t or "DOUB" in t:
+        return "REAL"
+    return "NUMERIC"
+
+
+def _storage_classes(declared: str | None) -> set[str]:
+    """What a column of this declared type can hold (SQLite's affinity rules: a TEXT
+    column turns numbers into text, a REAL one integers into reals)."""
+    if declared is None:
+        return {"null", "integer", "real", "text", "blob"}
+    return {
+        "TEXT": {"null", "text", "blob"},
+        "REAL": {"null", "real", "text", "blob"},
+    }.get(_affinity(declared), {"null", "integer", "real", "text", "blob"})
 
 
 def _number(v: float) -> str:
@@ -640,7 +704,8 @@ def _pattern_suspect_sql(pattern: str, x: str) -> str:
     if pattern == fields.STUDY_CODE_RE.pattern:
         return (
             f"{x} = '' OR {x} GLOB '*[^A-Za-z0-9-]*' OR {x} GLOB '-*' OR {x} GLOB '*-' "
-            f"OR length({x}) > 32"
+            f"OR length(CAST({x} AS BLOB)) > 32 "
+            f"OR length({x}) != length(CAST({x} AS BLOB))"  # a NUL (GLOB stops at it)
         )
     return f"{x} IS NOT NULL"  # any other pattern: Python looks at every value
 
@@ -780,14 +845,14 @@ def find_bad_cells(
     cell to count (e.g. an event's value only when it is not a note). One query: SQL
     picks the rows with a suspect cell, Python judges those cells.
     """
-    columns = [c for c in columns]
-    have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+    info = {r[1]: (r[2], bool(r[3])) for r in conn.execute(f"PRAGMA table_info({table})")}
+    have = set(info)
     columns = [c for c in columns if c in have]
     rules = cell_rules(table, columns)
     guards = guards or {}
     conds = []
     for c in columns:
-        sql = rules[c].suspect_sql(f't."{c}"')
+        sql = rules[c].suspect_sql(f't."{c}"', *info[c])
         if sql is None:
             continue
         if c in guards:
