@@ -252,9 +252,10 @@ def _parse_instant(text: str) -> Any:
 @click.option(
     "--check",
     is_flag=True,
-    help="Also run SQLite's integrity check and compare the report's kept figures with "
-    "the tables; exit 1 if anything is wrong. Reads the whole file (about 40 s per 100,000 "
-    "procedures on a small machine).",
+    help="Also run SQLite's integrity check, compare the report's kept figures with "
+    "the tables and list every bad cell (a value sma-log would not store, written by "
+    "another tool), one line each; exit 1 if anything is wrong. Reads the whole file "
+    "(about 40 s per 100,000 procedures on a small machine).",
 )
 @click.option(
     "--rebuild-report",

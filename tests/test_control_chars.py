@@ -335,3 +335,42 @@ def test_calendar_file_holds_no_control_character(
     cal = icalendar.Calendar.from_ical(data)
     summaries = [str(e.get("summary")) for e in cal.walk("VEVENT")]
     assert any(shown_code() in s for s in summaries)
+
+
+def test_screens_survive_times_another_tool_wrote(hostile: Path, tmp_path: Path) -> None:
+    """A time that cannot be read (year 0, month 13) is shown as stored, made visible,
+    or said to be unreadable on the status line: never a traceback."""
+    conn = sqlite3.connect(hostile)
+    conn.execute(
+        "UPDATE procedures SET ended_at = '0000-01-01T09:00:00.000000Z' WHERE status = 'ended'"
+    )
+    conn.commit()
+    conn.close()
+    app = make_app(hostile, tmp_path)
+
+    async def script(pilot: Any) -> None:
+        assert "0000-01-01T09:00:00.000000Z" in screen_text(app)  # home: as stored
+        await pilot.press("f")
+        await pilot.pause()
+        assert isinstance(app.screen, FollowupScreen)
+        assert " ? " in screen_text(app)  # the next dose cannot be computed
+        await pilot.press("escape")
+        table = app.screen.query_one("#patients", DataTable)
+        table.focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, PatientScreen)
+        assert "Next dose unknown: not a stored instant" in screen_text(app)
+        await pilot.press("escape")
+        await pilot.pause()
+        conn = sqlite3.connect(hostile)
+        conn.execute("UPDATE followups SET due_at = '2026-13-02T10:00:00.000000Z'")
+        conn.commit()
+        conn.close()
+        await pilot.press("f")
+        await pilot.pause()
+        text = screen_text(app)
+        no_raw(text)
+        assert "The queue cannot be shown: not a stored instant" in text
+
+    run(app, script)

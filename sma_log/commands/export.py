@@ -90,7 +90,23 @@ def export(
     Text cells that begin with =, +, -, @, a tab or a carriage return get a leading '
     in CSV files (spreadsheet formula injection). Every file is created 0600. An
     existing PATH is refused unless --force is given.
+
+    \b
+    Bad cells, values sma-log would not store (another tool wrote them: month 13,
+    Infinity, text in a number column, a BLOB, a code outside the vocabulary): each
+    is one line on stderr (table, id, column, what is wrong, the value with control
+    characters made visible) and the export ends with exit code 3.
+      csv     written as stored; a BLOB, and de-identified an instant that cannot
+              be read (its date is unknown, its text may hold a time), empty
+      json    written as stored; a BLOB or Infinity (JSON has neither) as null
+      sqlite  copied as stored; de-identified, an instant that cannot be read is
+              emptied, or the export refused (exit 2) where its column cannot be
+      redcap  written empty (REDCap checks every value); a bad study code, the
+              record id, refuses the export (exit 2)
+    A text cell that is not UTF-8 refuses every format (exit 2). Every bad cell of
+    the file: sma-log info --check.
     """
+    from ..domain.text import visible
     from ..export.common import (
         BadCells,
         ExportOptions,
@@ -133,7 +149,7 @@ def export(
             summary = _run_json(writer, store, out, eo, force)
     kind = "identified" if identifiers else "de-identified"
     click.echo(
-        f"Wrote {out} ({fmt}, {kind}, {eo.range_text()}) in "
+        f"Wrote {visible(str(out))} ({fmt}, {kind}, {eo.range_text()}) in "
         f"{time.perf_counter() - started:.1f} s: {summary}"
     )
     if eo.bad:

@@ -249,7 +249,8 @@ def followups(opts: Options, status: str, fmt: str, ics: Path | None, force: boo
       id, kind (score_5min | day3), what, status (overdue | due | upcoming | missed),
       status_words, study_code, patient_id, procedure_id, procedure_ended_utc,
       procedure_ended_local, operator, due_utc, due_local, window_opens_utc,
-      window_closes_utc, relative ("due in 5 hours"), contact_attempts,
+      window_closes_utc, relative ("due in 5 hours"), contact_attempts (null if
+      the stored count is not a number),
       last_contact_utc, last_contact_local, timezone, next_dose (null or {due_date,
       regimen, reason, warnings, missed_rule, text}).
 
@@ -259,6 +260,15 @@ def followups(opts: Options, status: str, fmt: str, ics: Path | None, force: boo
     next-dose-<patient id>@sma-log), so importing again updates the same events. Only
     the study code identifies a patient: no names, record numbers or notes. An
     existing PATH is refused unless --force is given.
+
+    \b
+    Text from the file is shown with its control characters made visible (JSON
+    escapes them). Bad cells (values sma-log would not store, written by another
+    tool): one that places a reminder in time (a follow-up's kind, state or due
+    time; a procedure's start, end, delivery or regimen) refuses the command with
+    one line (exit code 2): a reminder is never left out or moved without a word.
+    Others (a count, a study code, an operator) are each reported on one line of
+    stderr, shown as unknown or escaped, and the command ends with exit code 3.
     """
     if force and ics is None:
         raise click.UsageError("--force only applies with --ics")
@@ -267,6 +277,7 @@ def followups(opts: Options, status: str, fmt: str, ics: Path | None, force: boo
     statuses = None if status == "all" else (status,)
     if ics is not None and ics.exists() and not force:
         raise CommandRefused(f"{ics}: already exists; choose another path or use --force")
+    from ..domain.text import visible
     from ..export.common import BadCells
 
     bad = BadCells(echo=lambda line: click.echo(line, err=True))
@@ -278,7 +289,7 @@ def followups(opts: Options, status: str, fmt: str, ics: Path | None, force: boo
     if ics is not None:
         write_private(ics, data, force)
         click.echo(
-            f"Wrote {ics}: {len(rows)} follow-up(s) and {n_doses} next dose(s) "
+            f"Wrote {visible(str(ics))}: {len(rows)} follow-up(s) and {n_doses} next dose(s) "
             f"as calendar events (times in UTC; shown in {tz} by your calendar)."
         )
     elif fmt == "json":

@@ -19,6 +19,13 @@ cell = missing): ``patients.csv``, ``procedures.csv``, ``attempts.csv``,
 with ``--identifiers``), ``procedures_analysis.csv`` (one row per procedure, from
 :mod:`sma_log.storage.analysis`) and ``data_dictionary.csv``. Only the tables listed
 in :data:`TABLES` are exported; tables the export does not know are ignored.
+
+Bad cells (a value another tool wrote that sma-log would not store; found by
+:func:`sma_log.export.common.find_bad_cells` before each file, and reported) are
+written as stored, except a BLOB and, de-identified, an instant that cannot be read:
+those cells are empty. Their rows are written by the Python functions (the reference
+the SQL lines are byte-identical to on sound rows), so an odd value never reaches a
+SQL formatting rule written for sound ones.
 """
 
 from __future__ import annotations

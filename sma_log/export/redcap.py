@@ -19,6 +19,10 @@ an underscore (REDCap's rule), e.g. ``L3-L4`` → ``L3_L4``. Dates are the local
 in the site time zone (``date_ymd``); exact times (``datetime_seconds_ymd``, local)
 only with ``--identifiers``. Every text cell is guarded against formula injection.
 
+Bad cells (values sma-log would not store, written by another tool) are reported and
+written empty: REDCap's import checks every value against its field. A bad study
+code refuses the export with one line: it is the record id.
+
 Load it in REDCap: Project Setup → Data Dictionary → upload
 ``redcap_data_dictionary.csv``; enable repeating instruments for procedure, attempt
 and followup; then Data Import Tool → ``redcap_import.csv``.

@@ -29,6 +29,11 @@ written. What is changed in the copy:
     table and every reference, so joins still work;
   - ``PRAGMA secure_delete`` and a final ``VACUUM``: no removed value is left in free
     pages of the file.
+
+Bad cells (values sma-log would not store, written by another tool) are reported and
+copied as stored; de-identified, an instant that cannot be read is emptied (it cannot
+be moved to 12:00 and its text may hold the time of day), and where its column is
+NOT NULL the export is refused with one line.
 """
 
 from __future__ import annotations

@@ -78,6 +78,14 @@ def _next_dose_short(nd: dosing.NextDose | None, today: Any) -> str:
     return f"{nd.due.format('D MMM YY')} ({when}){flag}"
 
 
+def unreadable(exc: ValueError) -> str:
+    """Why the queue cannot be drawn: a value another tool wrote into the file."""
+    return (
+        f"The queue cannot be shown: {shown(str(exc))} (a value another tool wrote into "
+        "the file; sma-log info --check lists every one)"
+    )
+
+
 def fit_columns(widths: dict[str, int], available: int) -> list[str]:
     """The columns to show: all of them if they fit ``available`` cells, else without
     the ones that give way first (``widths`` are the natural widths, padding included)."""
@@ -152,7 +160,11 @@ class FollowupScreen(AppScreen):
         """Redraw from the database; the cursor stays on the record it was on (or on
         ``focus``, a record just acted on)."""
         settings = self.sma.settings
-        items = self.guarded(lambda: self.store.followup_queue(include_closed=self.show_closed))
+        try:
+            items = self.guarded(lambda: self.store.followup_queue(include_closed=self.show_closed))
+        except ValueError as exc:  # a time another tool wrote that cannot be read
+            self.refuse(unreadable(exc))
+            return
         if items is None:
             return
         keep = focus or self.current_key()
@@ -169,8 +181,12 @@ class FollowupScreen(AppScreen):
             counts[item.status] = counts.get(item.status, 0) + 1
             pid = row["patient_id"]
             if pid not in next_doses:
-                nd = self.store.next_dose(pid, settings.label, self.tz, today)
-                next_doses[pid] = _next_dose_short(nd, today)
+                try:
+                    nd = self.store.next_dose(pid, settings.label, self.tz, today)
+                except ValueError:  # a dose's time or regimen cannot be read
+                    next_doses[pid] = "?"
+                else:
+                    next_doses[pid] = _next_dose_short(nd, today)
             self.items[item.id] = item
             self.order.append(item.id)
             when = (

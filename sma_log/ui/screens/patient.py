@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -12,6 +14,14 @@ from ...domain import dosing, vocab
 from ..fmt import cell, local_datetime, minutes, shown
 from ..modals.followup import kind_words, state_words
 from .base import AppScreen, StatusLine
+
+
+def _status(store: Any, row: Any) -> str:
+    """A follow-up's status in words, or "?" when its due time cannot be read."""
+    try:
+        return state_words(store.status_of(row), row["late"])
+    except ValueError:
+        return "?"
 
 
 class PatientScreen(AppScreen):
@@ -77,8 +87,18 @@ class PatientScreen(AppScreen):
         self.query_one("#patient-facts", Static).update(facts)
         settings = self.sma.settings
         today = s.now().in_timezone(self.tz).date()
-        nd = s.next_dose(self.patient_id, settings.label, self.tz, today)
         text = Text()
+        try:
+            nd = s.next_dose(self.patient_id, settings.label, self.tz, today)
+        except ValueError as exc:  # a dose's time or regimen another tool wrote
+            text.append(f" Next dose unknown: {shown(str(exc))}", style="bold")
+        else:
+            self._next_dose(text, nd, today)
+        self.query_one("#next-dose", Static).update(text)
+        self._tables()
+
+    def _next_dose(self, text: Text, nd: Any, today: Any) -> None:
+        settings = self.sma.settings
         if nd is None:
             text.append(" No dose delivered yet: the schedule starts with the first dose.")
         else:
@@ -90,7 +110,9 @@ class PatientScreen(AppScreen):
                 text.append(f"\n ! {shown(nd.missed_rule)}", style="bold")
             for warning in nd.warnings:
                 text.append(f"\n ! {shown(warning)}")
-        self.query_one("#next-dose", Static).update(text)
+
+    def _tables(self) -> None:
+        s = self.store
         table = self.query_one("#patient-procedures", DataTable)
         table.clear()
         for r in s.query(
@@ -129,7 +151,7 @@ class PatientScreen(AppScreen):
             table.add_row(
                 Text(local_datetime(r["ended_at"], self.tz)),
                 cell(kind_words(r["kind"])),
-                cell(state_words(s.status_of(r), r["late"])),
+                cell(_status(s, r)),
                 cell(r["satisfaction"] or None),
                 Text(pdph),
                 cell(r["contact_attempts_n"] or 0),
