@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from ..domain.text import visible
 from .common import Options
 
 #: Exit code when the import finished but left conflicts unresolved.
@@ -23,7 +24,9 @@ MAX_LISTED = 200
     help="Where a record differs here, take the imported values (audited, old and new).",
 )
 @click.option(
-    "--dry-run", is_flag=True, help="Show what would be merged; write nothing (rolled back)."
+    "--dry-run",
+    is_flag=True,
+    help="Show what would be merged; write nothing (imported into a throw-away copy).",
 )
 @click.option(
     "--format",
@@ -31,7 +34,7 @@ MAX_LISTED = 200
     type=click.Choice(("text", "json")),
     default="text",
     show_default=True,
-    help="The report: a table, or JSON (counts and every conflict).",
+    help="The report: a table, or JSON (counts, every conflict, refused and recomputed record).",
 )
 @click.pass_obj
 def import_command(
@@ -39,18 +42,27 @@ def import_command(
 ) -> None:
     """Merge PATH (an sma-log database file or a JSON export) into the database.
 
-    Records are matched by id, in one transaction. A new record is added; an identical
-    one is skipped, so importing the same file twice changes nothing; a record that
-    differs here is a conflict: reported and left as it is, unless --prefer-incoming.
-    A new record that cannot live beside what is here is a conflict too (the same
-    study code on another patient, a second procedure in progress for a patient, ...).
-    Every change is in the audit log under your name, with a note of the file. The
-    source file is only read; its own audit log is not copied (this file's log says
-    what the import did).
+    Records are matched by id. A new record is added; an identical one is skipped, so
+    importing the same file twice changes nothing; a record that differs here is a
+    conflict: reported and left as it is, unless --prefer-incoming. A new record that
+    cannot live beside what is here is a conflict too (the same study code on another
+    patient, a second procedure in progress for a patient, ...).
 
-    Exit codes: 0 merged, no conflicts; 3 merged what could be merged, conflicts left
-    (listed); 2 the file was refused (foreign, damaged, newer, not an export): nothing
-    changed.
+    Every record is checked as the bedside checks what is typed (ranges, codes, the
+    order of a procedure's events); one that fails is refused and listed, with its
+    children (a procedure with its events and follow-ups), and the rest is merged.
+    Attempt counts, times and the other figures kept from the events are recomputed
+    from the events, never taken from the file; records whose file values disagreed are
+    listed.
+
+    The import commits in short batches, so the bedside can keep recording while it
+    runs; an import that was stopped completes when run again. Every change is in the
+    audit log under your name, with a note of the file. The source file is only read;
+    its own audit log is not copied (this file's log says what the import did).
+
+    Exit codes: 0 merged, nothing left out; 3 merged what could be merged, conflicts or
+    refused records left out (listed); 2 the file was refused (foreign, damaged, newer,
+    not an export): nothing changed.
     """
     import contextlib
     import shutil
@@ -70,32 +82,65 @@ def import_command(
         else:
             db_file = target
         with Store.open(db_file, opts.user) as store:
-            result = import_file(
-                store, path, prefer_incoming=prefer_incoming, dry_run=dry_run, source=source
-            )
+            try:
+                result = import_file(
+                    store, path, prefer_incoming=prefer_incoming, dry_run=dry_run, source=source
+                )
+            except KeyboardInterrupt:
+                click.echo(
+                    "sma-log: import interrupted: the whole records merged before stay; "
+                    "run it again to complete it",
+                    err=True,
+                )
+                click.get_current_context().exit(130)
     finally:
         source.close()
         if scratch:
             with contextlib.suppress(OSError):
                 shutil.rmtree(scratch)
     if fmt == "json":
-        click.echo(json.dumps({"database": str(target), **result.as_dict()}, indent=2))
+        click.echo(json.dumps({"database": visible(str(target)), **result.as_dict()}, indent=2))
     else:
         _report(result, target)
+    left = []
     if result.conflicts:
+        left.append(f"{len(result.conflicts)} conflict(s) left unresolved")
+    if result.refused:
+        roots = sum(not r.cascade for r in result.refused)
+        more = len(result.refused) - roots
+        left.append(
+            f"{roots} record(s) refused" + (f", {more} more left out with them" if more else "")
+        )
+    if result.recomputed:
         click.echo(
-            f"sma-log: {len(result.conflicts)} conflict(s) left unresolved (exit code "
-            f"{EXIT_CONFLICTS})",
+            f"sma-log: {len(result.recomputed)} record(s) disagreed with their events "
+            "(recomputed from the events)",
             err=True,
         )
+    if left:
+        click.echo(f"sma-log: {', '.join(left)} (exit code {EXIT_CONFLICTS})", err=True)
         click.get_current_context().exit(EXIT_CONFLICTS)
+
+
+def _listing(title: str, lines: list[str]) -> None:
+    click.echo(title)
+    for line in lines[:MAX_LISTED]:
+        click.echo(f"  {line}")
+    if len(lines) > MAX_LISTED:
+        more = len(lines) - MAX_LISTED
+        click.echo(f"  ... and {more} more (--format json lists them all)")
 
 
 def _report(result: Any, target: Path) -> None:
     kind = "sma-log database" if result.kind == "sqlite" else "sma-log JSON export"
     head = "Dry run (nothing written): would import" if result.dry_run else "Imported"
-    click.echo(f"{head} {result.source} ({kind}, schema {result.schema_version}) into {target}")
-    cols = ("inserted", "updated", "skipped", "conflicts")
+    click.echo(
+        f"{head} {visible(result.source)} ({kind}, schema {result.schema_version}) "
+        f"into {visible(str(target))}"
+    )
+    cols = ["inserted", "updated", "skipped", "conflicts"]
+    if result.refused:
+        cols.append("refused")
     width = max([len("total"), *(len(t) for t in result.counts)]) + 2
     click.echo("table".ljust(width) + "".join(c.rjust(11) for c in cols))
     totals = dict.fromkeys(cols, 0)
@@ -104,6 +149,20 @@ def _report(result: Any, target: Path) -> None:
         for c in cols:
             totals[c] += counts[c]
     click.echo("total".ljust(width) + "".join(str(totals[c]).rjust(11) for c in cols))
+    if result.refused:
+        roots = [r.line() for r in result.refused if not r.cascade]
+        more = len(result.refused) - len(roots)
+        _listing("Refused (not valid by the bedside's rules; left out with their children):", roots)
+        if more:
+            click.echo(
+                f"  ({more} more record(s) left out with them: their children, or the "
+                "records of a refused patient; --format json lists them all)"
+            )
+    if result.recomputed:
+        _listing(
+            "Recomputed from the events (the file's values disagreed; stored as recomputed):",
+            [r.line() for r in result.recomputed],
+        )
     if not result.conflicts:
         click.echo("No conflicts.")
         return
@@ -112,9 +171,7 @@ def _report(result: Any, target: Path) -> None:
         if result.prefer_incoming
         else " (--prefer-incoming takes the imported values of records that differ)"
     )
-    click.echo(f"Conflicts, left as they are in this database{advice}:")
-    for item in result.conflicts[:MAX_LISTED]:
-        click.echo(f"  {item.line()}")
-    if len(result.conflicts) > MAX_LISTED:
-        more = len(result.conflicts) - MAX_LISTED
-        click.echo(f"  ... and {more} more (--format json lists them all)")
+    _listing(
+        f"Conflicts, left as they are in this database{advice}:",
+        [item.line() for item in result.conflicts],
+    )
