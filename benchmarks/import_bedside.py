@@ -48,7 +48,8 @@ from pathlib import Path
 from sma_log.domain.clock import Clock
 from sma_log.storage.store import Store
 
-target, stop, ready, every = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), float(sys.argv[4])
+target, stop, ready = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+every = float(sys.argv[4])
 setup = json.loads(sys.argv[5])
 store = Store.open(target, "bedside", clock=Clock(monotonic=False))
 patient = store.create_patient({"study_code": "BENCH-1"})
@@ -80,8 +81,10 @@ def env_for(code: Path | None) -> dict[str, str]:
 def build_source(path: Path, procedures: int, code: Path | None) -> None:
     t0 = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "sma_log", "demo", str(path), "--procedures", str(procedures)]
-        + ["--seed", "1", "--now", NOW],
+        [
+            *(sys.executable, "-m", "sma_log", "demo", str(path)),
+            *("--procedures", str(procedures), "--seed", "1", "--now", NOW),
+        ],
         check=True,
         env=env_for(code),
         cwd=code or None,
@@ -108,8 +111,10 @@ def main() -> None:
     stop, ready = folder / "stop", folder / "ready"
     env = env_for(code)
     bedside = subprocess.Popen(
-        [sys.executable, "-c", BEDSIDE, str(target), str(stop), str(ready), str(args.every)]
-        + [json.dumps(SETUP)],
+        [
+            *(sys.executable, "-c", BEDSIDE, str(target), str(stop), str(ready)),
+            *(str(args.every), json.dumps(SETUP)),
+        ],
         env=env,
         cwd=code or None,
         stdout=subprocess.PIPE,
@@ -123,8 +128,10 @@ def main() -> None:
     time.sleep(1.5)  # a few presses with nobody else writing
     t0 = time.perf_counter()
     imp = subprocess.run(
-        [sys.executable, "-m", "sma_log", "--db", str(target), "--user", "bench", "import"]
-        + [str(source), "--format", "json"],
+        [
+            *(sys.executable, "-m", "sma_log", "--db", str(target), "--user", "bench"),
+            *("import", str(source), "--format", "json"),
+        ],
         env=env,
         cwd=code or None,
         capture_output=True,
