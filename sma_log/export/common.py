@@ -259,14 +259,14 @@ class LocalDates:
         that cannot be read is written empty, never as its text (it may hold a time)."""
         if not isinstance(text, str) or len(text) not in _READABLE_LENGTHS:
             return None
-        try:
-            utc = self._utc(text)  # every part must be readable, not only the hour
-        except (ValueError, OverflowError):
-            return None
         key = text[:13]
         hit = self._hours.get(key)
-        if hit is not None:
+        if hit is not None:  # an hour read before (its minutes are not read again)
             return hit
+        try:
+            utc = self._utc(text)
+        except (ValueError, OverflowError):
+            return None
         if key not in self._hours:
             if len(self._hours) > 100_000:  # bounded: memory stays flat on huge files
                 self._hours.clear()
