@@ -714,3 +714,32 @@ def test_the_rules_and_the_shipped_schema_are_one_definition(
             or not text.strip()
             or text != text.strip()
         ), (table, name, value)
+
+
+def test_the_reports_own_lines_never_carry_a_control_character(
+    world: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An id another tool wrote here with OSC characters, in a conflict line, and a file
+    name with an ESC: shown escaped in the text and the JSON report (issue 10, item 5)."""
+    monkeypatch.setenv("SMA_LOG_CONFIG", str(tmp_path / "settings.json"))
+    target = fresh(world, tmp_path)
+    hostile_id = "\x1b]0;owned\x07"
+    conn = sqlite3.connect(target)
+    conn.execute(
+        "INSERT INTO patients(id, study_code, created_at, updated_at) VALUES (?, ?, ?, ?)",
+        (hostile_id, "SMA-101", "2026-03-27T09:00:00.000000Z", "2026-03-27T09:00:00.000000Z"),
+    )
+    conn.commit()
+    conn.close()
+    source = write_doc(world["docs"][False], tmp_path / "odd\x1b[2Jname.json")
+    text = cli(target, str(source))
+    assert text.exit_code == 3, text.output
+    for stream in (text.output, text.stderr):
+        assert "\x1b" not in stream and "\x07" not in stream
+    assert "belongs to another patient here (\\x1b]0;owned\\x07)" in text.output
+    assert "odd\\x1b[2Jname.json" in text.output
+    as_json = cli(target, str(source), "--format", "json")
+    assert "\x1b" not in as_json.stdout and "\\u001b" not in as_json.stdout
+    report = json.loads(as_json.stdout)
+    assert report["source"].endswith("odd\\x1b[2Jname.json")
+    assert any("\\x1b]0;owned\\x07" in c["reason"] for c in report["conflicts"])

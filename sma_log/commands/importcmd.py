@@ -62,7 +62,8 @@ def import_command(
 
     Exit codes: 0 merged, nothing left out; 3 merged what could be merged, conflicts or
     refused records left out (listed); 2 the file was refused (foreign, damaged, newer,
-    not an export): nothing changed.
+    not an export): nothing changed; 130 interrupted (Ctrl-C): the whole records merged
+    before stay, run it again to complete it.
     """
     import contextlib
     import shutil
