@@ -73,6 +73,9 @@ def test_old_schema_opens_with_nothing_lost_and_a_backup(tmp_path: Path, fixture
             assert view.state.milestones.get("start") is not None
     _, after, after_ids = _snapshot(path)
     for table, n in counts.items():
+        if table in reportcache.LEGACY_TABLES:  # histograms earlier versions kept: dropped
+            assert table not in after
+            continue
         assert after.get(table, 0) >= n, (table, n, after.get(table))
     for table, before_ids in ids.items():
         assert before_ids <= after_ids[table], f"{table}: rows lost in the migration"
