@@ -374,3 +374,30 @@ def test_screens_survive_times_another_tool_wrote(hostile: Path, tmp_path: Path)
         assert "The queue cannot be shown: not a stored instant" in text
 
     run(app, script)
+
+
+def test_settings_and_a_refusal_quoting_the_file_print_no_control_character(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hand-edited settings file's operator, and a refusal message that quotes a value
+    from the file, are shown with their escapes."""
+    config = tmp_path / "settings.json"
+    config.write_text(json.dumps({"operator": "Dr \x1b[2J\u202eX"}), encoding="utf-8")
+    monkeypatch.setenv("SMA_LOG_CONFIG", str(config))
+    out = CliRunner().invoke(main, ["--db", str(tmp_path / "s.db"), "settings"])
+    assert out.exit_code == 0, out.output
+    no_raw(out.output)
+    assert "Dr \\x1b[2J\\u202eX" in out.output
+
+    app = make_app(tmp_path / "r.db", tmp_path)
+
+    async def script(pilot: Any) -> None:
+        from sma_log.ui.screens.base import StatusLine, refuse
+
+        refuse(app, "Unknown sedation: \x1b]0;pwned\x07")
+        await pilot.pause()
+        line = app.screen.query_one(StatusLine)
+        assert line.message == "Unknown sedation: \\x1b]0;pwned\\x07"
+        no_raw(screen_text(app))
+
+    run(app, script)

@@ -120,6 +120,7 @@ def _check_locale(value: str) -> str:
 
 def _show_settings(settings: Any, path: Path) -> None:
     from ..domain import schedule
+    from ..domain.text import visible
 
     tz = settings.timezone
     if tz:
@@ -140,4 +141,4 @@ def _show_settings(settings: Any, path: Path) -> None:
     ]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
-        click.echo(f"{key + ':':<{width + 2}}{value}")
+        click.echo(f"{key + ':':<{width + 2}}{visible(value)}")

@@ -11,6 +11,7 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from ...domain.fields import ValidationError
+from ...domain.text import visible
 from ...domain.timeline import RuleError
 from ...storage.errors import Conflict, NotFound, StorageError
 
@@ -38,6 +39,7 @@ class StatusLine(Static):
         self.refused = False
 
     def say(self, message: str, *, refused: bool = False) -> None:
+        message = visible(message)  # a Store message may quote a value from the file
         self.message = message
         self.refused = refused
         text = Text()
@@ -80,7 +82,7 @@ def guarded(app: SmaLogApp, action: Callable[[], T]) -> T | None:
 
 def refuse(app: SmaLogApp, message: str) -> None:
     """Say why nothing was recorded: a toast, and the status line until the next action."""
-    app.notify(message, title="Not recorded", severity="warning", markup=False)
+    app.notify(visible(message), title="Not recorded", severity="warning", markup=False)
     screen = status_screen(app)
     if screen is not None:
         screen.say(message, refused=True)
