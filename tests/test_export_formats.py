@@ -365,8 +365,10 @@ def test_redcap_dictionary_and_import_match(env: dict[str, Any]) -> None:
         rows = read_csv(out / "redcap_import.csv")
         head = list(rows[0])
         assert head[:3] == ["record_id", "redcap_repeat_instrument", "redcap_repeat_instance"]
-        assert set(head[3:]) <= set(variables)
-        form_of = {r[0]: r[1] for r in dictionary}
+        # REDCap adds each instrument's <form>_complete itself: not in the dictionary
+        statuses = [f"{form}_complete" for form in ("patient", "procedure", "attempt", "followup")]
+        assert set(head[3:]) - set(variables) == set(statuses)
+        form_of = {r[0]: r[1] for r in dictionary} | {s: s[: -len("_complete")] for s in statuses}
         for row in rows:
             instrument = row["redcap_repeat_instrument"]
             filled = {k for k, v in row.items() if v and k not in head[:3]}
@@ -469,6 +471,43 @@ def test_force_replaces_an_earlier_export_but_not_a_foreign_folder(env: dict[str
     assert (foreign / "chapter1.docx").read_text() == "precious"
     db_line = _one_line_refusal(run(env, "--format", "sqlite", "--out", str(env["db"]), "--force"))
     assert "database itself" in db_line
+
+
+@pytest.mark.parametrize("fmt", ["sqlite", "json", "redcap"])
+def test_force_replaces_regular_files_only(env: dict[str, Any], fmt: str) -> None:
+    """Issue 11: FIFOs and device nodes were replaced by regular files, and an
+    ``-journal`` name was accepted (then deleted by the next read-only command)."""
+    import os
+    import stat
+
+    fifo = env["tmp"] / f"pipe-{fmt}"
+    os.mkfifo(fifo)
+    line = _one_line_refusal(run(env, "--format", fmt, "--out", str(fifo), "--force"))
+    assert "not a regular file" in line
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+    device = env["tmp"] / f"null-{fmt}"
+    os.mknod(device, stat.S_IFCHR | 0o600, os.makedev(1, 3))  # as /dev/null (root: CI)
+    line = _one_line_refusal(run(env, "--format", fmt, "--out", str(device), "--force"))
+    assert "not a regular file" in line and stat.S_ISCHR(device.lstat().st_mode)
+    target = env["tmp"] / "elsewhere.txt"
+    target.write_text("keep")
+    link = env["tmp"] / f"link-{fmt}"
+    link.symlink_to(target)
+    line = _one_line_refusal(run(env, "--format", fmt, "--out", str(link), "--force"))
+    assert "symbolic link" in line and link.is_symlink() and target.read_text() == "keep"
+    for name in (f"{env['db'].name}-journal", "other.db-wal", "x-shm"):
+        out = env["tmp"] / name
+        line = _one_line_refusal(run(env, "--format", fmt, "--out", str(out), "--force"))
+        assert "journal" in line or "database itself" in line, line
+        assert not out.exists()
+    regular = env["tmp"] / f"earlier.{fmt}"
+    regular.write_text("an earlier export")
+    assert run(env, "--format", fmt, "--out", str(regular), "--force").exit_code == 0
+    if fmt == "redcap":  # a folder export: the file gave way to the folder
+        assert regular.is_dir()
+    else:
+        assert regular.read_bytes() != b"an earlier export"
+    assert not [p for p in env["tmp"].iterdir() if p.name.startswith(".")]  # no temp left
 
 
 @pytest.mark.parametrize(

@@ -30,6 +30,7 @@ import os
 import re
 import shutil
 import sqlite3
+import stat
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -374,20 +375,48 @@ def open_private(path: Path) -> Any:
     return os.fdopen(fd, "w", encoding="utf-8", newline="")
 
 
+#: Names SQLite gives a database's companions: writing one could be taken for (or
+#: deleted as) a journal by the next program that opens the database beside it.
+SQLITE_COMPANIONS = ("-journal", "-wal", "-shm")
+
+
 def check_out(out: Path, force: bool, db_path: Path, folder: bool) -> Path:
-    """Refuse an output path that would overwrite something it must not."""
+    """Refuse an output path that would overwrite something it must not.
+
+    Never the database or its companion files; never a name SQLite uses for a
+    journal; with ``--force``, only a regular file (or, for a folder export, a folder
+    of an earlier export: see :func:`staged_folder`) is replaced — a FIFO, a device,
+    a socket or a symbolic link is refused, never replaced.
+    """
     out = out.expanduser()
+    shown = str(out)  # the CLI shows every error line through visible()
     resolved = out.resolve()
-    for p in (db_path, Path(f"{db_path}-wal"), Path(f"{db_path}-shm")):
-        if resolved == p.expanduser().resolve():
-            raise CommandRefused(f"{out}: that is the database itself; choose another path")
+    db = db_path.expanduser().resolve()
+    if resolved == db or any(resolved == Path(f"{db}{c}") for c in SQLITE_COMPANIONS):
+        raise CommandRefused(f"{shown}: that is the database itself; choose another path")
+    if out.name.endswith(SQLITE_COMPANIONS):
+        raise CommandRefused(
+            f"{shown}: a name SQLite uses for a database's journal "
+            f"({', '.join(SQLITE_COMPANIONS)}); choose another name"
+        )
     if not out.parent.exists():
         raise CommandRefused(f"{out.parent}: no such folder")
     if out.exists() or out.is_symlink():
         if not force:
-            raise CommandRefused(f"{out}: already exists; choose another path or use --force")
-        if out.is_dir() and not folder:
-            raise CommandRefused(f"{out}: is a folder; --force replaces only a file here")
+            raise CommandRefused(f"{shown}: already exists; choose another path or use --force")
+        mode = out.lstat().st_mode
+        if stat.S_ISLNK(mode):
+            raise CommandRefused(
+                f"{shown}: is a symbolic link; --force replaces only a regular file"
+            )
+        if stat.S_ISDIR(mode):
+            if not folder:
+                raise CommandRefused(f"{shown}: is a folder; --force replaces only a file here")
+        elif not stat.S_ISREG(mode):
+            raise CommandRefused(
+                f"{shown}: is not a regular file (a FIFO, device or socket); "
+                "--force replaces only a regular file"
+            )
     return out
 
 
