@@ -405,12 +405,158 @@ def test_an_older_json_export_gets_the_timing_migration_4_gives(
         assert not again.conflicts
 
 
-@pytest.mark.parametrize(("text", "expected"), [("2.5", 2.5), ("6.0", 4.0), ("-1.0", 4.0)])
-def test_a_hand_edited_earliest_score_outside_0_to_5_keeps_the_default(
-    tmp_path: Path, text: str, expected: float
+@pytest.mark.parametrize(("text", "expected"), [("2.5", 2.5), ("6.0", None), ("-1.0", None)])
+def test_a_hand_edited_earliest_score_outside_0_to_5_is_refused(
+    tmp_path: Path, text: str, expected: float | None
 ) -> None:
-    from sma_log.config import Settings
+    """Outside 0-5 the file is refused in one line naming the key (it used to be
+    silently replaced by the default 4; issue 11)."""
+    from sma_log.config import Settings, SettingsRefused
 
     path = tmp_path / "settings.json"
     path.write_text(f'{{"score_earliest_min": {text}}}', encoding="utf-8")
-    assert Settings.load(path).score_earliest_min == expected
+    if expected is None:
+        with pytest.raises(SettingsRefused, match=r'"score_earliest_min": .* is outside 0-5'):
+            Settings.load(path)
+    else:
+        assert Settings.load(path).score_earliest_min == expected
+
+
+# ---------------------------------------------------------------- found in review
+def _export(store: Store, tmp_path: Path, name: str = "doc.json") -> dict[str, Any]:
+    import json
+
+    from sma_log.export.jsondoc import write_json
+
+    out = tmp_path / name
+    write_json(store, out, identifiers=True)
+    return json.loads(out.read_text(encoding="utf-8"))
+
+
+def _import(doc: dict[str, Any], tmp_path: Path, name: str = "in.json") -> Any:
+    import json
+
+    from sma_log.importer import import_file
+
+    src = tmp_path / name
+    src.write_text(json.dumps(doc), encoding="utf-8")
+    target = Store.open(tmp_path / f"{name}.db", "importer", clock=Clock(monotonic=False))
+    return target, import_file(target, src)
+
+
+def test_import_judges_when_a_follow_up_was_taken_from_its_instants(
+    store: Store, at: Any, tmp_path: Path
+) -> None:
+    """A file claiming a 72-h call taken 1 hour after the end was on time (offset 4320)
+    does not get into the in-window figure: timing is computed, never taken."""
+    pid = _ended(store, at)
+    at(T0.add(hours=70))
+    store.complete_followup(_fu(store, pid, "day3")["id"], ANSWERS)
+    doc = _export(store, tmp_path)
+    for row in doc["tables"]["followups"]:
+        if row["kind"] == "day3":
+            row["completed_at"] = "2026-03-27T10:08:00.000000Z"  # 1 h after the end
+            row["early"], row["offset_min"] = 0, 4320.0
+    target, result = _import(doc, tmp_path)
+    with target:
+        fu = target.one("SELECT early, late, offset_min FROM followups WHERE kind = 'day3'")
+        assert fu == {"early": 1, "late": 0, "offset_min": 60.0}
+        assert any(r.table == "followups" for r in result.recomputed)
+        assert reportcache.load_report(target.conn).overall.figure("satisfaction_72h").value.n == 0
+
+
+def test_a_refused_call_refuses_its_procedure_not_just_the_72_hour_call(
+    store: Store, at: Any, tmp_path: Path
+) -> None:
+    pid = _ended(store, at)
+    at(T0.add(hours=71))
+    store.record_no_answer(_fu(store, pid, "day3")["id"])
+    doc = _export(store, tmp_path)
+    doc["tables"]["contact_attempts"][0]["note"] = "rang \x1b[2J twice"
+    target, result = _import(doc, tmp_path)
+    with target:
+        assert result.refused
+        # no ended procedure left without its 72-hour call: nothing of it is stored
+        assert target.query("SELECT id FROM procedures") == []
+        assert target.query("SELECT id FROM followups") == []
+
+
+def test_an_outcome_on_a_cancelled_start_is_refused_and_moves_no_dose(
+    store: Store, at: Any, tmp_path: Path
+) -> None:
+    delivered = _ended(store, at)
+    at(T0.add(days=20))
+    pt = store.find_patient("NF-001")
+    assert pt is not None
+    mistaken = store.start_procedure(pt["id"], SETUP)
+    store.cancel_procedure(mistaken)
+    due = store.next_dose(pt["id"], today=pendulum.date(2026, 4, 20))
+    assert due is not None
+    doc = _export(store, tmp_path)
+    for row in doc["tables"]["procedures"]:
+        if row["id"] == mistaken:
+            row["drug_delivered"] = 1
+    target, result = _import(doc, tmp_path)
+    with target:
+        assert any(r.field == "drug_delivered" for r in result.refused)
+        assert target.one("SELECT count(*) AS n FROM procedures WHERE status = 'cancelled'") == {
+            "n": 0
+        }
+    # and a cancelled row another tool marked delivered moves no dose either
+    store.conn.execute("UPDATE procedures SET drug_delivered = 1 WHERE id = ?", (mistaken,))
+    again = store.next_dose(pt["id"], today=pendulum.date(2026, 4, 20))
+    assert again is not None and again.due == due.due
+    assert delivered
+
+
+def test_a_reopened_score_taken_back_leaves_no_score_behind(store: Store, at: Any) -> None:
+    pid = _ended(store, at)
+    at(T0.add(minutes=14))
+    store.set_score(pid, 4)
+    fid = _fu(store, pid, "score_5min")["id"]
+    store.reopen_followup(fid)
+    store.close_followup(fid, "unreachable", "went home")
+    row = store.one("SELECT satisfaction_5min FROM procedures WHERE id = ?", (pid,))
+    assert row == {"satisfaction_5min": None}
+    fu = _fu(store, pid, "score_5min")
+    assert (fu["satisfaction"], fu["early"], fu["offset_min"]) == (None, 0, None)
+    report = reportcache.load_report(store.conn).overall
+    assert report.figure("score_5min_unknown").value.N == 0
+
+
+def test_the_cancelled_line_follows_the_report_s_filters(store: Store, at: Any) -> None:
+    _ended(store, at)
+    at(T0.add(days=1))
+    pt = store.create_patient({"study_code": "NF-009"})
+    mistaken = store.start_procedure(pt["id"], {**SETUP, "approach": "midline"})
+    store.cancel_procedure(mistaken)
+    assert reportcache.load_report(store.conn).quality == {"cancelled": 1}
+    paramedian = reportcache.load_report(store.conn, where={"approach": "paramedian"})
+    assert paramedian.quality == {"cancelled": 0}
+    midline = reportcache.load_report(store.conn, where={"approach": ["midline"]})
+    assert midline.quality == {"cancelled": 1}
+
+
+def test_a_follow_up_done_before_schema_4_stays_done_correctable_and_importable(
+    tmp_path: Path,
+) -> None:
+    """Its newer questions were never asked: unknown. It can be corrected without
+    inventing "no" answers, and its file's own export imports whole."""
+    path = tmp_path / "old.db"
+    shutil.copy2(FIXTURES / "schema3.db", path)
+    with Store.open(path, "migrator", clock=Clock(monotonic=False)) as s:
+        old = s.one(
+            "SELECT id FROM followups WHERE kind = 'day3' AND state = 'done' "
+            "AND back_pain_nrs IS NULL"
+        )
+        assert old is not None
+        s.complete_followup(old["id"], {"satisfaction": 3, "pdph": "no", "assessor": "RN B"})
+        fixed = s.followup(old["id"])
+        assert (fixed["satisfaction"], fixed["back_pain_nrs"], fixed["state"]) == (3, None, "done")
+        before = reportcache.load_report(s.conn).as_dict()
+        doc = _export(s, tmp_path)
+    target, result = _import(doc, tmp_path)
+    with target:
+        assert not result.refused
+        after = reportcache.load_report(target.conn).as_dict()
+    assert after["overall"] == before["overall"]

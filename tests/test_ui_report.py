@@ -439,3 +439,25 @@ def test_then_by_and_only_give_the_cli_s_two_way_table(clinic: Path, tmp_path: P
         assert screen.result is not None and screen.result.plots is not None
 
     run(app, script)
+
+
+def test_a_value_another_tool_wrote_is_a_message_not_a_crash(clinic: Path, tmp_path: Path) -> None:
+    """Text where a number belongs: ``sma-log report`` says so in one line; the screen
+    says the same and the app keeps running (it used to stop with a traceback)."""
+    import shutil
+    import sqlite3
+
+    db = Path(shutil.copy(clinic, tmp_path / "odd.db"))
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE procedures SET procedure_min = 'abc' WHERE rowid = 1")
+    conn.close()
+    app = make_app(db, tmp_path)
+
+    async def script(pilot: Any) -> None:
+        await pilot.press("t")
+        await settle(pilot)
+        assert app.is_running
+        line = app.screen.query_one(StatusLine)
+        assert line.refused and "not a number" in line.message
+
+    run(app, script)

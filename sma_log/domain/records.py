@@ -446,14 +446,14 @@ RULES: dict[str, dict[str, Rule]] = {
         "state": Code(vocab.FOLLOWUP_STATE),
         "closed_reason": NOTE,
         "completed_at": Instant(required=False),
-        "late": Flag(),
+        "late": Derived(),
         "contact_attempts_n": Derived(),
         "last_contact_at": Derived(),
         **_specs(fields.FOLLOWUP_FIELDS),
         "created_at": Instant(),
         "updated_at": Instant(),
-        "early": Flag(required=True),
-        "offset_min": Number(minimum=0),
+        "early": Derived(),
+        "offset_min": Derived(),
     },
     "contact_attempts": {
         "id": Id(),
@@ -730,6 +730,9 @@ def _replayed(
         refused.append(Refusal("procedures", pid, "drug_delivered", "ended: required"))
     if says != "ended" and proc.get("satisfaction_5min") is not None:
         refused.append(Refusal("procedures", pid, "satisfaction_5min", "a score before the end"))
+    for name in ("drug_delivered", "failure_reason", "fallback"):
+        if says != "ended" and proc.get(name) is not None:
+            refused.append(Refusal("procedures", pid, name, f"an outcome, but it is {says}"))
     return (None if refused else final), refused, texts
 
 
@@ -738,6 +741,39 @@ def _followup_answers(row: Mapping[str, Any]) -> dict[str, Any]:
     if answers.get("other_event_any") == 1 and "other_event" not in answers:
         answers["other_event"] = _REMOVED  # removed by a de-identified export: unknown
     return answers
+
+
+def _timing(
+    row: Mapping[str, Any], procedure: Mapping[str, Any] | None, refused: list[Refusal]
+) -> dict[str, Any]:
+    """``early``, ``late`` and ``offset_min`` of a follow-up, from its instants: when a
+    completed one was taken against its window (the default windows: the file does not
+    say which the site used), never taken from the file. A completed follow-up taken
+    before its procedure ended is refused."""
+    out: dict[str, Any] = {"early": 0, "late": 0, "offset_min": None}
+    ended = procedure.get("ended_at") if procedure is not None else None
+    completed = row.get("completed_at")
+    kind = row.get("kind")
+    if row.get("state") != "done" or not ended or not completed:
+        return out
+    end, taken = from_text(ended), from_text(completed)
+    if taken < end:
+        refused.append(
+            Refusal(
+                "followups",
+                id_text(row.get("id")),
+                "completed_at",
+                f"taken at {completed}, before its procedure ended ({ended})",
+            )
+        )
+        return out
+    when = schedule.timing(str(kind), end, taken)
+    out.update(
+        early=int(when == "early"),
+        late=int(when == "late"),
+        offset_min=schedule.offset_minutes(end, taken),
+    )
+    return out
 
 
 def check_followup(
@@ -787,9 +823,14 @@ def check_followup(
             refused.append(Refusal("followups", fid, "completed_at", "open, yet completed"))
         if state != "open" and row["completed_at"] is None:
             refused.append(Refusal("followups", fid, "completed_at", f"{state}, but when?"))
+    out.update(_timing(row, procedure, refused))
     answers = _followup_answers(row)
     if state == "done" and kind == "day3":
-        _, errors = schedule.clean_followup(answers, completing=True, kind="day3")
+        # what every stored completed call holds (one completed before schema 4 may
+        # leave the newer questions unknown): the file records what was asked
+        _, errors = schedule.clean_followup(
+            answers, completing=True, kind="day3", required=schedule.REQUIRED_TO_KEEP["day3"]
+        )
     else:
         _, errors = schedule.clean_followup(answers, completing=False)
         if state == "done" and "satisfaction" not in answers:
@@ -889,6 +930,25 @@ def check_family(
                 Recomputed("attempts", rid, (), "missing: rebuilt from its attempt event")
             )
     fam.followups, fam.contacts = _check_followups(fam, fu_rows, ca_rows)
+    if fam.refused:
+        # An ended procedure without one of its follow-ups would leave a call nobody
+        # makes: a refused follow-up (or call) refuses the whole procedure.
+        first = fam.refused[0]
+        why = f"left out with its procedure {pid} ({first.table} {first.id}: {first.field})"
+        named = {(p.table, p.id) for p in fam.refused}
+        fam.refused.append(Refusal("procedures", pid, first.field, why, cascade=True))
+        for table, rows in (
+            ("events", events),
+            ("attempts", list(given_attempts.values())),
+            ("followups", fu_rows),
+            ("contact_attempts", ca_rows),
+        ):
+            for r in rows:
+                rid = id_text(r.get("id"))
+                if (table, rid) not in named:
+                    fam.refused.append(Refusal(table, rid, "", why, cascade=True))
+        fam.procedure, fam.state = None, None
+        fam.events, fam.attempts, fam.followups, fam.contacts = [], [], [], []
     return fam
 
 

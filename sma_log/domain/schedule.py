@@ -363,6 +363,15 @@ REQUIRED_BY_KIND: dict[str, tuple[str, ...]] = {
         "other_event_any",
     ),
 }
+#: What every stored completed follow-up holds, whenever it was completed: follow-ups
+#: done before schema 4 (when only the score and PDPH were required) keep their other
+#: questions unknown (NULL), and stay done. Used when such a row is corrected or
+#: imported; completing an open follow-up needs all of :data:`REQUIRED_BY_KIND`.
+REQUIRED_TO_KEEP: dict[str, tuple[str, ...]] = {
+    "score_5min": ("satisfaction",),
+    "day3": ("satisfaction", "pdph"),
+}
+
 #: The adverse-event questions of the 72-hour call, and the answers that mean "none"
 #: (one key in the form answers them all; an unanswered one stays unknown, never "no").
 NO_ADVERSE_EVENTS: dict[str, object] = {
@@ -393,12 +402,17 @@ def parse_field(name: str, value: object) -> tuple[object, str | None]:
 
 
 def clean_followup(
-    values: Mapping[str, object], completing: bool = True, kind: str | None = None
+    values: Mapping[str, object],
+    completing: bool = True,
+    kind: str | None = None,
+    required: tuple[str, ...] | None = None,
 ) -> tuple[dict[str, object], dict[str, str]]:
     """Parse and check a follow-up form: ``(clean values, errors field -> message)``.
 
     Blank values ("" or None) mean "not answered" and are dropped, except that the
-    fields in ``REQUIRED_ON_COMPLETE`` must be filled when ``completing``. PDPH details
+    fields in ``REQUIRED_ON_COMPLETE`` and those of ``REQUIRED_BY_KIND`` (or ``required``,
+    for a row already completed: see :data:`REQUIRED_TO_KEEP`) must be filled when
+    ``completing``. PDPH details
     are only accepted when ``pdph`` is yes (a "no"/"none" detail is dropped), and a
     serious-event flag needs a description.
     """
@@ -422,7 +436,7 @@ def clean_followup(
     ):
         clean["other_event_any"] = True  # describing an event is reporting one
     if completing:
-        for name in REQUIRED_BY_KIND.get(kind or "", ()):
+        for name in required if required is not None else REQUIRED_BY_KIND.get(kind or "", ()):
             if name not in clean and name not in errors:
                 label = FOLLOWUP_FIELDS[name].label
                 errors[name] = (

@@ -294,7 +294,14 @@ class FollowupStore:
         """
         with self.write():
             row = self._open_followup_row(followup_id)
-            clean, errors = schedule.clean_followup(values, completing=True, kind=row["kind"])
+            required = None  # completing an open follow-up: every item
+            if row["state"] == "done":  # a correction: what it held stays answered
+                needed = schedule.REQUIRED_BY_KIND.get(row["kind"], ())
+                keep = schedule.REQUIRED_TO_KEEP.get(row["kind"], ())
+                required = tuple(n for n in needed if n in keep or row.get(n) is not None)
+            clean, errors = schedule.clean_followup(
+                values, completing=True, kind=row["kind"], required=required
+            )
             if errors:
                 name, message = next(iter(errors.items()))
                 raise fields.ValidationError(name, message)
@@ -334,14 +341,29 @@ class FollowupStore:
             )
 
     def reopen_followup(self, followup_id: str) -> None:
+        """Back to open (undoes a close, or a completion to take it again).
+
+        Reopening a completed follow-up takes back when it was taken (taken again, it
+        is judged again), and a reopened 5-minute score takes back the score itself,
+        also from the procedure: closed afterwards as not reachable, it must not leave a
+        score behind. A 72-hour follow-up keeps its answers for the next entry. Every
+        cleared value is in the audit log.
+        """
         with self.write():
             row = self._open_followup_row(followup_id)
-            self._update(
-                "followups",
-                followup_id,
-                {"state": "open", "closed_reason": None, "completed_at": None},
-                current=row,
-            )
+            changes: dict[str, Any] = {
+                "state": "open",
+                "closed_reason": None,
+                "completed_at": None,
+                "early": 0,
+                "late": 0,
+                "offset_min": None,
+            }
+            if row["state"] == "done" and row["kind"] == "score_5min":
+                changes["satisfaction"] = None
+                self._update("procedures", row["procedure_id"], {"satisfaction_5min": None})
+            row.pop("procedure_ended_at", None)
+            self._update("followups", followup_id, changes, current=row)
 
     def _close_score_followup(
         self, proc_id: str, score: int, ended_at: str, early_ok: bool = False
@@ -369,7 +391,8 @@ class FollowupStore:
         """Delivered doses of one patient, as local calendar dates."""
         rows = self.query(
             "SELECT ended_at, started_at, regimen FROM procedures "
-            "WHERE patient_id = ? AND drug_delivered = 1 ORDER BY started_at",
+            "WHERE patient_id = ? AND status = 'ended' AND drug_delivered = 1 "
+            "ORDER BY started_at",
             (patient_id,),
         )
         return [

@@ -400,7 +400,7 @@ def load_report(
         report = stats.summarise_table(
             columns, rows, by, unit, where=where, grouped_by_patient=per_patient
         )
-        report.quality["cancelled"] = cancelled_count(conn, date_from, date_to, tz)
+        report.quality["cancelled"] = cancelled_count(conn, date_from, date_to, tz, where)
     finally:
         if own:
             conn.execute("COMMIT")
@@ -412,14 +412,32 @@ def cancelled_count(
     date_from: date | str | None = None,
     date_to: date | str | None = None,
     tz: str = "UTC",
+    where: Mapping[str, str | Sequence[str]] | None = None,
 ) -> int:
-    """Procedures cancelled before the first puncture (in no figure; a data-quality line)."""
-    where, params = ["status = 'cancelled'"], []
-    if date_from is not None:
-        where.append("started_at >= ?")
-        params.append(analysis.day_bound(date_from, tz, end=False))
-    if date_to is not None:
-        where.append("started_at < ?")
-        params.append(analysis.day_bound(date_to, tz, end=True))
-    sql = f"SELECT count(*) FROM procedures WHERE {' AND '.join(where)}"
-    return int(conn.execute(sql, params).fetchone()[0])
+    """Procedures cancelled before the first puncture, of the report's dates and
+    filters (in no figure; a data-quality line)."""
+    filters = stats.parse_where(where)
+    if not filters:
+        clauses, params = ["status = 'cancelled'"], []
+        if date_from is not None:
+            clauses.append("started_at >= ?")
+            params.append(analysis.day_bound(date_from, tz, end=False))
+        if date_to is not None:
+            clauses.append("started_at < ?")
+            params.append(analysis.day_bound(date_to, tz, end=True))
+        sql = f"SELECT count(*) FROM procedures WHERE {' AND '.join(clauses)}"
+        return int(conn.execute(sql, params).fetchone()[0])
+    # the groups of a cancelled procedure, from the same analysis SQL as every figure
+    columns = list(dict.fromkeys(["procedure_id", *(stats.GROUPINGS[d][0] for d in filters)]))
+    sql, names, params = analysis.analysis_sql(
+        columns, date_from, date_to, tz, include_open=True, order=False
+    )
+    sql = (
+        f"SELECT a.* FROM ({sql}) a JOIN procedures pp ON pp.id = a.procedure_id "
+        "WHERE pp.status = 'cancelled'"
+    )
+    return sum(
+        1
+        for row in analysis.iter_dicts(conn.execute(sql, params), names)
+        if all(stats.group_key(row, d) in codes for d, codes in filters.items())
+    )

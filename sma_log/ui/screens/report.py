@@ -345,6 +345,7 @@ class ReportScreen(AppScreen):
             group="report",
             thread=True,
             exclusive=True,
+            exit_on_error=False,  # a file another tool filled: a message, not a crash
         )
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -371,6 +372,7 @@ class ReportScreen(AppScreen):
                 group="plots",
                 thread=True,
                 exclusive=True,
+                exit_on_error=False,
             )
         elif event.state == WorkerState.ERROR:
             self._pending = None
