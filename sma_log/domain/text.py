@@ -54,4 +54,3 @@ def visible(value: object, *, multiline: bool = False) -> str:
 def has_control(value: object) -> bool:
     """Whether :func:`visible` would change ``value`` (single-line rules)."""
     return isinstance(value, str) and visible(value) != value
-
