@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 import pendulum
 import pytest
 from click.testing import CliRunner
+from test_redcap_rules import check_redcap
 
 from sma_log.cli import main
 from sma_log.config import Settings
@@ -362,6 +363,7 @@ def test_redcap_dictionary_and_import_match(env: dict[str, Any]) -> None:
             for choice in filter(None, row[5].split(" | ")):
                 code = choice.split(",", 1)[0]
                 assert re.fullmatch(r"[A-Za-z0-9_]+", code), choice
+        check_redcap(out)  # REDCap's own dictionary and import rules
         rows = read_csv(out / "redcap_import.csv")
         head = list(rows[0])
         assert head[:3] == ["record_id", "redcap_repeat_instrument", "redcap_repeat_instance"]
@@ -389,6 +391,7 @@ def test_formula_injection_is_neutralised_in_csv_and_redcap(env: dict[str, Any])
     assert run(env, "--format", "csv", "--out", str(out)).exit_code == 0
     rc = env["tmp"] / "rc"
     assert run(env, "--format", "redcap", "--out", str(rc)).exit_code == 0
+    check_redcap(rc)
     procs = read_csv(out / "procedures.csv")
     assert {p["operator"] for p in procs} == {"'" + SETUP["operator"]}
     assert {p["assistant"] for p in procs} == {"'+Nurse Plus"}

@@ -11,6 +11,30 @@ The project is a classic REDCap project whose record is the patient:
 * ``followup`` (repeating: the 5-minute score and the 72-hour call of each procedure;
   ``fu_proc_instance`` names the procedure instance).
 
+Instance numbers are fixed by the patient's whole history, whatever ``--from/--to``
+selects: a procedure is instance 2 in a filtered export when it is instance 2 in the
+full one, and its attempts and follow-ups keep their numbers too (attempts numbered over
+all the patient's attempts by procedure and time, follow-ups over all the patient's
+follow-ups by procedure and kind). A date-range import into an existing project
+therefore updates exactly the instances it holds and never overwrites another one.
+
+Each row carries its form's ``<form>_complete`` status (REDCap adds these fields to
+every instrument itself, so they are in the import file, never in the dictionary):
+2 (Complete) when sma-log will add nothing more to the record, else 0 (Incomplete);
+1 (Unverified) is never written, verification is the site's own step. Complete means:
+
+* ``patient``: SMA type, birth year, sex and motor status all recorded;
+* ``procedure``: ended or cancelled (not in progress);
+* ``attempt``: its procedure ended or was cancelled (an attempt of a procedure in
+  progress may still be undone);
+* ``followup``: closed: done, not reachable or declined (not open).
+
+Branching logic never hides data: a field that a de-identified import file keeps never
+branches on one it leaves out (:func:`deidentified_branching` drops such a branching,
+checked for every field when the module loads). Every date field, the birth date
+included, is validated as ``date_ymd``; a birth date that is not a calendar date
+(YYYY-MM-DD) is reported like a bad cell and written empty.
+
 The dictionary always describes every field (so a site builds one project whatever
 it exports); free text, identifiers and exact times are flagged ``Identifier? = y``
 and a de-identified import file leaves exactly those columns out. Codes are the
@@ -31,9 +55,11 @@ and followup; then Data Import Tool → ``redcap_import.csv``.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +100,13 @@ DICTIONARY_COLUMNS = (
 )
 IMPORT_FIXED = ("record_id", "redcap_repeat_instrument", "redcap_repeat_instance")
 REPEATING = ("procedure", "attempt", "followup")
+FORMS = ("patient", *REPEATING)
+#: REDCap's form status: the ``<form>_complete`` field of every instrument.
+INCOMPLETE, UNVERIFIED, COMPLETE = 0, 1, 2
 _CODE_RE = re.compile(r"[^A-Za-z0-9_]")
+#: A field named in branching logic: ``[name]`` or ``[name(code)]`` (checkboxes).
+BRANCH_REF_RE = re.compile(r"\[([A-Za-z0-9_]+)(?:\([^)\]]*\))?\]")
+_YMD_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def redcap_code(code: Any) -> str:
@@ -98,7 +130,9 @@ class Field:
     required: bool = False
     section: str = ""
     annotation: str = ""
-    kind: str = "text"  # how to format the value: text, int, float, bool, choice, date, datetime
+    # how to format the value: text, int, float, bool, choice, date (a stored instant's
+    # local date), ymd (a calendar date stored as text), datetime
+    kind: str = "text"
 
     def dictionary_row(self) -> tuple[str, ...]:
         choices = " | ".join(f"{redcap_code(c)}, {t}" for c, t in self.choices)
@@ -184,6 +218,8 @@ def _fields() -> list[Field]:
         fld = _from_spec(
             spec, "patient", "", section="Identifiers" if not out[-1].identifier else ""
         )
+        if spec.name == "birth_date":
+            fld = dataclasses.replace(fld, validation="date_ymd", note="YYYY-MM-DD", kind="ymd")
         out.append(fld)
     # procedure
     out += [
@@ -466,11 +502,90 @@ def _fields() -> list[Field]:
     return out
 
 
-FIELDS: list[Field] = _fields()
+def branch_refs(logic: str) -> set[str]:
+    """The fields a branching logic names."""
+    return set(BRANCH_REF_RE.findall(logic))
+
+
+def deidentified_branching(fields: Iterable[Field]) -> list[Field]:
+    """``fields`` with no kept field branching on a removed one.
+
+    A de-identified import file leaves the identifier fields out; a field it keeps whose
+    branching names one of them would be hidden on the form while it holds data. Such a
+    branching is dropped (the field is always shown): one dictionary serves both modes.
+    """
+    fields = list(fields)
+    removed = {f.name for f in fields if f.identifier}
+    return [
+        dataclasses.replace(f, branching="")
+        if f.branching and not f.identifier and branch_refs(f.branching) & removed
+        else f
+        for f in fields
+    ]
+
+
+def _checked(fields: list[Field]) -> list[Field]:
+    """Every branching names existing fields, and a kept field only kept ones."""
+    names = {f.name for f in fields}
+    kept = {f.name for f in fields if not f.identifier}
+    for f in fields:
+        refs = branch_refs(f.branching)
+        assert refs <= names, (f.name, refs - names)
+        assert f.identifier or refs <= kept, (f.name, refs - kept)
+        assert f.kind not in ("date", "ymd") or f.validation == "date_ymd", f.name
+    return fields
+
+
+FIELDS: list[Field] = _checked(deidentified_branching(_fields()))
 
 
 def import_fields(opts: ExportOptions) -> list[Field]:
     return [f for f in FIELDS if f.name != "record_id" and (opts.identifiers or not f.identifier)]
+
+
+def complete_field(form: str) -> str:
+    """REDCap's form-status field of ``form``."""
+    return f"{form}_complete"
+
+
+def import_header(opts: ExportOptions) -> list[str]:
+    """The import file's columns: the fixed ones, then each form's fields followed by
+    its ``<form>_complete``."""
+    columns = import_fields(opts)
+    out = list(IMPORT_FIXED)
+    for form in FORMS:
+        out += [f.name for f in columns if f.form == form]
+        out.append(complete_field(form))
+    return out
+
+
+_CLOSED_PROCEDURE = ("ended", "cancelled")
+_CLOSED_FOLLOWUP = ("done", "unreachable", "declined")
+_PATIENT_COMPLETE = ("sma_type", "birth_year", "sex", "motor_status")
+
+
+def form_status(form: str, row: dict[str, Any], written: dict[str, Any]) -> int:
+    """``<form>_complete`` of one row: see the module's docstring. ``row`` is the
+    query's row, ``written`` the values written for the form's fields (by name)."""
+    if form == "patient":
+        done = all(written.get(name) not in (None, "") for name in _PATIENT_COMPLETE)
+    elif form == "procedure":
+        done = row.get("status") in _CLOSED_PROCEDURE
+    elif form == "attempt":
+        done = row.get("proc_status") in _CLOSED_PROCEDURE
+    else:
+        done = row.get("state") in _CLOSED_FOLLOWUP
+    return COMPLETE if done else INCOMPLETE
+
+
+def _ymd(v: Any) -> str | None:
+    """A calendar date as REDCap's ``date_ymd`` reads it, or None."""
+    if not isinstance(v, str) or not _YMD_RE.fullmatch(v.strip()):
+        return None
+    try:
+        return date.fromisoformat(v.strip()).isoformat()
+    except ValueError:
+        return None
 
 
 def _formatter(field: Field, dates: LocalDates) -> Callable[[Any], Any]:
@@ -480,6 +595,8 @@ def _formatter(field: Field, dates: LocalDates) -> Callable[[Any], Any]:
         return lambda v: None if v is None else redcap_code(v)
     if field.kind == "date":
         return dates.date
+    if field.kind == "ymd":
+        return _ymd
     if field.kind == "datetime":
         return dates.datetime_text
     if field.kind in ("int", "float"):
@@ -507,9 +624,12 @@ _SOURCES: dict[str, tuple[tuple[str, str], ...]] = {
 def _queries(opts: ExportOptions) -> dict[str, tuple[str, list[Any]]]:
     """Each form's rows; ``_rowid_<alias>`` names the rowid of each source row."""
     cond, params = opts.start_filter("p.started_at")
-    procs = f"""SELECT p.*, p.rowid AS _rowid_pr, row_number() OVER (PARTITION BY p.patient_id
+    # Instances are numbered over the patient's whole history, then filtered: a
+    # procedure (and its attempts and follow-ups) keeps its number whatever the range.
+    numbered = """SELECT p.*, p.rowid AS _rowid_pr, row_number() OVER (PARTITION BY p.patient_id
                 ORDER BY p.started_at, p.id) AS proc_instance
-            FROM procedures p WHERE {cond}"""
+            FROM procedures p"""
+    procs = f"SELECT * FROM ({numbered}) p WHERE {cond}"
     where_patient = (
         f"EXISTS (SELECT 1 FROM procedures p WHERE p.patient_id = pt.id AND {cond})"
         if params
@@ -518,7 +638,7 @@ def _queries(opts: ExportOptions) -> dict[str, tuple[str, list[Any]]]:
     return {
         "patient": (
             f"""SELECT pt.*, i.full_name, i.record_number, i.birth_date,
-                pt.rowid AS _rowid_pt, i.rowid AS _rowid_i
+                pt.rowid AS _rowid_pt, i.rowid AS _rowid_i, i.id AS _id_i
             FROM patients pt LEFT JOIN identifiers i ON i.patient_id = pt.id
             WHERE {where_patient} ORDER BY pt.study_code""",
             list(params),
@@ -530,23 +650,28 @@ def _queries(opts: ExportOptions) -> dict[str, tuple[str, list[Any]]]:
             list(params),
         ),
         "attempt": (
-            f"""WITH pr AS ({procs}) SELECT pt.study_code, pr.proc_instance,
-                row_number() OVER (PARTITION BY pr.patient_id
-                    ORDER BY pr.proc_instance, a.at, a.id) AS instance,
-                a.*, round((julianday(a.at) - julianday(pr.started_at)) * 1440, 3)
-                    AS minutes_from_start, a.rowid AS _rowid_a
-            FROM attempts a JOIN pr ON pr.id = a.procedure_id
+            f"""WITH allpr AS ({numbered}), pr AS ({procs}),
+            att AS (SELECT a.*, a.rowid AS _rowid_a, row_number() OVER (
+                    PARTITION BY allpr.patient_id
+                    ORDER BY allpr.proc_instance, a.at, a.id) AS instance
+                FROM attempts a JOIN allpr ON allpr.id = a.procedure_id WHERE a.voided = 0)
+            SELECT pt.study_code, pr.proc_instance, pr.status AS proc_status, a.*,
+                round((julianday(a.at) - julianday(pr.started_at)) * 1440, 3)
+                    AS minutes_from_start
+            FROM att a JOIN pr ON pr.id = a.procedure_id
             JOIN patients pt ON pt.id = pr.patient_id
-            WHERE a.voided = 0 ORDER BY pt.study_code, instance""",
+            ORDER BY pt.study_code, a.instance""",
             list(params),
         ),
         "followup": (
-            f"""WITH pr AS ({procs}) SELECT pt.study_code, pr.proc_instance,
-                row_number() OVER (PARTITION BY pr.patient_id
-                    ORDER BY pr.proc_instance, f.kind DESC, f.id) AS instance, f.*,
-                f.rowid AS _rowid_f
-            FROM followups f JOIN pr ON pr.id = f.procedure_id
-            JOIN patients pt ON pt.id = pr.patient_id ORDER BY pt.study_code, instance""",
+            f"""WITH allpr AS ({numbered}), pr AS ({procs}),
+            fu AS (SELECT f.*, f.rowid AS _rowid_f, row_number() OVER (
+                    PARTITION BY allpr.patient_id
+                    ORDER BY allpr.proc_instance, f.kind DESC, f.id) AS instance
+                FROM followups f JOIN allpr ON allpr.id = f.procedure_id)
+            SELECT pt.study_code, pr.proc_instance, f.*
+            FROM fu f JOIN pr ON pr.id = f.procedure_id
+            JOIN patients pt ON pt.id = pr.patient_id ORDER BY pt.study_code, f.instance""",
             list(params),
         ),
     }
@@ -609,8 +734,9 @@ def write_redcap(store: Any, out: Path, opts: ExportOptions, force: bool) -> dic
     conn = store.conn
     dates = LocalDates(opts.tz)
     columns = import_fields(opts)
-    index = {f.name: i for i, f in enumerate(columns)}
-    width = len(IMPORT_FIXED) + len(columns)
+    header = import_header(opts)
+    index = {name: i for i, name in enumerate(header)}
+    width = len(header)
     counts: dict[str, int] = {}
     progress = Progress(0, "", False)
     if opts.show_progress:
@@ -629,8 +755,9 @@ def write_redcap(store: Any, out: Path, opts: ExportOptions, force: bool) -> dic
             counts[DICTIONARY_FILE] = len(FIELDS)
             with open_private(folder / IMPORT_FILE) as fh:
                 writer = csv.writer(fh)
-                writer.writerow([*IMPORT_FIXED, *(f.name for f in columns)])
+                writer.writerow(header)
                 for form, (sql, params) in _queries(opts).items():
+                    status = index[complete_field(form)]
                     mine = [
                         (index[f.name], f, _formatter(f, dates), _source(have, f))
                         for f in columns
@@ -646,13 +773,18 @@ def write_redcap(store: Any, out: Path, opts: ExportOptions, force: bool) -> dic
                         if form in REPEATING:
                             line[1] = form
                             line[2] = row["instance"]
+                        written: dict[str, Any] = {}
                         for i, f, fmt, (table, alias) in mine:
                             v = row.get(f.source)
                             if v is None or (
                                 bad and f.source in bad.get((table, row.get(alias)), ())
                             ):
                                 continue
-                            line[len(IMPORT_FIXED) + i] = fmt(v)
+                            value = fmt(v)
+                            if value is None and f.kind == "ymd":
+                                opts.bad.add(_not_ymd(table, row, alias, f, v), "written empty")
+                            line[i] = written[f.name] = value
+                        line[status] = form_status(form, row, written)
                         writer.writerow(line)
                         n += 1
                     counts[f"{form} rows"] = n
@@ -661,6 +793,13 @@ def write_redcap(store: Any, out: Path, opts: ExportOptions, force: bool) -> dic
         if conn.in_transaction:
             conn.execute("COMMIT")
     return counts
+
+
+def _not_ymd(table: str, row: dict[str, Any], alias: str, field: Field, value: Any) -> BadCell:
+    """A date REDCap's ``date_ymd`` would refuse (e.g. a birth date typed as free text)."""
+    row_id = row.get("_id_i") if table == "identifiers" else row.get("id")
+    problem = "not a date REDCap reads (YYYY-MM-DD)"
+    return BadCell(table, row.get(alias) or 0, row_id, field.source, problem, value)
 
 
 def _source(have: dict[str, set[str]], field: Field) -> tuple[str, str]:
