@@ -30,6 +30,9 @@ def _user_error(exc: BaseException) -> str | None:
     """The one line to show for an error the user can act on, or None for a bug."""
     if isinstance(exc, (StorageError, ValidationError, CommandRefused)):
         return str(exc)
+    config = sys.modules.get("sma_log.config")
+    if config is not None and isinstance(exc, config.SettingsRefused):
+        return str(exc)  # an unusable settings file: never replaced by defaults
     timeline = sys.modules.get("sma_log.domain.timeline")
     if timeline is not None and isinstance(exc, timeline.RuleError):
         return str(exc)
@@ -263,8 +266,17 @@ def _parse_instant(text: str) -> Any:
     help="Rebuild the report's kept figures (report_facts, report_patients, report_cells) "
     "from the tables, in one transaction, and put their triggers back.",
 )
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(("text", "json")),
+    default="text",
+    show_default=True,
+    help="json: one object on stdout (with --check its problems too; bad cells still "
+    "go to stderr, one line each).",
+)
 @click.pass_obj
-def info(opts: Options, check: bool, rebuild_report: bool) -> None:
+def info(opts: Options, check: bool, rebuild_report: bool, fmt: str) -> None:
     """Show the database file: path, schema version, counts, SQLite version, permissions.
 
     Opens the file read-only (except for --rebuild-report); a missing file is not created.
@@ -282,7 +294,7 @@ def info(opts: Options, check: bool, rebuild_report: bool) -> None:
 
         with Store.open(path, opts.user, create=False) as store, store.write() as conn:
             reportcache.rebuild(conn, restore_triggers=True)
-        click.echo(f"Rebuilt the report's kept figures in {path}.")
+        click.echo(f"Rebuilt the report's kept figures in {path}.", err=fmt == "json")
     problems: list[str] = []
     rebuild_helps = False  # a kept-figures problem that --rebuild-report mends
     with Store.open(path, opts.user, create=False, readonly=True) as store:
@@ -335,6 +347,18 @@ def info(opts: Options, check: bool, rebuild_report: bool) -> None:
         ("permissions", perm),
         ("size", _size(path)),
     ]
+    if fmt == "json":
+        _info_json(
+            path=path,
+            mode=mode,
+            st_mode=st.st_mode,
+            version=version,
+            journal=journal,
+            meta=meta,
+            counts=counts,
+            open_n=open_n,
+            problems=problems if check else None,
+        )
     if "demo" in meta:
         rows.append(("demo data", meta["demo"]))
     rows += [(table, str(n)) for table, n in counts.items()]
@@ -342,7 +366,7 @@ def info(opts: Options, check: bool, rebuild_report: bool) -> None:
     if check:
         rows.append(("check", "ok" if not problems else f"{len(problems)} problem(s)"))
     width = max(len(k) for k, _ in rows)
-    for key, value in rows:
+    for key, value in rows if fmt == "text" else ():
         click.echo(f"{key + ':':<{width + 2}}{visible(value)}")
     if problems:
         for p in problems:
@@ -350,6 +374,49 @@ def info(opts: Options, check: bool, rebuild_report: bool) -> None:
         if rebuild_helps:
             click.echo("  (sma-log info --rebuild-report rebuilds them from the tables)", err=True)
         raise SystemExit(1)
+
+
+def _info_json(
+    *,
+    path: Path,
+    mode: int,
+    st_mode: int,
+    version: int,
+    journal: str,
+    meta: dict[str, Any],
+    counts: dict[str, int],
+    open_n: int,
+    problems: list[str] | None,
+) -> None:
+    """``info --format json``: the same facts as the text, as one object on stdout."""
+    import sqlite3
+    import stat
+
+    from .commands.followups import _json_text  # escaped when a text holds a control
+    from .storage.schema import SCHEMA_VERSION
+
+    size = sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if os.path.exists(p))
+    document: dict[str, Any] = {
+        "database": str(path.resolve()),
+        "schema_version": version,
+        "schema_version_supported": SCHEMA_VERSION,
+        "sma_log_version": __version__,
+        "journal_mode": journal,
+        "sqlite_version": sqlite3.sqlite_version,
+        "python_version": sys.version.split()[0],
+        "permissions": {
+            "mode": f"{mode:04o}",
+            "text": stat.filemode(st_mode),
+            "readable_by_others": bool(mode & 0o077),
+        },
+        "size_bytes": size,
+        "meta": meta,
+        "counts": counts,
+        "open_procedures": open_n,
+    }
+    if problems is not None:
+        document["check"] = {"ok": not problems, "problems": problems}
+    click.echo(_json_text(document))
 
 
 def _bad_cells(conn: Any, bad: Any) -> None:

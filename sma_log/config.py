@@ -12,6 +12,8 @@ import contextlib
 import json
 import math
 import os
+import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -39,9 +41,55 @@ def config_path() -> Path:
     return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)) / "settings.json"
 
 
+class SettingsRefused(Exception):
+    """The settings file cannot be used: one line naming the file, nothing changed.
+
+    Raised on load (unreadable file, not JSON, not an object, not UTF-8, a bad value)
+    and by :meth:`Settings.save` when the file on disk is such a file: a file the
+    user edited by hand is never replaced by defaults. ``key`` is the setting whose
+    value was refused (None when the file itself cannot be read).
+    """
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+#: How a refusal ends: the file is neither used nor replaced.
+_ADVICE = "fix or remove the file (nothing was changed)"
+
+#: The ``sma-log settings`` option that sets each key (the theme is chosen in the app).
+_OPTIONS = {
+    "operator": "--operator NAME",
+    "timezone": "--timezone NAME",
+    "locale": "--locale L",
+    "label": "--label eu|us",
+    "window_before_hours": "--window-before H",
+    "window_after_hours": "--window-after H",
+    "score_earliest_min": "--score-earliest MIN",
+}
+
+#: Numeric settings and their allowed range (the same as the ``settings`` options).
+_RANGES: dict[str, tuple[float, float]] = {
+    "window_before_hours": (0.0, 72.0),
+    "window_after_hours": (0.0, 168.0),
+    "score_earliest_min": (0.0, 5.0),
+}
+
+
 @dataclass
 class Settings:
-    """User settings. Unknown keys in the file are ignored; bad values fall back."""
+    """User settings, read from a small JSON object.
+
+    Loading is strict: a file that cannot be read, is not UTF-8 JSON, is not an object,
+    or holds a known key with a wrong type or an invalid value is refused with ONE line
+    (:class:`SettingsRefused`) — never silently replaced by defaults, and never
+    overwritten. A missing file means the defaults. Keys this version does not know are
+    ignored on load and kept on save (a newer sma-log's settings survive). The theme is
+    the one tolerant value: it must be a string, but a name this Textual does not have
+    falls back to the default theme without a word (it only changes colours, and
+    Textual's theme list changes between versions).
+    """
 
     operator: str = ""
     timezone: str = ""  # IANA name; "" means the system's
@@ -54,34 +102,56 @@ class Settings:
     score_earliest_min: float = 4.0
 
     @classmethod
-    def load(cls, path: Path | None = None) -> Settings:
+    def load(cls, path: Path | None = None, replacing: Iterable[str] = ()) -> Settings:
+        """The settings in ``path`` (default: :func:`config_path`); defaults if it is
+        missing; :class:`SettingsRefused` if it cannot be used as it is.
+
+        ``replacing``: keys about to be given new values (``sma-log settings
+        --timezone``): a bad value there is not refused (it is the way to mend it).
+        """
         path = path or config_path()
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        data = _read_object(path)
+        if data is None:
             return cls()
-        if not isinstance(data, dict):
-            return cls()
-        known = {f.name: f for f in fields(cls)}
+        return cls.from_mapping(data, path, replacing)
+
+    @classmethod
+    def from_mapping(
+        cls, data: dict[str, Any], path: Path, replacing: Iterable[str] = ()
+    ) -> Settings:
+        """Settings from a file's object; :class:`SettingsRefused` names a bad key."""
+        known = {f.name for f in fields(cls)} - set(replacing)
         values: dict[str, Any] = {}
-        defaults = cls()
         for key, value in data.items():
-            if key in known and isinstance(value, type(getattr(defaults, key))):
-                if isinstance(value, float) and not math.isfinite(value):
-                    continue  # NaN or infinity in a hand-edited file: keep the default
-                if key == "score_earliest_min" and not 0 <= value <= 5:
-                    continue  # out of range in a hand-edited file: keep the default
-                values[key] = value
+            if key not in known:
+                continue  # a newer version's key: ignored here, kept on save
+            problem, value = _check_value(key, value)
+            if problem:
+                mend = _OPTIONS.get(key)
+                advice = f"fix it with: sma-log settings {mend}, or " if mend else ""
+                raise SettingsRefused(
+                    f"{path}: {_where(path, key)}{json.dumps(key)}: {problem}; {advice}{_ADVICE}",
+                    key=key,
+                )
+            values[key] = value
         return cls(**values)
 
-    def save(self, path: Path | None = None) -> Path:
+    def save(self, path: Path | None = None, replacing: Iterable[str] = ()) -> Path:
+        """Write the settings (0600, atomically). Keys of a newer version kept; a file
+        that cannot be read as settings is refused (:class:`SettingsRefused`), never
+        replaced; so is one with a bad value, unless its key is in ``replacing``."""
         path = path or config_path()
+        existing = _read_object(path)  # refuses an unreadable file: never overwritten
+        if existing is not None:
+            Settings.from_mapping(existing, path, replacing)  # refuses a bad value
+        document = {k: v for k, v in (existing or {}).items() if k not in asdict(self)}
+        document.update(asdict(self))
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(asdict(self), fh, indent=2, sort_keys=True)
+                json.dump(document, fh, indent=2, sort_keys=True)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
@@ -96,3 +166,116 @@ class Settings:
         import pendulum
 
         return str(pendulum.local_timezone().name)
+
+
+def _read_object(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``; None if there is no file; else SettingsRefused."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise SettingsRefused(f"{path}: {exc.strerror or exc}; {_ADVICE}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise SettingsRefused(
+            f"{path}: line {line}, column {column}: not UTF-8 (byte 0x{raw[exc.start]:02x}); "
+            f"{_ADVICE}"
+        ) from None
+    try:
+        data = json.loads(text, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        raise SettingsRefused(
+            f"{path}: line {exc.lineno}, column {exc.colno}: {exc.msg}; {_ADVICE}"
+        ) from None
+    except ValueError as exc:  # NaN / Infinity (not JSON), or a number too long
+        match = re.search(r"NaN|-?Infinity|\d{1000,}", text)
+        at = _line_column(text, match.start()) if match else ""
+        raise SettingsRefused(f"{path}: {at}{exc}; {_ADVICE}") from None
+    if not isinstance(data, dict):
+        at = _line_column(text, len(text) - len(text.lstrip()))
+        raise SettingsRefused(
+            f"{path}: {at}not a JSON object "
+            f'({_json_kind(data)}; settings are {{"key": value, ...}}); {_ADVICE}'
+        )
+    return data
+
+
+def _line_column(text: str, offset: int) -> str:
+    line = text.count("\n", 0, offset) + 1
+    return f"line {line}, column {offset - (text.rfind(chr(10), 0, offset) + 1) + 1}: "
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "true/false"
+    if value is None:
+        return "null"
+    return "a number"
+
+
+def _where(path: Path, key: str) -> str:
+    """``line N: `` of the key in the file, when it is written plainly there."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, ValueError):
+        return ""
+    match = re.search(re.escape(json.dumps(key)) + r"\s*:", text)
+    if match is None:
+        return ""
+    return f"line {text.count(chr(10), 0, match.start()) + 1}: "
+
+
+def _check_value(key: str, value: Any) -> tuple[str | None, Any]:
+    """(None, the value to keep) or (a message for the user, None)."""
+    default = getattr(Settings, key)
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"a number is needed, not {_json_kind(value)}", None
+        low, high = _RANGES[key]
+        if not math.isfinite(value) or not low <= value <= high:
+            return f"{value!r} is outside {low:g}-{high:g}", None
+        return None, float(value)
+    if not isinstance(value, str):
+        return f"a string is needed, not {_json_kind(value)}", None
+    if key == "label" and value not in ("eu", "us"):
+        return f'{json.dumps(value)} is not "eu" or "us"', None
+    if key == "timezone" and value:
+        from .domain import schedule
+
+        problem = schedule.validate_timezone(value)
+        if problem is None and value != value.strip():
+            problem = f"{json.dumps(value)} has spaces around the name"
+        if problem:
+            return problem, None
+    if key == "locale":
+        problem = locale_problem(value)
+        if problem:
+            return problem, None
+    return None, value
+
+
+def locale_problem(value: str) -> str | None:
+    """None if pendulum knows the locale ``value`` (or its language), else a message."""
+    from pendulum.locales.locale import Locale
+
+    from .domain import schedule
+
+    wanted = value.strip()
+    if not wanted:
+        return "give a locale such as en, it or de"
+    resolved = schedule.resolve_locale(wanted)
+    if resolved == "en" and Locale.normalize_locale(wanted).split("_")[0] != "en":
+        return f"unknown locale {wanted!r} (e.g. en, it, de, fr, es)"
+    return None

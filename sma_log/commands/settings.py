@@ -37,6 +37,14 @@ from .common import CommandRefused, Options
     metavar="MIN",
     help="Minutes after the end the 5-minute score may first be taken (0-5; default 4).",
 )
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(("text", "json")),
+    default="text",
+    show_default=True,
+    help="json: one object on stdout (path, whether the file exists, the settings).",
+)
 @click.pass_obj
 def settings_command(
     opts: Options,
@@ -47,18 +55,20 @@ def settings_command(
     window_before: float | None,
     window_after: float | None,
     score_earliest: float | None,
+    fmt: str,
 ) -> None:
     """Show the settings, or change them (only the options given; the rest is kept).
 
     The file is $SMA_LOG_CONFIG, else settings.json in the user config folder. A bad
     value is refused with one line and exit code 2, and the file is left unchanged.
+    A file that cannot be read as settings (not JSON, a bad value) is refused the
+    same way, by this and every command: it is never replaced by defaults.
     """
     from dataclasses import replace
 
-    from ..config import config_path
+    from ..config import Settings, SettingsRefused, config_path
     from ..domain import schedule
 
-    current = opts.settings
     changes: dict[str, Any] = {}
     if timezone is not None:
         name = timezone.strip()
@@ -96,26 +106,51 @@ def settings_command(
     if window_after is not None:
         changes["window_after_hours"] = float(window_after)
     path = config_path()
+    try:
+        current = opts.settings
+    except SettingsRefused as exc:
+        # A bad value is mended by giving that setting anew (every other key must be
+        # good); a file that is not JSON is never replaced.
+        if exc.key is None or exc.key not in changes:
+            raise
+        current = Settings.load(path, replacing=changes)
     if changes:
         current = replace(current, **changes)
-        current.save(path)
+        current.save(path, replacing=changes)
         opts._settings = current
-        click.echo(f"Saved {path}")
-    _show_settings(current, path)
+        if fmt == "text":
+            click.echo(f"Saved {path}")
+    if fmt == "json":
+        _show_json(current, path, saved=bool(changes))
+    else:
+        _show_settings(current, path)
 
 
 def _check_locale(value: str) -> str:
-    from pendulum.locales.locale import Locale
-
+    from ..config import locale_problem
     from ..domain import schedule
 
-    wanted = value.strip()
-    if not wanted:
-        raise CommandRefused("--locale: give a locale such as en, it or de")
-    resolved = schedule.resolve_locale(wanted)
-    if resolved == "en" and Locale.normalize_locale(wanted).split("_")[0] != "en":
-        raise CommandRefused(f"--locale: unknown locale {wanted!r} (e.g. en, it, de, fr, es)")
-    return resolved
+    problem = locale_problem(value)
+    if problem:
+        raise CommandRefused(f"--locale: {problem}")
+    return schedule.resolve_locale(value.strip())
+
+
+def _show_json(settings: Any, path: Path, saved: bool) -> None:
+    """One JSON object: the file, whether it exists (else these are the defaults),
+    whether this command saved it, the settings as stored, the time zone in effect."""
+    from dataclasses import asdict
+
+    from .followups import _json_text  # escaped when a value holds a terminal control
+
+    document = {
+        "path": str(path),
+        "exists": path.exists(),
+        "saved": saved,
+        "settings": asdict(settings),
+        "timezone_in_effect": settings.tz_name(),
+    }
+    click.echo(_json_text(document))
 
 
 def _show_settings(settings: Any, path: Path) -> None:

@@ -10,7 +10,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from ..config import Settings
+from ..config import Settings, SettingsRefused
 from ..domain.clock import Clock
 from ..storage.errors import StorageError
 from ..storage.store import Store
@@ -66,6 +66,15 @@ class SmaLogApp(App[int]):
         self.settings_path = settings_path
         self.db_path = Path(db_path)
         self.user = user
+        #: Why the settings file cannot be used (the app then shows only that).
+        self.settings_refused: str | None = None
+        if settings is None:
+            # Read here when not given: a file that cannot be used is refused on mount,
+            # never replaced by the defaults.
+            try:
+                settings = Settings.load(settings_path)
+            except SettingsRefused as exc:
+                self.settings_refused = str(exc)
         self.settings = settings or Settings()
         self.clock = clock or Clock()
         self.demo = demo
@@ -89,6 +98,13 @@ class SmaLogApp(App[int]):
         return self.settings.tz_name()
 
     def on_mount(self) -> None:
+        if self.settings_refused is not None:
+            from .screens.refused import RefusedScreen
+
+            self.push_screen(
+                RefusedScreen(self.settings_refused, title="The settings file cannot be used")
+            )
+            return
         try:
             self._store = Store.open(self.db_path, self.user, clock=self.clock)
         except StorageError as exc:
@@ -116,6 +132,8 @@ class SmaLogApp(App[int]):
             self.settings.save(self.settings_path)
         except OSError as exc:
             self.notify(f"Settings not saved: {exc.strerror}", severity="warning")
+        except SettingsRefused as exc:  # the file was broken meanwhile: kept as it is
+            self.notify(f"Settings not saved: {exc}", severity="warning", markup=False)
 
     def action_settings(self) -> None:
         from .modals.settings import SettingsDialog

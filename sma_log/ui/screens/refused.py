@@ -16,15 +16,14 @@ class RefusedScreen(Screen[None]):
         Binding("escape", "leave", "Quit", show=False, id="refused.escape"),
     ]
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, title: str = "This database cannot be opened") -> None:
         super().__init__()
         self.message = message
+        self.title_text = title
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="refused"):
-            yield Static(
-                Text("This database cannot be opened", style="bold"), classes="dialog-title"
-            )
+            yield Static(Text(self.title_text, style="bold"), classes="dialog-title")
             yield Static(Text(self.message), id="refused-message")
             yield Static(Text("The file was not changed. Press q to quit.", style="italic"))
         yield Footer()
