@@ -60,7 +60,7 @@ import os
 import random
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -1013,12 +1013,14 @@ def write_demo(
     now: datetime | None = None,
     *,
     force: bool = False,
+    progress: Callable[[int], Any] | None = None,
 ) -> dict[str, Any]:
     """Write a new demo database at ``path``; return what it holds (counts, seconds).
 
     An existing ``path`` is refused (:class:`DemoRefused`, nothing touched) unless
     ``force`` is given *and* it is itself a demo database. The file is built beside
-    ``path`` and moved into place only when complete.
+    ``path`` and moved into place only when complete. ``progress(done)`` is called
+    with the number of procedures written so far after each batch (of ``procedures``).
     """
     if procedures < 1:
         raise ValueError("procedures must be at least 1 (one of them is the open procedure)")
@@ -1053,11 +1055,15 @@ def write_demo(
             try:
                 # The report's caches are filled once at the end, not by a trigger per row.
                 with reportcache.suspended(conn):
+                    written = 0
                     for batch in gen.batches():
                         for table, rows in batch.items():
                             if rows:
                                 rows.sort()  # by id (ULID, so by time): fewer page splits
                                 conn.executemany(_insert_sql(table), rows)
+                        written += len(batch["procedures"])
+                        if progress is not None:
+                            progress(written)
                 meta = {
                     "seed": seed,
                     "procedures": procedures,

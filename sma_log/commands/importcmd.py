@@ -71,6 +71,7 @@ def import_command(
 
     from ..importer import import_file, open_source
     from ..storage.store import Store
+    from .progress import progress_bar
 
     target = opts.db_path
     source = open_source(path, target)  # refusals first: nothing opened or created yet
@@ -82,12 +83,23 @@ def import_command(
             db_file = Path(scratch) / "empty.db"
         else:
             db_file = target
-        with Store.open(db_file, opts.user) as store:
+        label = "Importing (dry run)" if dry_run else "Importing"
+        with (
+            Store.open(db_file, opts.user) as store,
+            progress_bar(label, unit="records") as bar,
+        ):
+            counted: Any = _Counted(source, bar) if bar.enabled else source
             try:
                 result = import_file(
-                    store, path, prefer_incoming=prefer_incoming, dry_run=dry_run, source=source
+                    store,
+                    path,
+                    prefer_incoming=prefer_incoming,
+                    dry_run=dry_run,
+                    source=counted,
+                    progress=bar.stage if bar.enabled else None,
                 )
             except KeyboardInterrupt:
+                bar.close()  # the message on a line of its own
                 click.echo(
                     "sma-log: import interrupted: the whole records merged before stay; "
                     "run it again to complete it",
@@ -121,6 +133,43 @@ def import_command(
     if left:
         click.echo(f"sma-log: {', '.join(left)} (exit code {EXIT_CONFLICTS})", err=True)
         click.get_current_context().exit(EXIT_CONFLICTS)
+
+
+class _Counted:
+    """The import's source, counting the patients and procedures read (for the bar).
+
+    Everything else is the source's own; the bar's total is the number of patients
+    and procedures in the file (each unit the importer merges starts with one).
+    """
+
+    COUNTED = ("patients", "procedures")
+
+    def __init__(self, source: Any, bar: Any) -> None:
+        self._source = source
+        self._bar = bar
+        bar.update_to(0, total=sum(_row_count(source, t) for t in self.COUNTED))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._source, name)
+
+    def rows(self, table: str) -> Any:
+        rows = self._source.rows(table)
+        return self._bar.wrap(rows) if table in self.COUNTED else rows
+
+
+def _row_count(source: Any, table: str) -> int:
+    """How many rows ``table`` has in the source (0 if it has none)."""
+    import sqlite3
+
+    if table not in source.tables():
+        return 0
+    if source.kind == "sqlite":
+        try:
+            return int(source.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+        except sqlite3.DatabaseError:
+            return 0  # the import itself reports a damaged file
+    rows = source.doc["tables"].get(table)
+    return len(rows) if isinstance(rows, list) else 0
 
 
 def _listing(title: str, lines: list[str]) -> None:
