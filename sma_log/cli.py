@@ -227,7 +227,12 @@ def demo(path: Path, procedures: int, seed: int, now: str | None, force: bool) -
     from .demo import write_demo
 
     when = _parse_instant(now) if now else None
-    result = write_demo(path, procedures=procedures, seed=seed, now=when, force=force)
+    from .commands.progress import progress_bar
+
+    with progress_bar("Writing demo", total=procedures, unit="procedures") as bar:
+        result = write_demo(
+            path, procedures=procedures, seed=seed, now=when, force=force, progress=bar.update_to
+        )
     click.echo(
         f"Wrote demo database {path}: {result['patients']} patients, "
         f"{result['procedures']} procedures (1 open, {result['pending_scores']} scores "
@@ -444,11 +449,13 @@ def _size(path: Path) -> str:
 # ---------------------------------------------------------------- more commands
 def _register() -> None:
     """Commands that live in sma_log.commands (each imports its heavy parts lazily)."""
+    from .commands.datasette import datasette_metadata
     from .commands.export import export
     from .commands.followups import followups
     from .commands.importcmd import import_command
     from .commands.settings import settings_command
 
+    main.add_command(datasette_metadata)
     main.add_command(export)
     main.add_command(followups)
     main.add_command(import_command)

@@ -174,3 +174,12 @@ def test_live_datasette_uses_the_metadata(demo_db: Path, tmp_path: Path) -> None
         code_words = lookup("patients", "study_code")[2]
         assert f'data-column-description="{code_words}"' in page
         assert "One row per patient" in page
+
+
+def test_the_command_is_reachable_through_sma_log(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from sma_log.cli import main
+
+    res = CliRunner().invoke(main, ["datasette-metadata", "--help"])
+    assert res.exit_code == 0 and "Datasette" in res.output
