@@ -304,27 +304,38 @@ def info(opts: Options, check: bool, rebuild_report: bool, fmt: str) -> None:
     rebuild_helps = False  # a kept-figures problem that --rebuild-report mends
     with Store.open(path, opts.user, create=False, readonly=True) as store:
         if check:
+            from .commands.progress import progress_bar
             from .export.common import BadCells
             from .storage import reportcache
 
-            result = [r[0] for r in store.conn.execute("PRAGMA integrity_check").fetchall()]
-            if result != ["ok"]:
-                problems.append(f"integrity check: {'; '.join(result[:3])}")
-            bad = BadCells(echo=lambda line: click.echo(line, err=True), prefix="  bad cell: ")
-            _bad_cells(store.conn, bad)
+            bad_lines: list[str] = []  # printed once the progress bar is gone
+            # Three checks, each reading the whole file: a bar on a terminal, nothing in
+            # a pipe (the integrity check is SQLite's own single pass).
+            with progress_bar("Checking", total=3, unit="checks") as bar:
+                bar.update_to(0, item="SQLite integrity check")
+                result = [r[0] for r in store.conn.execute("PRAGMA integrity_check").fetchall()]
+                if result != ["ok"]:
+                    problems.append(f"integrity check: {'; '.join(result[:3])}")
+                bar.update_to(1, item="bad cells")
+                bad = BadCells(echo=bad_lines.append, prefix="  bad cell: ")
+                _bad_cells(store.conn, bad)
+                bar.update_to(2, item="report facts")
+                older = store.conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION
+                found = [] if older else reportcache.check(store.conn)
+                bar.update_to(3)
+            for line in bad_lines:
+                click.echo(line, err=True)
             if bad:
                 problems.append(
                     f"{bad.count} bad cell(s), listed above: values sma-log would not store "
                     "(another tool wrote them); exports report them too"
                 )
-            older = store.conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION
             if older:
                 problems.append(
                     "report figures: not checked, the file is of an older schema (open it "
                     "once with this sma-log to upgrade it, a backup is kept)"
                 )
             else:
-                found = reportcache.check(store.conn)
                 problems += [f"report figures: {p}" for p in found]
                 rebuild_helps = bool(found)
         version = store.conn.execute("PRAGMA user_version").fetchone()[0]

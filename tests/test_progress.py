@@ -184,3 +184,24 @@ def test_helper_refused_before_work_shows_no_bar(tmp_path: Path) -> None:
     rc, text = _in_terminal([sys.executable, "-c", code], tmp_path)
     assert rc == 0, text
     assert "Never" not in text and "only this" in text
+
+
+def test_the_installed_demo_and_info_check_show_progress_in_a_terminal(tmp_path: Path) -> None:
+    """The commands themselves, wired in cli.py: ``demo`` and ``info --check``."""
+    db = tmp_path / "d.db"
+    rc, text = _in_terminal([SMA_LOG, "demo", str(db), "-n", "1500"], tmp_path)
+    assert rc == 0, text
+    assert "Writing demo" in text and "1500/1500" in text
+    assert "\nWrote demo database" in text.replace("\r\n", "\n")
+    rc, text = _in_terminal([SMA_LOG, "--db", str(db), "info", "--check"], tmp_path)
+    assert rc == 0, text
+    assert "Checking" in text and "3/3" in text
+    assert "check:" in text and "ok" in text
+    piped = subprocess.run(
+        [SMA_LOG, "--db", str(db), "info", "--check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert piped.returncode == 0 and piped.stderr == "" and "Checking" not in piped.stdout
