@@ -253,7 +253,7 @@ def test_sqlite_copies_as_stored_and_deidentified_empties_unreadable_instants(
     conn = sqlite3.connect(tmp_path / "d.db")
     rows = conn.execute("SELECT csf_at, injection_end_at, started_at FROM procedures").fetchall()
     conn.close()
-    assert all(r[0] is None or r[0][11:19] == "10:00:00" or r[0] > r[2] for r in rows)
+    assert all(r[0] is None or len(r[0]) == 10 for r in rows)  # dates, no time of day
     assert sum(1 for r in rows if r[0] is None and r[1] is None) == 1  # the odd row, emptied
 
 

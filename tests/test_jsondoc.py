@@ -221,9 +221,15 @@ def test_default_document_is_de_identified_and_says_what_it_removed(
     doc = json.loads(data)
     assert doc["removed"] == {
         "tables": ["identifiers", "audit_log"],
-        "fields": {
-            "procedures": ["failure_reason", "note"],
-            "followups": ["closed_reason", "other_event"],
+        "fields": {  # every column export.common.column_action removes
+            "procedures": [
+                "note",
+                "failure_reason",
+                "cancel_reason",
+                "anchor_boot_id",
+                "anchor_boottime",
+            ],
+            "followups": ["other_event", "closed_reason"],
             "contact_attempts": ["note"],
         },
         "event_values_of_kinds": ["note"],

@@ -61,6 +61,11 @@ WARNING = (
     help="Only procedures started on or before DATE (YYYY-MM-DD, site time zone).",
 )
 @click.option("--force", is_flag=True, help="Replace --out if it exists (an earlier export).")
+@click.option(
+    "--excel",
+    is_flag=True,
+    help="csv: write UTF-8 with a byte-order mark, so Excel shows –, °, ² right.",
+)
 @click.pass_obj
 def export(
     opts: Options,
@@ -70,6 +75,7 @@ def export(
     date_from: str | None,
     date_to: str | None,
     force: bool,
+    excel: bool,
 ) -> None:
     """Export the database for research: de-identified unless --identifiers is given.
 
@@ -86,6 +92,17 @@ def export(
     json    PATH is one JSON document (its JSON Schema ships with sma-log)
     sqlite  PATH is a consistent copy, safe while another sma-log is writing
     redcap  PATH/ holds redcap_data_dictionary.csv and redcap_import.csv
+
+    Every format goes through one de-identification rule and lists what it removed
+    or masked: JSON in its "deidentification" header, CSV in data_dictionary.csv,
+    SQLite in its meta table. For now the JSON document (the one format sma-log
+    imports) still holds exact UTC instants and complete record ids: its header
+    lists them under "not_masked". The de-identified SQLite copy is built from
+    de-identified rows in a private staging folder; what a killed export left beside
+    PATH is removed by the next export.
+
+    CSV files are UTF-8 with CRLF line ends (RFC 4180); --excel adds a byte-order
+    mark for Excel.
 
     Text cells that begin with =, +, -, @, a tab or a carriage return get a leading '
     in CSV files (spreadsheet formula injection). Every file is created 0600. An
@@ -112,6 +129,7 @@ def export(
         ExportOptions,
         check_out,
         parse_date,
+        remove_stale_staging,
         stderr_is_terminal,
     )
 
@@ -122,9 +140,14 @@ def export(
     tz = site_timezone(opts.settings)
     folder = fmt in ("csv", "redcap")
     out = check_out(out, force, opts.db_path, folder)
+    if excel and fmt != "csv":
+        raise CommandRefused("--excel applies to --format csv only")
+    remove_stale_staging(out)  # what killed exports left beside --out
     if fmt == "json":
         writer = _json_writer()
-    eo = ExportOptions(identifiers, tz, d_from, d_to, show_progress=stderr_is_terminal())
+    eo = ExportOptions(
+        identifiers, tz, d_from, d_to, show_progress=stderr_is_terminal(), excel=excel
+    )
     eo.bad = BadCells(echo=lambda line: click.echo(line, err=True))
     if identifiers:
         click.echo(WARNING, err=True)
@@ -204,6 +227,7 @@ def _run_json(writer: Any, store: Any, out: Path, eo: Any, force: bool) -> str:
             progress=progress if eo.show_progress else None,
             overwrite=force,
             bad=eo.bad,
+            tz=eo.tz,
         )
     except FileExistsError:
         raise CommandRefused(f"{out}: already exists; choose another path or use --force") from None

@@ -132,12 +132,15 @@ CSV_FIELDS = (
 
 
 def render_csv(report: Any) -> str:
-    """Long format: one row per group × figure; empty cells where a statistic does not apply."""
+    """Long format: one row per group × figure; empty cells where a statistic does not apply.
+
+    CRLF line ends (RFC 4180), like every CSV file sma-log writes (the export too).
+    """
     import csv
     import io
 
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\r\n")
     w.writeheader()
     for g in [*report.groups, report.overall]:
         for fig in g.figures:

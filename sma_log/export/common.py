@@ -110,6 +110,230 @@ def mask_id_sql(expr: str) -> str:
     )
 
 
+# ---------------------------------------------------------------- de-identification
+#
+# THE rule of every export (csv, json, sqlite, redcap; the ICS calendar masks its ids
+# by it too): :func:`column_action` says what happens to one column, :func:`deidentify_row`
+# applies it to a row, :func:`deidentification_manifest` lists it for the export's
+# header (JSON ``deidentification``, the CSV data dictionary, the SQLite ``meta`` table,
+# REDCap's dictionary). The CSV writer runs the same actions as SQL (its speed path):
+# ``mask_id`` as :func:`mask_id_sql`, ``date`` as :func:`local_date_sql`.
+
+#: Tables left out of a de-identified export (their rows are dropped, the table kept
+#: empty where the format has tables): the identifiers, and the audit log (its old and
+#: new values repeat every identifier and note ever written).
+REMOVED_TABLES: tuple[str, ...] = ("identifiers", "audit_log")
+#: Events whose ``value`` is free text (removed from a de-identified export).
+NOTE_EVENT_KINDS: tuple[str, ...] = ("note",)
+
+KEEP, REMOVE, MASK_ID, DATE = "keep", "remove", "mask_id", "date"
+#: What a de-identified export masks beside what it removes: ``ids`` (a ULID's time
+#: part zeroed) and ``times`` (instants as local dates). Every format masks both, except
+#: the JSON document until the importer reads such a document
+#: (:data:`sma_log.export.jsondoc.JSON_MASKS`) and the ICS calendar, whose events must
+#: keep their due time (it masks ids only).
+MASK_IDS, MASK_TIMES = "ids", "times"
+ALL_MASKS: frozenset[str] = frozenset({MASK_IDS, MASK_TIMES})
+
+
+def column_action(
+    table: str, column: str, identifiers: bool, masks: frozenset[str] = ALL_MASKS
+) -> str:
+    """What a de-identified export does with ``table.column``: ``keep``, ``remove``
+    (free text, machine ids), ``mask_id`` (a ULID's time part zeroed) or ``date`` (an
+    instant becomes its calendar date in the site time zone). ``keep`` for everything
+    with ``identifiers``."""
+    if identifiers:
+        return KEEP
+    if column in identifying_columns(table):
+        return REMOVE
+    if is_id_column(column):
+        return MASK_ID if MASK_IDS in masks else KEEP
+    if is_instant_column(column):
+        return DATE if MASK_TIMES in masks else KEEP
+    return KEEP
+
+
+def deidentify_row(
+    table: str,
+    row: dict[str, Any],
+    opts: Any,
+    dates: LocalDates | None = None,
+    masks: frozenset[str] = ALL_MASKS,
+) -> dict[str, Any] | None:
+    """``row`` (column -> stored value) as a de-identified export holds it.
+
+    ``opts`` needs ``identifiers`` (True: the row is returned unchanged) and ``tz`` (the
+    site time zone; ``dates`` is a :class:`LocalDates` for it, made once per export for
+    speed). Returns None for a row of a :data:`REMOVED_TABLES` table; otherwise a new
+    dict without the removed columns (and without ``value`` of a note event), ids
+    masked (:func:`mask_id`), instants as local dates (an instant that cannot be read
+    becomes None: its text may hold the time of day). ``masks`` leaves out ``ids`` or
+    ``times`` for a format that cannot mask them yet (see :data:`ALL_MASKS`).
+    """
+    if opts.identifiers:
+        return row
+    if table in REMOVED_TABLES:
+        return None
+    if dates is None:
+        dates = LocalDates(opts.tz)
+    out: dict[str, Any] = {}
+    for name, value in row.items():
+        action = column_action(table, name, False, masks)
+        if action == KEEP:
+            out[name] = value
+        elif action == MASK_ID:
+            out[name] = mask_id(value)
+        elif action == DATE:
+            out[name] = dates.date(value)
+    if table == "events" and row.get("kind") in NOTE_EVENT_KINDS:
+        out.pop("value", None)
+    return out
+
+
+def deidentification_manifest(
+    identifiers: bool,
+    tables: dict[str, Iterable[str]],
+    tz: str,
+    masks: frozenset[str] = ALL_MASKS,
+) -> dict[str, Any]:
+    """Exactly what a de-identified export removed or masked, for its header.
+
+    ``tables`` maps each table the export holds (or would hold) to its stored columns.
+    """
+    if identifiers:
+        return {
+            "applied": False,
+            "not_masked": [],
+            "removed_tables": [],
+            "removed_columns": {},
+            "removed_event_values_of_kinds": [],
+            "ids_masked": {},
+            "instants_as_dates": {},
+            "time_zone": tz,
+            "rule": IDENTIFIED_TEXT,
+        }
+    removed: dict[str, list[str]] = {}
+    masked: dict[str, list[str]] = {}
+    dated: dict[str, list[str]] = {}
+    for table, columns in tables.items():
+        if table in REMOVED_TABLES:
+            continue
+        for c in columns:
+            action = column_action(table, c, False, masks)
+            target = {REMOVE: removed, MASK_ID: masked, DATE: dated}.get(action)
+            if target is not None:
+                target.setdefault(table, []).append(c)
+    not_masked = []
+    if MASK_IDS not in masks:
+        not_masked.append(
+            "record ids are complete ULIDs (their first 10 characters give their creation time)"
+        )
+    if MASK_TIMES not in masks:
+        not_masked.append("instants are exact UTC instants (time of day included)")
+    return {
+        "applied": True,
+        "not_masked": not_masked,
+        "removed_tables": [t for t in REMOVED_TABLES],
+        "removed_columns": removed,
+        "removed_event_values_of_kinds": list(NOTE_EVENT_KINDS),
+        "ids_masked": masked,
+        "id_mask": "the first 10 characters of a ULID (its creation time) replaced by 0",
+        "instants_as_dates": dated,
+        "time_zone": tz,
+        "rule": DEIDENTIFIED_TEXT,
+    }
+
+
+def manifest_lines(manifest: dict[str, Any]) -> list[tuple[str, str]]:
+    """The manifest as (key, text) pairs: one line per kind of change (CSV, SQLite)."""
+    if not manifest["applied"]:
+        return [("deidentification", "none (identified export)")]
+
+    def per_table(d: dict[str, list[str]]) -> str:
+        return "; ".join(f"{t}: {', '.join(cs)}" for t, cs in d.items()) or "none"
+
+    kept = [("not_masked", "; ".join(manifest["not_masked"]))] if manifest["not_masked"] else []
+    return [
+        *kept,
+        ("removed_tables", ", ".join(manifest["removed_tables"])),
+        ("removed_columns", per_table(manifest["removed_columns"])),
+        (
+            "removed_event_values",
+            "events.value of kind " + ", ".join(manifest["removed_event_values_of_kinds"]),
+        ),
+        ("ids_masked", per_table(manifest["ids_masked"]) + f" ({manifest['id_mask']})"),
+        (
+            "instants_as_dates",
+            per_table(manifest["instants_as_dates"])
+            + f" (local calendar date in {manifest['time_zone']}; no time of day)",
+        ),
+    ]
+
+
+# ---------------------------------------------------------------- staging
+STAGING_PREFIX = ".sma-log-staging."
+_STAGING_RE = re.compile(r"^\.sma-log-staging\.(\d+)\.[0-9a-f]{8}$")
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_staging(out: Path) -> list[Path]:
+    """Remove what killed exports left beside ``out``: sma-log staging folders
+    (``.sma-log-staging.PID.XXXXXXXX``) and the temporary files of an export to the
+    same name (``.OUT.PID.tmp`` with ``-journal``/``-wal``/``-shm``, ``.OUT.PID.old``),
+    each only when process PID is no longer running. Nothing else is touched.
+    Returns what was removed."""
+    folder = out.parent
+    own = re.compile(r"^\." + re.escape(out.name) + r"\.(\d+)\.(tmp(-journal|-wal|-shm)?|old)$")
+    removed: list[Path] = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return removed
+    for p in entries:
+        m = _STAGING_RE.match(p.name) or own.match(p.name)
+        if m is None or _pid_alive(int(m.group(1))):
+            continue
+        try:
+            mode = p.lstat().st_mode
+            if stat.S_ISDIR(mode):
+                shutil.rmtree(p)
+            elif stat.S_ISREG(mode):
+                p.unlink()
+            else:
+                continue  # a link, FIFO or device of that name is not ours
+        except OSError:
+            continue
+        removed.append(p)
+    return removed
+
+
+@contextlib.contextmanager
+def staging_folder(out: Path) -> Iterator[Path]:
+    """A new private (0700) folder beside ``out`` for an export's temporary files,
+    removed with everything in it when the block ends (a kill leaves it for
+    :func:`remove_stale_staging`)."""
+    name = f"{STAGING_PREFIX}{os.getpid()}.{os.urandom(4).hex()}"
+    path = out.parent / name
+    path.mkdir(mode=0o700)
+    os.chmod(path, 0o700)  # whatever the umask
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def safe_cell(value: Any) -> Any:
     """A CSV cell that a spreadsheet will not run as a formula (text only)."""
     if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
@@ -309,6 +533,8 @@ class ExportOptions:
     date_from: date | None = None
     date_to: date | None = None
     show_progress: bool = False
+    #: CSV for Excel: UTF-8 with a byte-order mark (Excel reads –, °, ² right).
+    excel: bool = False
     #: Where the writers report the bad cells they meet (see :class:`BadCells`).
     bad: BadCells = field(default_factory=lambda: BadCells())
 
@@ -363,16 +589,30 @@ def register_functions(conn: sqlite3.Connection, tz: str) -> LocalDates:
     return dates
 
 
-def open_private_binary(path: Path) -> Any:
-    """A new binary file, 0600 (for lines already encoded as UTF-8)."""
-    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    return os.fdopen(fd, "wb")
+#: The UTF-8 byte-order mark ``--excel`` puts first in every CSV file: without it
+#: Excel reads UTF-8 as the machine's code page and garbles –, °, ².
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
-def open_private(path: Path) -> Any:
-    """A new text file, 0600, UTF-8, for the csv module (newline='')."""
+def open_private_binary(path: Path, bom: bool = False) -> Any:
+    """A new binary file, 0600 (for lines already encoded as UTF-8); ``bom``: starting
+    with the UTF-8 byte-order mark."""
     fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    return os.fdopen(fd, "w", encoding="utf-8", newline="")
+    fh = os.fdopen(fd, "wb")
+    if bom:
+        fh.write(UTF8_BOM)
+    return fh
+
+
+def open_private(path: Path, bom: bool = False) -> Any:
+    """A new text file, 0600, UTF-8, for the csv module (newline='': the csv module
+    writes RFC 4180's CRLF line ends itself); ``bom``: starting with the UTF-8
+    byte-order mark."""
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    fh = os.fdopen(fd, "w", encoding="utf-8", newline="")
+    if bom:
+        fh.write("\ufeff")
+    return fh
 
 
 #: Names SQLite gives a database's companions: writing one could be taken for (or
@@ -752,9 +992,10 @@ def _rule_from_schema(table: str, column: str, prop: dict[str, Any] | None) -> C
     if enum is not None and not types:
         nullable = None in enum
     pattern = prop.get("pattern")
-    from .jsondoc import INSTANT_PATTERN
+    from .jsondoc import INSTANT_OR_DATE_PATTERN, INSTANT_PATTERN
 
-    instant = pattern == INSTANT_PATTERN
+    # a document's instant column may hold a date (de-identified); a stored cell may not
+    instant = pattern in (INSTANT_PATTERN, INSTANT_OR_DATE_PATTERN)
     if instant or (pattern is not None and _ULID.fullmatch(pattern)):
         pattern = None  # ids: text is enough for every format; instants: from_text
     return CellRule(

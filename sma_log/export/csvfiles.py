@@ -13,8 +13,9 @@ cannot format exactly like ``csv.writer`` (a float needing 16-17 digits or outsi
 registered Python function that does. The files are byte for byte what the former
 ``csv.writer`` path wrote (tests/test_export_csv_speedpath.py).
 
-Files (UTF-8, comma-separated, RFC 4180 quoting, CRLF line ends, header row, empty
-cell = missing): ``patients.csv``, ``procedures.csv``, ``attempts.csv``,
+Files (UTF-8, with a byte-order mark with ``--excel``; comma-separated, RFC 4180
+quoting, CRLF line ends like every CSV sma-log writes; header row; empty cell =
+missing): ``patients.csv``, ``procedures.csv``, ``attempts.csv``,
 ``events.csv``, ``followups.csv``, ``contact_attempts.csv`` (and ``identifiers.csv``
 with ``--identifiers``), ``procedures_analysis.csv`` (one row per procedure, from
 :mod:`sma_log.storage.analysis`) and ``data_dictionary.csv``. Only the tables listed
@@ -42,13 +43,18 @@ from typing import Any
 
 from ..commands.common import CommandRefused
 from .common import (
+    DATE,
+    MASK_ID,
+    REMOVE,
+    REMOVED_TABLES,
     BadCell,
     ExportOptions,
     LocalDates,
     Progress,
+    column_action,
     csv_cell,
+    deidentification_manifest,
     find_bad_cells,
-    identifying_columns,
     is_id_column,
     is_instant_column,
     local_date_sql,
@@ -130,23 +136,20 @@ def table_columns(conn: Any, table: str) -> list[tuple[str, str]]:
 
 def column_plan(conn: Any, table: str, opts: ExportOptions) -> list[Column]:
     """What ``table``'s CSV holds, in order (the data dictionary reads the same plan)."""
-    dropped = set() if opts.identifiers else set(identifying_columns(table))
     out: list[Column] = []
     for name, declared in table_columns(conn, table):
-        if name in dropped:
+        # the one rule of every format (common.column_action), run here as SQL
+        action = column_action(table, name, opts.identifiers)
+        if action == REMOVE:
             continue
         col = f"t.{name}"
-        if is_id_column(name):
-            if opts.identifiers:
-                out.append(Column(table, name, col, declared, "plain", col))
-            else:
-                out.append(Column(table, name, mask_id_sql(col), declared, "id", col))
-        elif is_instant_column(name):
-            if opts.identifiers:
-                out.append(Column(table, name, col, declared, "plain", col))
-            else:
-                expr = f"sma_local_date({col})"
-                out.append(Column(table, name, expr, declared, "instant", col))
+        if action == MASK_ID:
+            out.append(Column(table, name, mask_id_sql(col), declared, "id", col))
+        elif action == DATE:
+            expr = f"sma_local_date({col})"
+            out.append(Column(table, name, expr, declared, "instant", col))
+        elif is_id_column(name) or is_instant_column(name):
+            out.append(Column(table, name, col, declared, "plain", col))
         elif table == "events" and name == "value" and not opts.identifiers:
             expr = f"CASE WHEN t.kind = 'note' THEN NULL ELSE {safe_sql(col)} END"
             out.append(Column(table, name, expr, declared, "note_value", col))
@@ -572,9 +575,13 @@ def write_csv(store: Any, out: Path, opts: ExportOptions, force: bool) -> dict[s
                     store, analysis, folder, opts, progress, transitions, frozenset(touched)
                 )
                 counts[ANALYSIS_FILE] = n
-            with open_private(folder / DICTIONARY_FILE) as fh:
+            with open_private(folder / DICTIONARY_FILE, opts.excel) as fh:
                 writer = csv.writer(fh)
-                rows = dictionary.csv_dictionary(plans, analysis_columns, opts)
+                stored = {t: [n for n, _ in table_columns(conn, t)] for t in tables}
+                for t in REMOVED_TABLES:  # what a de-identified export leaves out whole
+                    stored.setdefault(t, [])
+                manifest = deidentification_manifest(opts.identifiers, stored, opts.tz)
+                rows = dictionary.csv_dictionary(plans, analysis_columns, opts, manifest)
                 writer.writerow(dictionary.CSV_HEADER)
                 writer.writerows([safe_cell(v) for v in r] for r in rows)
                 counts[DICTIONARY_FILE] = len(rows)
@@ -652,7 +659,7 @@ def write_table(
         select = ", ".join(c.expr for c in plan)
         sql = f"SELECT t.rowid, {select} FROM {_FROM[table]} WHERE t.rowid IN ({{keys}})"
         q = replace(q, bad_keys=bad_keys, python_lines=_python_lines(conn, sql, (), list))
-    with open_private_binary(path) as fh:
+    with open_private_binary(path, opts.excel) as fh:
         fh.write(header_line([c.name for c in plan]))
         return write_lines(fh, conn, q, progress)
 
@@ -744,7 +751,7 @@ def _write_analysis(
         )
     if "procedure_id" not in names:  # the key of the careful lines
         return columns, _write_analysis_rows(store, analysis, folder, opts, progress, names)
-    with open_private_binary(folder / ANALYSIS_FILE) as fh:
+    with open_private_binary(folder / ANALYSIS_FILE, opts.excel) as fh:
         fh.write(header_line(names))
         n = write_lines(fh, store.conn, q, progress)
     return columns, n
@@ -764,7 +771,7 @@ def _write_analysis_rows(
     rows = analysis.iter_analysis_rows(
         store, opts.date_from, opts.date_to, columns=names, tz=opts.tz
     )
-    with open_private(folder / ANALYSIS_FILE) as fh:
+    with open_private(folder / ANALYSIS_FILE, opts.excel) as fh:
         writer = csv.writer(fh)
         writer.writerow(names)
         for row in progress.wrap(rows):

@@ -235,8 +235,14 @@ def _allowed(kind: str, choices: vocab.Choices, rng: str) -> str:
 
 
 def csv_dictionary(
-    plans: dict[str, list[Any]], analysis_columns: list[Any] | None, opts: ExportOptions
+    plans: dict[str, list[Any]],
+    analysis_columns: list[Any] | None,
+    opts: ExportOptions,
+    manifest: dict[str, Any] | None = None,
 ) -> list[tuple[str, ...]]:
+    """The data dictionary's rows; ``manifest``
+    (:func:`~sma_log.export.common.deidentification_manifest`) adds one ``(export)``
+    row per kind of change the de-identification made (what was removed or masked)."""
     rows: list[tuple[str, ...]] = []
     for table, plan in plans.items():
         for col in plan:
@@ -256,6 +262,13 @@ def csv_dictionary(
     if analysis_columns is not None:
         rows.extend(analysis_rows(analysis_columns, opts))
     rows.extend(export_rows(opts))
+    if manifest is not None:
+        from .common import manifest_lines
+
+        rows.extend(
+            (key, "(export)", "deidentification", "", "", text)
+            for key, text in manifest_lines(manifest)
+        )
     return rows
 
 

@@ -56,23 +56,39 @@ import math
 import os
 import sqlite3
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .common import MASK_IDS, MASK_TIMES, NOTE_EVENT_KINDS, REMOVED_TABLES
 
 FORMAT = "sma-log"
 FORMAT_VERSION = 1
 SCHEMA_FILE = Path(__file__).with_name("schema.json")
 
-#: Identifying free text removed from a de-identified document, per table.
-REMOVED_FIELDS: dict[str, tuple[str, ...]] = {
-    "procedures": ("failure_reason", "note"),
-    "followups": ("closed_reason", "other_event"),
-    "contact_attempts": ("note",),
-}
+
+def _removed_fields() -> dict[str, tuple[str, ...]]:
+    from ..storage.schema import CLINICAL_TABLES
+    from .common import identifying_columns
+
+    out = {t: identifying_columns(t) for t in CLINICAL_TABLES}
+    return {t: cols for t, cols in out.items() if cols}
+
+
+#: Identifying free text (and the machine's boot id) removed from a de-identified
+#: document, per table: the columns :func:`sma_log.export.common.column_action` removes.
+REMOVED_FIELDS: dict[str, tuple[str, ...]] = _removed_fields()
 #: Events whose ``value`` is free text (removed from a de-identified document).
-REMOVED_EVENT_KINDS: tuple[str, ...] = ("note",)
+REMOVED_EVENT_KINDS: tuple[str, ...] = NOTE_EVENT_KINDS
 #: Tables only in a document written with identifiers.
-IDENTIFYING_TABLES: tuple[str, ...] = ("identifiers", "audit_log")
+IDENTIFYING_TABLES: tuple[str, ...] = REMOVED_TABLES
+#: What a de-identified document masks (:data:`sma_log.export.common.ALL_MASKS`: ids and
+#: times). EMPTY FOR NOW (issue 11): the importer (``sma_log.importer`` with
+#: ``sma_log.domain.records``) refuses a row whose instants are dates, and a masked id
+#: no longer matches its source record, so masking here would break importing a
+#: de-identified document. Set it to ``ALL_MASKS`` together with those changes and
+#: regenerate the schema (instant columns then also accept a date).
+JSON_MASKS: frozenset[str] = frozenset()
 
 PROGRESS_EVERY = 5000
 
@@ -123,11 +139,15 @@ def _instant_bounds(
 
 
 def _queries(
-    tables: tuple[str, ...], lo: str | None, hi: str | None
+    tables: tuple[str, ...], lo: str | None, hi: str | None, identifiers: bool = True
 ) -> dict[str, tuple[str, tuple[Any, ...]]]:
-    """SELECT per table (ordered by id; the rowid last), restricted to the date range."""
+    """SELECT per table (ordered by id; the rowid last), restricted to the date range.
+
+    De-identified, by the id as exported (its time part masked): the order of the
+    stored ids would give away the order in which the records were created."""
+    order = "t.id" if identifiers or MASK_IDS not in JSON_MASKS else "substr(t.id, 11), t.id"
     return {
-        t: (f"SELECT t.*, t.rowid FROM {t} t WHERE {where} ORDER BY t.id", args)
+        t: (f"SELECT t.*, t.rowid FROM {t} t WHERE {where} ORDER BY {order}", args)
         for t, (where, args) in _filters(tables, lo, hi).items()
     }
 
@@ -179,27 +199,12 @@ def _filters(
     return out
 
 
-def _row_filter(table: str, identifiers: bool) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    if identifiers:
-        return lambda row: row
-    drop = REMOVED_FIELDS.get(table, ())
-    if table == "events":
+@dataclass(frozen=True)
+class _Rule:
+    """What :func:`~sma_log.export.common.deidentify_row` needs to know."""
 
-        def events(row: dict[str, Any]) -> dict[str, Any]:
-            if row.get("kind") in REMOVED_EVENT_KINDS:
-                row.pop("value", None)
-            return row
-
-        return events
-    if not drop:
-        return lambda row: row
-
-    def strip(row: dict[str, Any]) -> dict[str, Any]:
-        for name in drop:
-            row.pop(name, None)
-        return row
-
-    return strip
+    identifiers: bool
+    tz: str
 
 
 def removed_description(identifiers: bool) -> dict[str, Any]:
@@ -231,6 +236,7 @@ def write_json(
     progress: Progress | None = None,
     overwrite: bool = True,
     bad: Any = None,
+    tz: str | None = None,
 ) -> dict[str, int]:
     """Write the JSON document of ``store``'s database to ``out_path``; return row counts.
 
@@ -243,10 +249,21 @@ def write_json(
     (a :class:`~sma_log.export.common.BadCells`) and written as stored, except what
     JSON cannot hold: a BLOB and an infinite number are written as ``null``. Such a
     document does not match the schema at those cells (the import lists them).
+
+    De-identified, every row goes through :func:`sma_log.export.common.deidentify_row`
+    (``tz``, the site time zone, gives the local dates; UTC when not given) and the
+    header's ``deidentification`` lists what was removed or masked.
     """
     from .. import __version__
     from ..domain.clock import to_text
-    from .common import BadCells, find_bad_cells
+    from .common import (
+        BadCells,
+        LocalDates,
+        deidentification_manifest,
+        deidentify_row,
+        find_bad_cells,
+        is_instant_column,
+    )
 
     out = Path(out_path).expanduser()
     lo, hi, filt = _instant_bounds(date_from, date_to)
@@ -260,12 +277,16 @@ def write_json(
             r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
         }
         tables = tuple(t for t in tables if t in existing)
-        queries = _queries(tables, lo, hi)
+        queries = _queries(tables, lo, hi, identifiers)
         filters = _filters(tables, lo, hi)
         bad = bad if bad is not None else BadCells()
         fixes: dict[str, dict[int, dict[str, Any]]] = {}
+        rule = _Rule(identifiers, tz or "UTC")
+        dates = LocalDates(rule.tz)
+        stored_columns: dict[str, list[str]] = {}
         for table in tables:
             columns = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
+            stored_columns[table] = columns
             if not identifiers:
                 columns = [c for c in columns if c not in REMOVED_FIELDS.get(table, ())]
             guards = {}
@@ -276,7 +297,12 @@ def write_json(
             for cell in find_bad_cells(conn, table, columns, None, where, args, guards):
                 v = cell.value
                 unfit = isinstance(v, bytes) or (isinstance(v, float) and not math.isfinite(v))
-                bad.add(cell, "written as null" if unfit else "written as stored")
+                masked_time = MASK_TIMES in JSON_MASKS and is_instant_column(cell.column)
+                if not identifiers and masked_time and not unfit:
+                    unfit = dates.date(v) is None
+                    bad.add(cell, "written as null" if unfit else "written as its date")
+                else:
+                    bad.add(cell, "written as null" if unfit else "written as stored")
                 if unfit:
                     fixes.setdefault(table, {}).setdefault(cell.rowid, {})[cell.column] = None
         total = 0
@@ -284,15 +310,22 @@ def write_json(
             for sql, args in queries.values():
                 total += conn.execute(f"SELECT count(*) FROM ({sql})", args).fetchone()[0]
             progress(0, total)
+        exported_at = to_text(store.now())
+        if not identifiers and MASK_TIMES in JSON_MASKS:  # no time of day in the document
+            exported_at = dates.date(exported_at)
+            filt = {k: dates.date(v) if v and len(v) > 10 else v for k, v in filt.items()}
         header = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "schema_version": conn.execute("PRAGMA user_version").fetchone()[0],
-            "exported_at": to_text(store.now()),
+            "exported_at": exported_at,
             "sma_log_version": __version__,
             "identifiers_included": bool(identifiers),
             "filter": filt,
             "removed": removed_description(identifiers),
+            "deidentification": deidentification_manifest(
+                identifiers, {t: stored_columns[t] for t in tables}, rule.tz, JSON_MASKS
+            ),
         }
         fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
         try:
@@ -306,14 +339,14 @@ def write_json(
                     sql, args = queries[table]
                     cur = conn.execute(sql, args)
                     cols = [c[0] for c in cur.description][:-1]  # less the rowid
-                    keep = _row_filter(table, identifiers)
                     fix = fixes.get(table, {})
                     fh.write(("," if ti else "") + f"\n    {_dumps(table)}: [")
                     n = 0
                     for *values, rowid in cur:
-                        row = keep(dict(zip(cols, values, strict=True)))
+                        row = dict(zip(cols, values, strict=True))
                         if fix and rowid in fix:
                             row.update(fix[rowid])
+                        row = deidentify_row(table, row, rule, dates, JSON_MASKS)  # type: ignore[assignment]
                         fh.write(("," if n else "") + "\n      " + _row_text(row))
                         n += 1
                         done += 1
@@ -355,6 +388,8 @@ def _fsync_dir(folder: Path) -> None:
 
 # ---------------------------------------------------------------- the JSON Schema
 INSTANT_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z$"
+#: An instant column of a document: the stored instant, or (de-identified) its local date.
+INSTANT_OR_DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z)?$"
 ULID_PATTERN = r"^[0-9A-HJKMNP-TV-Z]{26}$"
 JSON_TYPES = {"TEXT": "string", "INTEGER": "integer", "REAL": "number"}
 
@@ -453,7 +488,7 @@ def _column_schema(table: str, name: str, sqltype: str, nullable: bool, extra: d
     if is_id and (table != "audit_log" or name == "id"):
         schema["pattern"] = ULID_PATTERN
     if name == "at" or name.endswith("_at"):
-        schema["pattern"] = INSTANT_PATTERN
+        schema["pattern"] = INSTANT_OR_DATE_PATTERN if MASK_TIMES in JSON_MASKS else INSTANT_PATTERN
     schema.update(extra)
     if "enum" in schema and nullable:
         schema["enum"] = [*schema["enum"], None]
@@ -529,7 +564,10 @@ def json_schema() -> dict[str, Any]:
                 "const": SCHEMA_VERSION,
                 "description": "PRAGMA user_version of the exported database",
             },
-            "exported_at": {"type": "string", "pattern": INSTANT_PATTERN},
+            "exported_at": {
+                "type": "string",
+                "pattern": INSTANT_OR_DATE_PATTERN if MASK_TIMES in JSON_MASKS else INSTANT_PATTERN,
+            },
             "sma_log_version": {"type": "string", "minLength": 1},
             "identifiers_included": {"type": "boolean"},
             "filter": {
@@ -551,6 +589,7 @@ def json_schema() -> dict[str, Any]:
                     "event_values_of_kinds": string_list,
                 },
             },
+            "deidentification": _manifest_schema(),
             "tables": {
                 "type": "object",
                 "additionalProperties": False,
@@ -581,6 +620,50 @@ def json_schema() -> dict[str, Any]:
             }
         ],
         "$defs": defs,
+    }
+
+
+def _manifest_schema() -> dict[str, Any]:
+    """The ``deidentification`` header (see
+    :func:`sma_log.export.common.deidentification_manifest`); optional: older documents
+    do not have it."""
+    per_table = {
+        "type": "object",
+        "additionalProperties": {"type": "array", "items": {"type": "string"}},
+    }
+    strings = {"type": "array", "items": {"type": "string"}}
+    return {
+        "type": "object",
+        "description": (
+            "Exactly what a de-identified document removed or masked: tables left out, "
+            "columns removed per table, event kinds whose value is removed, id columns "
+            "whose ULID time part is zeroed, instant columns written as local dates "
+            "(time_zone) instead of UTC instants. applied is false with identifiers."
+        ),
+        "additionalProperties": False,
+        "required": [
+            "applied",
+            "not_masked",
+            "removed_tables",
+            "removed_columns",
+            "removed_event_values_of_kinds",
+            "ids_masked",
+            "instants_as_dates",
+            "time_zone",
+            "rule",
+        ],
+        "properties": {
+            "applied": {"type": "boolean"},
+            "not_masked": strings,
+            "removed_tables": strings,
+            "removed_columns": per_table,
+            "removed_event_values_of_kinds": strings,
+            "ids_masked": per_table,
+            "id_mask": {"type": "string"},
+            "instants_as_dates": per_table,
+            "time_zone": {"type": "string"},
+            "rule": {"type": "string"},
+        },
     }
 
 

@@ -1,111 +1,88 @@
 """``sma-log export --format sqlite``: a consistent copy of the live database.
 
-The copy is taken with SQLite's online backup API in ONE step
-(``Connection.backup(dst)``, pages = -1): it reads one snapshot, so it is consistent
-even while another sma-log is writing. A file copy of a WAL database is not (measured:
-11 corrupt copies of 20), and a backup in small steps restarts forever under load.
+Everything is written in a private (0700) staging folder beside ``--out``
+(:func:`sma_log.export.common.staging_folder`), checked with ``PRAGMA
+integrity_check``, ``VACUUM``ed and only then moved into place. The live file is never
+written. What a killed export leaves (its staging folder) is removed by the next export
+(:func:`sma_log.export.common.remove_stale_staging`).
 
-The copy is made beside ``--out`` (0600), changed there, checked with
-``PRAGMA integrity_check`` and only then moved into place. The live file is never
-written. What is changed in the copy:
-
-* ``--from/--to``: procedures started outside the range are deleted with their
-  attempts, events, follow-ups and contact attempts, and so are patients left with
-  no procedure (and their identifiers);
-* de-identified (the default):
-
-  - ``identifiers`` emptied; free text set to NULL (the same columns the CSV export
-    leaves out, and the text of ``note`` events); the boot id/boot clock anchor NULL;
-  - ``audit_log`` emptied: its old/new values repeat the identifiers and notes, so it
-    cannot be kept without them. The table (and its append-only triggers) stays, so
-    the copy is still an sma-log database; ``meta`` says the log was removed;
-  - times: every instant of a procedure — its milestones, attempts, events, follow-ups
-    and contact attempts — is moved by one offset so that the procedure starts at
-    12:00:00 local time (site time zone) on the date it started. Dates and every
-    interval within a procedure (attempt times, procedure and puncture minutes, the
-    72-hour due time) are kept; the time of day is not. Patients' created/updated
-    times become 12:00 local on their date;
-  - record ids lose their time part (:func:`sma_log.export.common.mask_id`), in every
-    table and every reference, so joins still work;
-  - ``PRAGMA secure_delete`` and a final ``VACUUM``: no removed value is left in free
-    pages of the file.
+* ``--identifiers``: SQLite's online backup API in ONE step (``Connection.backup(dst)``,
+  pages = -1) reads one snapshot, consistent even while another sma-log is writing (a
+  file copy of a WAL database is not: 11 corrupt copies of 20; a backup in small steps
+  restarts forever under load); procedures started outside ``--from/--to`` are then
+  deleted with their children, patients left with none, and their audit entries.
+* de-identified (the default): the copy is BUILT FROM DE-IDENTIFIED ROWS, never a full
+  copy scrubbed afterwards. An empty database of the same schema is created, and each
+  row of the live file (read in one snapshot, filtered by ``--from/--to``) goes through
+  :func:`sma_log.export.common.deidentify_row`, the rule every format uses: no
+  ``identifiers`` or ``audit_log`` rows (the tables stay, empty), no free text, no
+  boot id, record ids with their time part zeroed, and every instant column holding
+  its local calendar date in the site time zone (no time of day). Procedure and
+  puncture minutes are kept. ``meta`` lists what was removed or masked
+  (``export_deidentification`` and one ``export_*`` line per kind of change). So
+  neither the copy nor its journal ever holds an identifier, a note or a time of day.
+  Such a copy is a file for analysis (sqlite3, Datasette): its instants are dates, so
+  sma-log cannot replay its timelines.
 
 Bad cells (values sma-log would not store, written by another tool) are reported and
-copied as stored; de-identified, an instant that cannot be read is emptied (it cannot
-be moved to 12:00 and its text may hold the time of day), and where its column is
-NOT NULL the export is refused with one line.
+copied as stored; de-identified, an instant that cannot be read is emptied (its text may
+hold the time of day), and where its column is NOT NULL the export is refused with one
+line.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from ..commands.common import CommandRefused
 from ..storage import reportcache
 from .common import (
     DEIDENTIFIED_TEXT,
     IDENTIFIED_TEXT,
+    REMOVED_TABLES,
     ExportOptions,
     LocalDates,
+    deidentification_manifest,
+    deidentify_row,
     find_bad_cells,
     identifying_columns,
-    is_id_column,
     is_instant_column,
-    mask_id,
+    manifest_lines,
+    staging_folder,
 )
 
 _FMT = "%Y-%m-%dT%H:%M:%S.%fZ"
-#: How each table reaches the procedure whose time offset moves its instants.
-_PROCEDURE_OF = {
-    "procedures": "id",
-    "attempts": "procedure_id",
-    "events": "procedure_id",
-    "followups": "procedure_id",
-    "contact_attempts": "(SELECT f.procedure_id FROM followups f WHERE f.id = followup_id)",
-}
 _SKIP = ("meta", "audit_log", "identifiers")
 
 
 def write_sqlite(store: Any, out: Path, opts: ExportOptions, force: bool) -> dict[str, int]:
-    """Write the copy to ``out``; return the row count of each table in it."""
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()
-    for suffix in ("-journal", "-wal", "-shm"):
-        with contextlib.suppress(FileNotFoundError):
-            Path(f"{tmp}{suffix}").unlink()
-    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    os.close(fd)
-    try:
+    """Write the copy to ``out``; return the row count of each table in it.
+
+    Everything is built in a private (0700) staging folder beside ``out``
+    (:func:`~sma_log.export.common.staging_folder`) and moved into place only when
+    complete and checked; a kill leaves that folder, which holds only what the export
+    writes (de-identified rows, by default), for the next export to remove.
+    """
+    with staging_folder(out) as stage:
+        tmp = stage / "copy.sqlite"
+        fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        os.close(fd)
         dst = sqlite3.connect(str(tmp), isolation_level=None)
         try:
-            store.conn.backup(dst)  # pages=-1: the whole database in one step
-            dst.execute("PRAGMA journal_mode = DELETE")  # the copy is one self-contained file
+            dst.execute("PRAGMA journal_mode = DELETE")  # one self-contained file
             dst.execute("PRAGMA foreign_keys = OFF")
             dst.execute("PRAGMA secure_delete = ON")
-            dst.execute("BEGIN IMMEDIATE")
-            # The report caches follow the copy's rows: rebuilt once after the bulk
-            # changes (their triggers lifted meanwhile), not updated row by row.
-            with reportcache.suspended(dst):
-                _filter_dates(dst, opts)
-                _bad_cells(dst, opts)
-                if not opts.identifiers:
-                    try:
-                        _deidentify(dst, opts)
-                    except sqlite3.IntegrityError as exc:
-                        raise CommandRefused(
-                            "--format sqlite: the de-identified copy could not move an "
-                            f"instant ({exc}); export with --identifiers, or as csv or json"
-                        ) from None
-            _note_export(dst, opts)
-            dst.execute("COMMIT")
-            dst.execute("VACUUM")
+            if opts.identifiers:
+                _identified_copy(store, dst, opts)
+            else:
+                _deidentified_copy(store, dst, opts)
+            dst.execute("VACUUM")  # no free page holds anything removed or filtered out
             check = dst.execute("PRAGMA integrity_check").fetchone()[0]
             if check != "ok":
                 raise CommandRefused(f"the copy failed its integrity check ({check}); not written")
@@ -127,11 +104,127 @@ def write_sqlite(store: Any, out: Path, opts: ExportOptions, force: bool) -> dic
                 raise CommandRefused(
                     f"{out}: already exists; choose another path or use --force"
                 ) from None
-    finally:
-        for p in (tmp, Path(f"{tmp}-journal")):
-            with contextlib.suppress(FileNotFoundError):
-                p.unlink()
+    with contextlib.suppress(OSError):
+        dir_fd = os.open(out.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
     return counts
+
+
+def _identified_copy(store: Any, dst: sqlite3.Connection, opts: ExportOptions) -> None:
+    """``--identifiers``: the whole database (one backup step, one snapshot), then the
+    procedures outside ``--from/--to`` deleted."""
+    store.conn.backup(dst)  # pages=-1: the whole database in one step
+    dst.execute("PRAGMA journal_mode = DELETE")
+    dst.execute("BEGIN IMMEDIATE")
+    # The report caches follow the copy's rows: rebuilt once after the bulk changes
+    # (their triggers lifted meanwhile), not updated row by row.
+    with reportcache.suspended(dst):
+        _filter_dates(dst, opts)
+        _bad_cells(dst, opts)
+    _note_export(dst, opts, None)
+    dst.execute("COMMIT")
+
+
+def _deidentified_copy(store: Any, dst: sqlite3.Connection, opts: ExportOptions) -> None:
+    """The default: an empty database of the same schema, filled with the rows of
+    :func:`~sma_log.export.common.deidentify_row` read in one snapshot of the live
+    file. No identifier, note or time of day is ever written to the copy's file or
+    journal: there is nothing to scrub afterwards."""
+    from .jsondoc import _filters
+
+    src: sqlite3.Connection = store.conn
+    dates = LocalDates(opts.tz)
+    src.execute("BEGIN")  # one read snapshot for the whole copy
+    try:
+        version = int(src.execute("PRAGMA user_version").fetchone()[0])
+        app_id = int(src.execute("PRAGMA application_id").fetchone()[0])
+        schema = src.execute(
+            "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL "
+            "AND name NOT LIKE 'sqlite_%' ORDER BY rowid"
+        ).fetchall()
+        dst.execute("BEGIN IMMEDIATE")
+        for kind, _, sql in schema:
+            if kind == "table":
+                dst.execute(sql)
+        tables = [t for t in _tables(dst) if t != "meta" and t not in REMOVED_TABLES]
+        lo, hi = opts.utc_bounds
+        filters = _filters(tuple(tables), lo, hi)
+        stored = {t: _columns(dst, t) for t in _tables(dst)}
+        _report_bad_cells(src, tables, filters, opts, dates)
+        for table in tables:
+            where, args = filters[table]
+            cur = src.execute(f"SELECT * FROM {table} t WHERE {where}", args)
+            cols = [c[0] for c in cur.description]
+            while rows := cur.fetchmany(2000):
+                for values in rows:
+                    row = deidentify_row(table, dict(zip(cols, values, strict=True)), opts, dates)
+                    if row is None:
+                        continue
+                    names = ", ".join(f'"{k}"' for k in row)
+                    marks = ", ".join("?" * len(row))
+                    try:
+                        dst.execute(
+                            f"INSERT INTO {table} ({names}) VALUES ({marks})", list(row.values())
+                        )
+                    except sqlite3.IntegrityError as exc:
+                        raise CommandRefused(
+                            f"--format sqlite: a de-identified row of {table} cannot be "
+                            f"stored ({exc}); sma-log info --check lists every bad cell; "
+                            "export with --identifiers, or as csv or json"
+                        ) from None
+        for key, value in src.execute("SELECT key, value FROM meta"):
+            if is_instant_column(key):
+                value = dates.date(value) or ""
+            dst.execute("INSERT INTO meta(key, value) VALUES (?, ?)", (key, value))
+    finally:
+        if src.in_transaction:
+            src.execute("COMMIT")
+    for kind, _, sql in schema:
+        if kind != "table":
+            dst.execute(sql)
+    made = {r[1] for r in schema if r[0] == "table"}
+    if all(t in made for t in reportcache.TABLES):  # the report's cache, from the copy's rows
+        reportcache.rebuild(dst)
+    dst.execute(f"PRAGMA user_version = {version}")
+    dst.execute(f"PRAGMA application_id = {app_id}")  # still an sma-log file
+    _note_export(dst, opts, deidentification_manifest(False, stored, opts.tz))
+    dst.execute("COMMIT")
+
+
+def _report_bad_cells(
+    src: sqlite3.Connection,
+    tables: list[str],
+    filters: dict[str, tuple[str, tuple[Any, ...]]],
+    opts: ExportOptions,
+    dates: LocalDates,
+) -> None:
+    """Report the bad cells of what the de-identified copy holds; refuse the export if
+    an instant that cannot be read sits in a NOT NULL column (it cannot be empty)."""
+    for table in tables:
+        info = src.execute(f"PRAGMA table_info({table})").fetchall()
+        free = set(identifying_columns(table))
+        columns = [r[1] for r in info if r[1] not in free]
+        required = {r[1] for r in info if r[3]}
+        guards = {"value": "t.kind IS NOT 'note'"} if table == "events" else {}
+        where, args = filters[table]
+        for cell in find_bad_cells(src, table, columns, None, where, args, guards):
+            if is_instant_column(cell.column):
+                if dates.date(cell.value) is not None:
+                    opts.bad.add(cell, "written as its date")
+                    continue
+                if cell.column in required:
+                    raise CommandRefused(
+                        "--format sqlite: a de-identified copy writes every instant as its "
+                        f"date, and {cell.line()} has none and cannot be left empty; fix "
+                        "it in the file, or export with --identifiers, or as csv or json "
+                        "(sma-log info --check lists every bad cell)"
+                    )
+                opts.bad.add(cell, "written empty")
+            else:
+                opts.bad.add(cell, "copied as stored")
 
 
 def _bad_cells(conn: sqlite3.Connection, opts: ExportOptions) -> None:
@@ -231,94 +324,9 @@ def _audit_unlocked(conn: sqlite3.Connection) -> Any:
         conn.execute(sql)
 
 
-class _Shifter:
-    """Moves stored instants by whole microseconds; finds each procedure's offset."""
-
-    def __init__(self, tz: str) -> None:
-        self.zone = ZoneInfo(tz)
-        self.dates = LocalDates(tz)
-
-    # Each returns None for an instant it cannot move (the bad cells are emptied or
-    # refused before, so only one at the very edge of the calendar): the copy's NOT
-    # NULL constraint then refuses it (one line), instead of a traceback.
-    def noon_offset_us(self, started_at: str) -> int | None:
-        try:
-            start = LocalDates._utc(started_at)
-            local = start.astimezone(self.zone)
-            noon = datetime(local.year, local.month, local.day, 12, tzinfo=self.zone)
-            delta = noon.astimezone(UTC) - start
-        except (TypeError, ValueError, OverflowError):
-            return None
-        return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-    def shift(self, text: Any, offset_us: Any) -> Any:
-        if not isinstance(text, str) or len(text) < 19 or offset_us is None:
-            return None
-        try:
-            moved = LocalDates._utc(text) + timedelta(microseconds=int(offset_us))
-        except (ValueError, OverflowError):
-            return None
-        return moved.strftime(_FMT)
-
-    def noon(self, text: Any) -> Any:
-        if not isinstance(text, str) or len(text) < 19:
-            return None
-        try:
-            local = LocalDates._utc(text).astimezone(self.zone)
-            noon = datetime(local.year, local.month, local.day, 12, tzinfo=self.zone)
-            return noon.astimezone(UTC).strftime(_FMT)
-        except (ValueError, OverflowError):
-            return None
-
-
-def _deidentify(conn: sqlite3.Connection, opts: ExportOptions) -> None:
-    shifter = _Shifter(opts.tz)
-    conn.create_function("sma_shift", 2, shifter.shift, deterministic=True)
-    conn.create_function("sma_noon", 1, shifter.noon, deterministic=True)
-    conn.create_function("sma_mask_id", 1, mask_id, deterministic=True)
-    tables = _tables(conn)
-    conn.execute("DELETE FROM identifiers")
-    with _audit_unlocked(conn):
-        conn.execute("DELETE FROM audit_log")
-    for table in tables:
-        if table in _SKIP:
-            continue
-        cols = _columns(conn, table)
-        free = [c for c in identifying_columns(table) if c in cols]
-        if free:
-            conn.execute(f"UPDATE {table} SET {', '.join(f'{c} = NULL' for c in free)}")
-    conn.execute("UPDATE events SET value = NULL WHERE kind = 'note'")
-    # One offset per procedure, computed once.
-    conn.execute("CREATE TEMP TABLE shift (pid TEXT PRIMARY KEY, us INTEGER) WITHOUT ROWID")
-    cur = conn.execute("SELECT id, started_at FROM procedures")
-    while rows := cur.fetchmany(5000):
-        conn.executemany(
-            "INSERT INTO temp.shift VALUES (?, ?)",
-            [(pid, shifter.noon_offset_us(start)) for pid, start in rows],
-        )
-    for table in tables:
-        if table in _SKIP:
-            continue
-        cols = [c for c in _columns(conn, table) if is_instant_column(c)]
-        if not cols:
-            continue
-        if table in _PROCEDURE_OF:
-            offset = f"(SELECT us FROM temp.shift WHERE pid = {_PROCEDURE_OF[table]})"
-            sets = ", ".join(f"{c} = sma_shift({c}, {offset})" for c in cols)
-        else:
-            sets = ", ".join(f"{c} = sma_noon({c})" for c in cols)
-        conn.execute(f"UPDATE {table} SET {sets}")
-    conn.execute("DROP TABLE temp.shift")
-    for table in tables:
-        if table == "meta":
-            continue
-        ids = [c for c in _columns(conn, table) if is_id_column(c)]
-        if table == "audit_log" or not ids:
-            continue
-        conn.execute(f"UPDATE {table} SET {', '.join(f'{c} = sma_mask_id({c})' for c in ids)}")
-
-
-def _note_export(conn: sqlite3.Connection, opts: ExportOptions) -> None:
+def _note_export(
+    conn: sqlite3.Connection, opts: ExportOptions, manifest: dict[str, Any] | None
+) -> None:
     from .. import __version__
 
     if opts.identifiers:
@@ -326,9 +334,10 @@ def _note_export(conn: sqlite3.Connection, opts: ExportOptions) -> None:
     else:
         note = (
             DEIDENTIFIED_TEXT
-            + " In this SQLite copy each procedure was moved so that it starts at 12:00 "
-            f"local time ({opts.tz}) on its date (intervals kept), and the audit_log was "
-            "emptied because its values repeat the identifiers and notes."
+            + f" In this SQLite copy every instant column holds its local date ({opts.tz}), "
+            "not a UTC instant, so sma-log cannot replay its timelines: it is a file for "
+            "analysis (sqlite3, Datasette); the identifiers and audit_log tables are empty "
+            "(the audit log's values repeat the identifiers and notes)."
         )
     rows = {
         "export_kind": "identified" if opts.identifiers else "deidentified",
@@ -338,6 +347,9 @@ def _note_export(conn: sqlite3.Connection, opts: ExportOptions) -> None:
         "exported_by": __version__,
         "exported_on": datetime.now(UTC).date().isoformat(),
     }
+    if manifest is not None:
+        rows["export_deidentification"] = json.dumps(manifest, ensure_ascii=False)
+        rows.update({f"export_{k}": v for k, v in manifest_lines(manifest)})
     for key, value in rows.items():
         conn.execute(
             "INSERT INTO meta(key, value) VALUES (?, ?) "
