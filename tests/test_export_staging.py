@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import sqlite3
 import stat
@@ -160,7 +161,10 @@ def test_copy_has_no_free_page_and_no_identifier(site: dict[str, Any], tmp_path:
     out = tmp_path / "copy.db"
     subprocess.run(command(site, out), env=env_of(site), check=True, capture_output=True)
     assert identified(out) == []
+    # no time of day anywhere, the demo generator's note of its "now" in meta included
+    assert re.findall(rb"T\d\d:\d\d|\d\d:\d\d:\d\d", out.read_bytes()) == []
     conn = sqlite3.connect(out)
+    assert "2026-05-01" in dict(conn.execute("SELECT key, value FROM meta"))["demo"]
     assert conn.execute("PRAGMA freelist_count").fetchone()[0] == 0
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert conn.execute("SELECT count(*) FROM procedures").fetchone()[0] == 1500

@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,6 +59,8 @@ from .common import (
 )
 
 _FMT = "%Y-%m-%dT%H:%M:%S.%fZ"
+#: An instant written inside a text (a meta value): its time of day is left out.
+_INSTANT_IN_TEXT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z?")
 _SKIP = ("meta", "audit_log", "identifiers")
 
 
@@ -178,6 +181,8 @@ def _deidentified_copy(store: Any, dst: sqlite3.Connection, opts: ExportOptions)
         for key, value in src.execute("SELECT key, value FROM meta"):
             if is_instant_column(key):
                 value = dates.date(value) or ""
+            elif isinstance(value, str):  # e.g. the demo generator's note of its "now"
+                value = _INSTANT_IN_TEXT.sub(lambda m: dates.date(m[0]) or m[0][:10], value)
             dst.execute("INSERT INTO meta(key, value) VALUES (?, ?)", (key, value))
     finally:
         if src.in_transaction:
