@@ -216,13 +216,16 @@ def test_manifest_lists_exactly_what_is_removed_or_masked() -> None:
 # ---------------------------------------------------------------- byte scans
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("kind", ["identifiers", "notes", "times", "ids"])
-def test_default_export_byte_scan(
-    clinic: dict[str, Any], fmt: str, kind: str, request: pytest.FixtureRequest
-) -> None:
-    why = NOT_YET.get((fmt, kind))
-    if why:  # strict: passes the day the format masks it, and then must be removed
-        request.applymarker(pytest.mark.xfail(reason=why, strict=True))
-    found = scan(blob_of(export(clinic, fmt)), clinic["ulids"])
+def test_default_export_byte_scan(clinic: dict[str, Any], fmt: str, kind: str) -> None:
+    blob = blob_of(export(clinic, fmt))
+    found = scan(blob, clinic["ulids"])
+    if (fmt, kind) in NOT_YET:
+        # Not masked yet (the importer must first read a de-identified document): the
+        # export holds them, and its header says so — never a silent promise.
+        assert found[kind], found
+        doc = json.loads(blob.decode("utf-8"))
+        assert doc["deidentification"]["not_masked"], doc["deidentification"]
+        return
     assert found[kind] == [], found
 
 
