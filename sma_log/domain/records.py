@@ -882,23 +882,15 @@ def check_family(
     if not problems:
         ev_rows.sort(key=lambda r: r["seq"])
         state, problems, texts = _replayed(proc, ev_rows)
+    children = (
+        ("events", events),
+        ("attempts", list(given_attempts.values())),
+        ("followups", fu_rows),
+        ("contact_attempts", ca_rows),
+    )
     if problems:
         fam.refused += problems
-        first = problems[0]
-        why = f"left out with its procedure {pid} ({first.table} {first.id}: {first.field})"
-        named = {(p.table, p.id) for p in problems}
-        if ("procedures", pid) not in named:
-            fam.refused.append(Refusal("procedures", pid, first.field, why, cascade=True))
-        for table, rows in (
-            ("events", events),
-            ("attempts", list(given_attempts.values())),
-            ("followups", fu_rows),
-            ("contact_attempts", ca_rows),
-        ):
-            for r in rows:
-                rid = id_text(r.get("id"))
-                if (table, rid) not in named:
-                    fam.refused.append(Refusal(table, rid, "", why, cascade=True))
+        _cascade(fam, children)
         return fam
     assert state is not None
     derived = _derived_procedure(proc, state, ev_rows, texts)
@@ -933,23 +925,24 @@ def check_family(
     if fam.refused:
         # An ended procedure without one of its follow-ups would leave a call nobody
         # makes: a refused follow-up (or call) refuses the whole procedure.
-        first = fam.refused[0]
-        why = f"left out with its procedure {pid} ({first.table} {first.id}: {first.field})"
-        named = {(p.table, p.id) for p in fam.refused}
-        fam.refused.append(Refusal("procedures", pid, first.field, why, cascade=True))
-        for table, rows in (
-            ("events", events),
-            ("attempts", list(given_attempts.values())),
-            ("followups", fu_rows),
-            ("contact_attempts", ca_rows),
-        ):
-            for r in rows:
-                rid = id_text(r.get("id"))
-                if (table, rid) not in named:
-                    fam.refused.append(Refusal(table, rid, "", why, cascade=True))
+        _cascade(fam, children)
         fam.procedure, fam.state = None, None
         fam.events, fam.attempts, fam.followups, fam.contacts = [], [], [], []
     return fam
+
+
+def _cascade(fam: Family, children: Iterable[tuple[str, Iterable[Mapping[str, Any]]]]) -> None:
+    """Refuse the procedure and every child not already refused, naming the first cause."""
+    first = fam.refused[0]
+    why = f"left out with its procedure {fam.id} ({first.table} {first.id}: {first.field})"
+    named = {(p.table, p.id) for p in fam.refused}
+    if ("procedures", fam.id) not in named:
+        fam.refused.append(Refusal("procedures", fam.id, first.field, why, cascade=True))
+    for table, rows in children:
+        for r in rows:
+            rid = id_text(r.get("id"))
+            if (table, rid) not in named:
+                fam.refused.append(Refusal(table, rid, "", why, cascade=True))
 
 
 def _check_followups(
