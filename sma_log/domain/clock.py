@@ -34,20 +34,27 @@ def to_text(dt: pendulum.DateTime) -> str:
     return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def from_text(text: str) -> pendulum.DateTime:
+def stored_fields(text: object) -> tuple[int, int, int, int, int, int, int]:
+    """Year, month, day, hour, minute, second, microsecond of a text in the one stored
+    form (ValueError if it is not in that form; the date itself is checked by whoever
+    builds a datetime from them)."""
     if not isinstance(text, str) or not _STORED_RE.fullmatch(text):
         raise ValueError(f"not a stored instant: {text!r}")
+    return (
+        int(text[0:4]),
+        int(text[5:7]),
+        int(text[8:10]),
+        int(text[11:13]),
+        int(text[14:16]),
+        int(text[17:19]),
+        int(text[20:26]),
+    )
+
+
+def from_text(text: str) -> pendulum.DateTime:
+    parts = stored_fields(text)
     try:
-        return pendulum.datetime(
-            int(text[0:4]),
-            int(text[5:7]),
-            int(text[8:10]),
-            int(text[11:13]),
-            int(text[14:16]),
-            int(text[17:19]),
-            int(text[20:26]),
-            tz="UTC",
-        )
+        return pendulum.datetime(*parts, tz="UTC")
     except ValueError as exc:
         raise ValueError(f"not a stored instant: {text!r}") from exc
 

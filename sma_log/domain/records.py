@@ -56,8 +56,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import fields, schedule, timeline, vocab
-from .clock import _STORED_RE as STORED_RE  # the one stored form, defined once
-from .clock import from_text, to_text
+from .clock import from_text, stored_fields, to_text
 from .text import visible
 
 ULID_RE = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
@@ -145,18 +144,7 @@ def instant(text: str) -> _dt.datetime:
     The same rule as :func:`~sma_log.domain.clock.from_text` (the one stored form, a
     real date and time), with the standard library: a timeline replays on these.
     """
-    if not STORED_RE.fullmatch(text):
-        raise ValueError(f"not a stored instant: {text!r}")
-    return _dt.datetime(
-        int(text[0:4]),
-        int(text[5:7]),
-        int(text[8:10]),
-        int(text[11:13]),
-        int(text[14:16]),
-        int(text[17:19]),
-        int(text[20:26]),
-        tzinfo=_dt.UTC,
-    )
+    return _dt.datetime(*stored_fields(text), tzinfo=_dt.UTC)
 
 
 def id_text(value: Any) -> str:
