@@ -328,6 +328,12 @@ def test_bad_time_zone_in_the_settings_file_is_one_line(
 
 
 # ---------------------------------------------------------------- iCalendar
+def _masked(rid: str) -> str:
+    """A record id as the calendar holds it: its ULID time part zeroed."""
+    assert len(rid) == 26
+    return "0000000000" + rid[10:]
+
+
 def _events(path: Path) -> dict[str, Any]:
     cal = icalendar.Calendar.from_ical(path.read_bytes())
     events = list(cal.walk("VEVENT"))
@@ -353,11 +359,11 @@ def test_ics_one_event_per_open_followup_and_next_dose(
     open_fus = {k: r for k, r in clinic["followups"].items() if r["state"] == "open"}
     assert len(open_fus) == 5
     patients = {code: clinic[code]["patient_id"] for code in ("SMA-101", "SMA-102", "SMA-103")}
-    want = {f"followup-{r['id']}@sma-log" for r in open_fus.values()}
-    want |= {f"next-dose-{pid}@sma-log" for pid in patients.values()}
+    want = {f"followup-{_masked(r['id'])}@sma-log" for r in open_fus.values()}
+    want |= {f"next-dose-{_masked(pid)}@sma-log" for pid in patients.values()}
     assert set(events) == want
     for (code, kind), r in open_fus.items():
-        ev = events[f"followup-{r['id']}@sma-log"]
+        ev = events[f"followup-{_masked(r['id'])}@sma-log"]
         start = ev.decoded("DTSTART")
         assert start == from_text(r["due_at"])
         assert start.utcoffset().total_seconds() == 0
@@ -368,11 +374,11 @@ def test_ics_one_event_per_open_followup_and_next_dose(
         description = str(ev["DESCRIPTION"])
         assert "Dr Rossi" in description and "Procedure:" in description
         assert int(ev["SEQUENCE"]) >= 0 and ev.decoded("DTSTAMP").tzinfo is not None
-    day3 = events[f"followup-{clinic['followups'][('SMA-101', 'day3')]['id']}@sma-log"]
+    day3 = events[f"followup-{_masked(clinic['followups'][('SMA-101', 'day3')]['id'])}@sma-log"]
     assert "Fri 27 Mar 2026 10:00" in str(day3["DESCRIPTION"])
     with Store.open(clinic["path"], readonly=True, create=False) as store:
         for code, pid in patients.items():
-            ev = events[f"next-dose-{pid}@sma-log"]
+            ev = events[f"next-dose-{_masked(pid)}@sma-log"]
             nd = store.next_dose(pid, "eu", ROME)
             assert nd is not None
             assert ev.decoded("DTSTART") == nd.due  # an all-day event (a date)
@@ -385,6 +391,21 @@ def test_ics_one_event_per_open_followup_and_next_dose(
         assert store.query("SELECT note FROM procedures WHERE note IS NOT NULL") == [{"note": NOTE}]
     for word in IDENTIFYING:
         assert word.encode() not in raw, word
+    # No id timestamp: no record id of the file appears whole, and no CREATED line
+    # (the calendar masks ids; it keeps its events' times and says so in its header).
+    with Store.open(clinic["path"], readonly=True, create=False) as store:
+        ids = [
+            r["id"]
+            for t in ("patients", "procedures", "followups", "events", "contact_attempts")
+            for r in store.query(f"SELECT id FROM {t}")
+        ]
+    text = raw.decode()
+    assert ids and not [i for i in ids if i in text or i[:10] in text]
+    assert "\r\nCREATED" not in text
+    cal = icalendar.Calendar.from_ical(raw)
+    lines = [str(v) for v in cal.get("X-SMA-LOG-DEIDENTIFICATION")]
+    assert any(v.startswith("ids_masked: followups: id, procedure_id") for v in lines), lines
+    assert any(v.startswith("not_masked: instants are exact UTC instants") for v in lines), lines
 
 
 def test_ics_uids_stable_across_exports_and_sequence_grows_on_change(
@@ -405,7 +426,7 @@ def test_ics_uids_stable_across_exports_and_sequence_grows_on_change(
     assert followups(clinic, "--ics", str(second), "--force").exit_code == 0
     c = _events(second)
     assert set(c) == set(a)
-    uid = f"followup-{fid}@sma-log"
+    uid = f"followup-{_masked(fid)}@sma-log"
     assert int(c[uid]["SEQUENCE"]) > int(a[uid]["SEQUENCE"])
     assert c[uid].decoded("DTSTAMP") > a[uid].decoded("DTSTAMP")
     assert "Calls without answer so far: 1" in str(c[uid]["DESCRIPTION"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,21 @@ ICS_DOMAIN = "sma-log"
 #: Length of a follow-up's calendar event: the 5-minute score is a moment at the end
 #: of the procedure, the 72-hour call a 30-minute slot at its due time.
 ICS_MINUTES = {"score_5min": 15, "day3": 30}
+#: What the calendar holds of each table, for its de-identification lines
+#: (``X-SMA-LOG-DEIDENTIFICATION``): ids masked, instants kept (an event is at its
+#: due time), nothing identifying.
+ICS_COLUMNS = {
+    "followups": ("id", "procedure_id", "kind", "due_at", "created_at"),
+    "procedures": ("id", "patient_id", "ended_at", "operator"),
+    "patients": ("id", "study_code"),
+}
+
+
+def _ics_masks() -> frozenset[str]:
+    """The calendar masks ids only: its events must keep their due time."""
+    from ..export.common import MASK_IDS
+
+    return frozenset({MASK_IDS})
 
 
 def _queue_rows(
@@ -258,8 +274,10 @@ def followups(opts: Options, status: str, fmt: str, ics: Path | None, force: boo
     --ics PATH writes one event per open follow-up (UID followup-<id>@sma-log, at its
     due time) and one all-day event per patient's next dose (UID
     next-dose-<patient id>@sma-log), so importing again updates the same events. Only
-    the study code identifies a patient: no names, record numbers or notes. An
-    existing PATH is refused unless --force is given.
+    the study code identifies a patient: no names, record numbers or notes. Record
+    ids go through the export's de-identification: their time part is zeroed; event
+    times are kept (a reminder is at its due time). X-SMA-LOG-DEIDENTIFICATION lines
+    say so. An existing PATH is refused unless --force is given.
 
     \b
     Text from the file is shown with its control characters made visible (JSON
@@ -350,6 +368,25 @@ def _utc_datetime(value: Any) -> Any:
     return datetime.fromtimestamp(value.timestamp(), tz=UTC)
 
 
+def _uid_rule(tz: str) -> Callable[[str, Any], str]:
+    """A record id as the calendar's UID holds it: through the one de-identification
+    rule (:func:`~sma_log.export.common.deidentify_row`) with :func:`_ics_masks`, so
+    its time part is zeroed (stable from one export to the next: the rest of a ULID
+    is unique on its own)."""
+    from types import SimpleNamespace
+
+    from ..export.common import LocalDates, deidentify_row
+
+    rule, dates = SimpleNamespace(identifiers=False, tz=tz), LocalDates(tz)
+    masks = _ics_masks()
+
+    def uid(table: str, rid: Any) -> str:
+        row = deidentify_row(table, {"id": rid}, rule, dates, masks)
+        return str(row["id"]) if row else ""
+
+    return uid
+
+
 def _calendar(
     store: Any, rows: list[tuple[dict[str, Any], Any]], settings: Any, tz: str
 ) -> tuple[bytes, int]:
@@ -362,19 +399,23 @@ def _calendar(
     from ..domain import schedule, vocab
     from ..domain.clock import from_text
     from ..domain.text import visible
+    from ..export.common import deidentification_manifest, manifest_lines
 
     regimens = dict(vocab.REGIMENS)
     when = "ddd D MMM YYYY HH:mm"
+    uid = _uid_rule(tz)
     cal = icalendar.Calendar()
     cal.add("prodid", ICS_PRODID)
     cal.add("version", "2.0")
     cal.add("calscale", "GREGORIAN")
     cal.add("x-wr-calname", "sma-log follow-ups")
+    manifest = deidentification_manifest(False, ICS_COLUMNS, tz, _ics_masks())
+    for key, text in manifest_lines(manifest):
+        cal.add("x-sma-log-deidentification", f"{key}: {text}")
     for r, item in rows:
         row = item.row
         due = from_text(row["due_at"])
         ended = from_text(row["ended_at"])
-        created = _instant(row["created_at"])
         n, last = _revision(
             store,
             [
@@ -382,16 +423,14 @@ def _calendar(
                 ("procedures", r["procedure_id"]),
                 ("patients", r["patient_id"]),
             ],
-            created or due,
+            _instant(row["created_at"]) or due,
         )
         code = visible(r["study_code"]) or "?"
         calls = r["contact_attempts"]
         ev = icalendar.Event()
-        ev.add("uid", f"followup-{visible(r['id'])}@{ICS_DOMAIN}")
+        ev.add("uid", f"followup-{visible(uid('followups', r['id']))}@{ICS_DOMAIN}")
         ev.add("dtstamp", _utc_datetime(last))
         ev.add("last-modified", _utc_datetime(last))
-        if created is not None:
-            ev.add("created", _utc_datetime(created))
         ev.add("sequence", n)
         ev.add("dtstart", _utc_datetime(due))
         ev.add("duration", timedelta(minutes=ICS_MINUTES.get(row["kind"], 30)))
@@ -424,7 +463,7 @@ def _calendar(
         )
         code = visible(_text(p["study_code"])) or "?"
         ev = icalendar.Event()
-        ev.add("uid", f"next-dose-{visible(p['id'])}@{ICS_DOMAIN}")
+        ev.add("uid", f"next-dose-{visible(uid('patients', p['id']))}@{ICS_DOMAIN}")
         ev.add("dtstamp", _utc_datetime(last))
         ev.add("last-modified", _utc_datetime(last))
         # A new procedure (an insert) moves the next dose too: count those as changes.
