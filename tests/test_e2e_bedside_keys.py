@@ -22,7 +22,7 @@ from sma_log.storage.store import Store
 
 pytestmark = pytest.mark.e2e
 
-if TMUX is None or SMA_LOG is None:  # pragma: no cover - .ci/run installs both
+if TMUX is None or not SMA_LOG:  # pragma: no cover - .ci/run installs both
     raise RuntimeError("the end-to-end test needs tmux and the installed sma-log command")
 
 
@@ -60,7 +60,7 @@ def test_resume_key_pressed_twice_records_nothing(
         "TERM": "xterm-256color",
         "TZ": "UTC",
     }
-    cmd = [SMA_LOG, "--db", str(db), "--user", "e2e-tester"]  # type: ignore[list-item]
+    cmd = [*SMA_LOG, "--db", str(db), "--user", "e2e-tester"]
     term = Terminal(tmp_path, f"twice{size[0]}", cmd, env, size=size)
     terminals.append(term)
     home = term.wait_for(lambda s: "IN PROGRESS" in s and "l resumes" in s)

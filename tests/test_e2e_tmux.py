@@ -20,7 +20,7 @@ from sma_log.ui.widgets.bigtext import render_big
 
 pytestmark = pytest.mark.e2e
 
-if TMUX is None or SMA_LOG is None:  # pragma: no cover - .ci/run installs both
+if TMUX is None or not SMA_LOG:  # pragma: no cover - .ci/run installs both
     raise RuntimeError("the end-to-end test needs tmux and the installed sma-log command")
 
 
@@ -56,7 +56,7 @@ def test_kill_9_mid_procedure_then_resume(tmp_path: Path, terminals: list[Termin
         "TERM": "xterm-256color",
         "TZ": "UTC",
     }
-    cmd = [SMA_LOG, "--db", str(db), "--user", "e2e-tester"]  # type: ignore[list-item]
+    cmd = [*SMA_LOG, "--db", str(db), "--user", "e2e-tester"]
     term = Terminal(tmp_path, "one", cmd, env)
     terminals.append(term)
     term.wait_for(lambda s: "No procedure in progress" in s)
@@ -124,7 +124,7 @@ def test_a_fast_typist_loses_no_key_on_the_start_screen(
     env = {"SMA_LOG_CONFIG": str(tmp_path / "settings.json"), "TERM": "xterm-256color"}
     for i in range(3):
         db = tmp_path / f"fast{i}.db"
-        term = Terminal(tmp_path, f"fast{i}", [SMA_LOG, "--db", str(db)], env)  # type: ignore[list-item]
+        term = Terminal(tmp_path, f"fast{i}", [*SMA_LOG, "--db", str(db)], env)
         terminals.append(term)
         term.wait_for(lambda s: "No procedure in progress" in s)
         term.key("+")

@@ -13,7 +13,7 @@ from .term import SMA_LOG, TMUX
 
 # The suite attacks the installed command in a real terminal: without them it must
 # fail loudly, never skip (.ci/run installs tmux and the package).
-if TMUX is None or SMA_LOG is None:  # pragma: no cover
+if TMUX is None or not SMA_LOG:  # pragma: no cover
     raise RuntimeError("the reliability suite needs tmux and the installed sma-log command")
 
 

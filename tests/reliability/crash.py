@@ -324,8 +324,7 @@ class CrashDriver:
     # -------------------------------------------------------------- terminal
     def launch(self) -> Terminal:
         self.lives += 1
-        assert SMA_LOG is not None
-        cmd = [SMA_LOG, "--db", str(self.db), "--user", "crash-driver"]
+        cmd = [*SMA_LOG, "--db", str(self.db), "--user", "crash-driver"]
         term = Terminal(self.folder, f"life{self.lives}", cmd, self.env)
         proc = self.model.open_one()
         if proc is None:

@@ -9,12 +9,25 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 TMUX = shutil.which("tmux")
-SMA_LOG = shutil.which("sma-log")
+
+
+def _sma_log() -> list[str]:
+    """The ``sma-log`` installed beside the interpreter running the tests, never whichever
+    is first on PATH (``venv/bin/python -m pytest`` without activating the venv)."""
+    script = Path(sys.executable).parent / "sma-log"
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-m", "sma_log"]
+
+
+# The command line that starts sma-log: ``[*SMA_LOG, "--db", ...]``.
+SMA_LOG: list[str] = _sma_log()
 
 
 class Terminal:

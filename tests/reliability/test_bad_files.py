@@ -84,9 +84,8 @@ BAD = {
 
 
 def run(args: list[str | bytes], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    assert SMA_LOG is not None
     return subprocess.run(
-        [SMA_LOG, *args],
+        [*SMA_LOG, *args],
         capture_output=True,
         text=True,
         stdin=subprocess.DEVNULL,
@@ -164,7 +163,7 @@ def test_file_name_that_is_not_utf8(tmp_path: Path) -> None:
     good(Path(os.fsdecode(raw)), 3)
     for command in (["info"], ["followups", "--format", "json"], ["report"]):
         out = subprocess.run(
-            [SMA_LOG, "--db", raw, *command],
+            [*SMA_LOG, "--db", raw, *command],
             capture_output=True,
             cwd=tmp_path,
             timeout=60,
@@ -314,8 +313,6 @@ def test_disk_full_while_creating_a_database(small_fs: Path) -> None:
 
 
 def test_disk_full_during_export_leaves_no_partial_file(small_fs: Path) -> None:
-    if SMA_LOG is None:
-        pytest.skip("needs sma-log")
     db = small_fs / "x.db"
     good(db, 30)
     filler = _fill(small_fs)

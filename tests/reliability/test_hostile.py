@@ -315,7 +315,6 @@ def test_non_utf8_argv_bytes_in_every_option(cli_home: Path, which: int, value: 
     traceback."""
     import subprocess
 
-    assert SMA_LOG is not None
     prefix, _ = COMMANDS[which]
     db = str(cli_home / "c.db").encode()
     if prefix[0] == "--db":
@@ -325,7 +324,7 @@ def test_non_utf8_argv_bytes_in_every_option(cli_home: Path, which: int, value: 
     else:
         argv = [b"--db", db, *(a.encode() for a in prefix), value]
     out = subprocess.run(
-        [SMA_LOG.encode(), *argv],
+        [*(a.encode() for a in SMA_LOG), *argv],
         capture_output=True,
         cwd=cli_home,
         env={

@@ -110,9 +110,8 @@ def env_for(tmp: Path) -> dict[str, str]:
 
 
 def sma(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    assert SMA_LOG is not None
     out = subprocess.run(
-        [SMA_LOG, *args],
+        [*SMA_LOG, *args],
         env=env,
         cwd=cwd,
         capture_output=True,
@@ -238,7 +237,7 @@ def test_scripted_run_writes_only_where_it_was_told(tmp_path: Path) -> None:
         sma(["--db", str(db), "export", "--format", fmt, "--out", str(work / name)], env, work)
     sma(["--db", str(db), "import", str(work / "out.json")], env, work)
     # the TUI on the default database (XDG data dir), one attempt, quit
-    term = Terminal(tmp_path, "priv", [SMA_LOG], {k: v for k, v in env.items() if k != "PATH"})  # type: ignore[list-item]
+    term = Terminal(tmp_path, "priv", SMA_LOG, {k: v for k, v in env.items() if k != "PATH"})
     try:
         term.wait_for(lambda s: "No procedure in progress" in s, timeout=30)
         term.key("C-q")

@@ -126,9 +126,8 @@ def bedside(path: str, n: int, seed: int, pace: float, out: Any) -> None:
 
 
 def _cli(db: str, folder: Path, args: list[str], i: int) -> str | None:
-    assert SMA_LOG is not None
     out = subprocess.run(
-        [SMA_LOG, "--db", db, *args],
+        [*SMA_LOG, "--db", db, *args],
         capture_output=True,
         text=True,
         env={"SMA_LOG_CONFIG": str(folder / "settings.json"), "TZ": "UTC", "PATH": "/usr/bin"},
