@@ -5,9 +5,12 @@ python-ulid is imported on the first new id, not at start-up (reading needs none
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-_ULID: Any = None
+if TYPE_CHECKING:
+    from ulid import ULID
+
+_ULID: type[ULID] | None = None
 
 
 def new_id() -> str:

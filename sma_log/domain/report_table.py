@@ -7,9 +7,13 @@ names, years…) and are shown through :func:`sma_log.domain.text.visible`.
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import date
+from typing import TYPE_CHECKING
 
 from .text import visible
+
+if TYPE_CHECKING:
+    from .stats import Figure, Report
 
 UNIT_WORDS = {"procedure": "proc.", "patient": "patient"}
 
@@ -23,7 +27,7 @@ def _num(v: float | None, digits: int = 1) -> str:
     return f"{v:.{digits}f}"
 
 
-def _cells(fig: Any) -> list[str]:
+def _cells(fig: Figure) -> list[str]:
     """One or two text lines for a figure (numbers only; the row label says what)."""
     from ..domain.stats import Count, Spread
 
@@ -55,7 +59,7 @@ _SECOND_LINE = {
 }
 
 
-def table_rows(report: Any) -> tuple[list[str], list[list[str]]]:
+def table_rows(report: Report) -> tuple[list[str], list[list[str]]]:
     """Header and rows: one row per figure line; columns: figure, unit, groups…, overall."""
     groups = [*report.groups, report.overall]
     header = ["Figure", "Unit", *[visible(g.label) for g in groups]]
@@ -72,7 +76,7 @@ def table_rows(report: Any) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-def render_text(report: Any, width: int) -> list[str]:
+def render_text(report: Report, width: int) -> list[str]:
     """Aligned table; groups beyond ``width`` continue in further blocks."""
     header, rows = table_rows(report)
     label_w = max(len(r[0]) for r in [header, *rows])
@@ -100,7 +104,7 @@ def render_text(report: Any, width: int) -> list[str]:
     return out
 
 
-def render_markdown(report: Any) -> list[str]:
+def render_markdown(report: Report) -> list[str]:
     header, rows = table_rows(report)
 
     def line(cells: list[str]) -> str:
@@ -131,7 +135,7 @@ CSV_FIELDS = (
 )
 
 
-def render_csv(report: Any) -> str:
+def render_csv(report: Report) -> str:
     """Long format: one row per group × figure; empty cells where a statistic does not apply.
 
     CRLF line ends (RFC 4180), like every CSV file sma-log writes (the export too).
@@ -159,7 +163,7 @@ def render_csv(report: Any) -> str:
     return buf.getvalue()
 
 
-def title(report: Any, date_from: Any, date_to: Any, tz: str) -> str:
+def title(report: Report, date_from: date | None, date_to: date | None, tz: str) -> str:
     span = ""
     if date_from or date_to:
         span = f", started {date_from or '…'} to {date_to or '…'} ({tz})"

@@ -234,9 +234,11 @@ def _require_numbers(*values: Any) -> None:
             )
 
 
-def _sorted_counts(counts: Mapping[Any, int]) -> tuple[list[Any], list[int]]:
+def _sorted_counts(counts: Mapping[float, int]) -> tuple[list[float], list[int]]:
     """Distinct values in order and the running total of their counts."""
-    values, cum, total = [], [], 0
+    values: list[float] = []
+    cum: list[int] = []
+    total = 0
     present = [k for k, c in counts.items() if c > 0]
     _require_numbers(*present)
     for v in sorted(present):
@@ -246,12 +248,12 @@ def _sorted_counts(counts: Mapping[Any, int]) -> tuple[list[Any], list[int]]:
     return values, cum
 
 
-def _nth(values: list[Any], cum: list[int], k: int) -> Any:
+def _nth(values: list[float], cum: list[int], k: int) -> float:
     """``data[k]`` of the sorted data the histogram stands for (0-based)."""
     return values[bisect.bisect_right(cum, k)]
 
 
-def median_counts(counts: Mapping[Any, int]) -> float | None:
+def median_counts(counts: Mapping[float, int]) -> float | None:
     """``statistics.median`` of the data a histogram stands for (None when empty)."""
     values, cum = _sorted_counts(counts)
     if not values:
@@ -262,7 +264,7 @@ def median_counts(counts: Mapping[Any, int]) -> float | None:
     return (_nth(values, cum, n // 2 - 1) + _nth(values, cum, n // 2)) / 2
 
 
-def spread_counts(counts: Mapping[Any, int]) -> Spread:
+def spread_counts(counts: Mapping[float, int]) -> Spread:
     """Summarise the data a histogram ``{value: count}`` stands for.
 
     The same figures as the list of values would give (quartiles exactly as
@@ -536,7 +538,7 @@ def _accumulate(rows: Sequence[Sequence[Any]], c: Columns, *, patient: bool = Fa
     return acc
 
 
-def _pct_le(counts: Mapping[Any, int], limit: float) -> Count:
+def _pct_le(counts: Mapping[float, int], limit: float) -> Count:
     return Count(sum(c for v, c in counts.items() if v <= limit), sum(c for c in counts.values()))
 
 
@@ -663,8 +665,11 @@ class _PatientFold:
         if p.delivered == p.n:
             self.success += 1
         if p.attempts:
-            self.medians_att[median_counts(p.attempts)] += 1  # type: ignore[index]
-            self.medians_red[median_counts(p.redirections)] += 1  # type: ignore[index]
+            # Both histograms count the same punctured procedures, so neither is empty.
+            att, red = median_counts(p.attempts), median_counts(p.redirections)
+            assert att is not None and red is not None
+            self.medians_att[att] += 1
+            self.medians_red[red] += 1
         failed = p.fas.get(0, 0)
         if failed + p.fas.get(1, 0):
             self.fas_known += 1
