@@ -179,14 +179,8 @@ def _run_app(ctx: click.Context, opts: Options) -> None:
         from .storage.db import inspect_header
 
         inspect_header(path)
-    try:
-        from .ui.app import create_app
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.startswith("sma_log.ui"):
-            raise click.ClickException(
-                "the terminal interface is not part of this build (sma_log.ui.app is missing)"
-            ) from None
-        raise
+    from .ui.app import create_app
+
     # In demo mode settings changed in the app stay in the throw-away folder too.
     settings_path = path.parent / "settings.json" if opts.demo else None
     app = create_app(

@@ -1,4 +1,4 @@
-"""Storage: one SQLite file through sqlite-utils (schema, migrations, queries).
+"""Storage: one SQLite file through sqlite3 (migrations through sqlite-utils): schema, queries.
 
-Import :func:`sma_log.storage.db.open_store` to open a database.
+Open a database with :meth:`sma_log.storage.store.Store.open`.
 """

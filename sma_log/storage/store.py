@@ -33,20 +33,25 @@ from .followups import FollowupStore
 Row = dict[str, Any]
 
 
+# SQLite's primary result codes (the low byte of an extended code such as SQLITE_BUSY_SNAPSHOT).
+_BUSY = "The database is busy (another sma-log is writing); nothing was saved, try again"
+_FRIENDLY = {
+    5: _BUSY,  # SQLITE_BUSY
+    6: _BUSY,  # SQLITE_LOCKED
+    8: "The database is read-only; nothing was saved (check the file's permissions)",  # READONLY
+    13: "The disk is full; nothing was saved (free some space and try again)",  # SQLITE_FULL
+    11: "The database file is damaged; nothing was saved (restore it from a backup)",  # CORRUPT
+    26: "The database file is damaged; nothing was saved (restore it from a backup)",  # NOTADB
+    10: "The disk reported an I/O error; nothing was saved",  # SQLITE_IOERR
+}
+
+
 def _friendly(exc: sqlite3.Error) -> str:
-    text = str(exc)
-    low = text.lower()
-    if "locked" in low or "busy" in low:
-        return "The database is busy (another sma-log is writing); nothing was saved, try again"
-    if "readonly" in low or "read-only" in low:
-        return "The database is read-only; nothing was saved (check the file's permissions)"
-    if "disk is full" in low or "database or disk is full" in low:
-        return "The disk is full; nothing was saved (free some space and try again)"
-    if "malformed" in low or "not a database" in low:
-        return "The database file is damaged; nothing was saved (restore it from a backup)"
-    if "disk i/o" in low:
-        return "The disk reported an I/O error; nothing was saved"
-    return f"Database error; nothing was saved ({text})"
+    """One line for a SQLite error, chosen by its result code (``sqlite_errorcode``)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None and code & 0xFF in _FRIENDLY:
+        return _FRIENDLY[code & 0xFF]
+    return f"Database error; nothing was saved ({exc})"
 
 
 def _audit_text(value: Any) -> str | None:
@@ -108,16 +113,6 @@ class Store(FollowupStore):
         self.user = name.strip() or "unknown"
         self.clock = clock or Clock()
         self.backup = backup
-        self._db: Any = None
-
-    @property
-    def db(self) -> Any:
-        """A sqlite-utils view of the connection, imported only when first needed."""
-        if self._db is None:
-            import sqlite_utils
-
-            self._db = sqlite_utils.Database(self.conn)
-        return self._db
 
     # ------------------------------------------------------------------ plumbing
     @classmethod
@@ -678,9 +673,6 @@ class Store(FollowupStore):
             t: int(self.conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0])
             for t in ("patients", "procedures", "attempts", "events", "audit_log")
         }
-
-
-deepest_sedation = timeline.deepest_sedation  # kept for callers of the storage API
 
 
 def default_user() -> str:
