@@ -14,10 +14,14 @@ import sqlite3
 import struct
 import urllib.parse
 from pathlib import Path
+from typing import Any
 
 from ..domain.clock import now_utc
 from .errors import DatabaseRefused, StorageError
 from .schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
+
+#: One row read from the database: column name → value.
+Row = dict[str, Any]
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 15_000

@@ -1,7 +1,7 @@
 """Follow-ups in storage: scheduling at the end of a procedure, the queue, entry.
 
-A mixin of :class:`sma_log.storage.store.Store` (it uses the Store's transaction,
-insert/update and audit helpers). The arithmetic (due times, status, validation,
+A mixin of the Store (it uses the Store's transaction, insert/update and audit
+helpers, declared below; it never imports the Store). The arithmetic (due times, status, validation,
 next dose) lives in the domain core; this module only reads and writes.
 """
 
@@ -9,17 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pendulum
 
 from ..domain import dosing, fields, schedule
 from ..domain.clock import from_text, to_text
 from ..domain.ids import new_id
+from .db import Row
 from .errors import Conflict, NotFound
-
-if TYPE_CHECKING:
-    from .store import Row
 
 BOOL_FIELDS = tuple(n for n, s in fields.FOLLOWUP_FIELDS.items() if s.kind == "bool")
 

@@ -26,12 +26,9 @@ import pendulum
 from ..domain import fields, timeline, vocab
 from ..domain.clock import Anchor, Clock, from_text, to_text
 from ..domain.ids import new_id
-from .db import open_connection
+from .db import Row, open_connection
 from .errors import Conflict, NotFound, StorageError
 from .followups import FollowupStore
-
-Row = dict[str, Any]
-
 
 # SQLite's primary result codes (the low byte of an extended code such as SQLITE_BUSY_SNAPSHOT).
 _BUSY = "The database is busy (another sma-log is writing); nothing was saved, try again"

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from rich.text import Text
+from textual.app import App
 from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Static
@@ -16,10 +18,32 @@ from ...domain.timeline import RuleError
 from ...storage.errors import Conflict, NotFound, StorageError
 
 if TYPE_CHECKING:
+    from ...config import Settings
+    from ...domain.clock import Clock
     from ...storage.store import Store
-    from ..app import SmaLogApp
 
 T = TypeVar("T")
+
+
+class SmaApp(Protocol):
+    """What a screen uses of :class:`sma_log.ui.app.SmaLogApp` (named here, so the
+    screens do not import the app that imports every screen)."""
+
+    db_path: Path
+    settings: Settings
+    clock: Clock
+    demo: bool
+
+    @property
+    def store(self) -> Store: ...  # pragma: no cover
+
+    @property
+    def tz(self) -> str: ...  # pragma: no cover
+
+    def open_procedure(self, proc_id: str) -> None: ...  # pragma: no cover
+
+    def go_home(self, message: str | None = None) -> None: ...  # pragma: no cover
+
 
 #: The id of every screen's status line (a one-row Static): the last action's result,
 #: or why it was refused, kept until the next action replaces it.
@@ -50,7 +74,7 @@ class StatusLine(Static):
         self.update(text)
 
 
-def status_screen(app: SmaLogApp) -> AppScreen | None:
+def status_screen(app: App[Any]) -> AppScreen | None:
     """The top-most :class:`AppScreen` (under any dialog): where messages are shown."""
     for screen in reversed(app.screen_stack):
         if isinstance(screen, AppScreen):
@@ -58,7 +82,7 @@ def status_screen(app: SmaLogApp) -> AppScreen | None:
     return None
 
 
-def guarded(app: SmaLogApp, action: Callable[[], T]) -> T | None:
+def guarded(app: App[Any], action: Callable[[], T]) -> T | None:
     """Run a store call; turn refusals into messages. Returns None when refused.
 
     A rule or validation refusal is a notification (expected feedback at the
@@ -80,7 +104,7 @@ def guarded(app: SmaLogApp, action: Callable[[], T]) -> T | None:
     return None
 
 
-def refuse(app: SmaLogApp, message: str) -> None:
+def refuse(app: App[Any], message: str) -> None:
     """Say why nothing was recorded: a toast, and the status line until the next action."""
     app.notify(visible(message), title="Not recorded", severity="warning", markup=False)
     screen = status_screen(app)
@@ -92,8 +116,8 @@ class AppScreen(Screen[Any]):
     """A screen that redraws from the store and refreshes when the file changes."""
 
     @property
-    def sma(self) -> SmaLogApp:
-        return self.app  # type: ignore[return-value]
+    def sma(self) -> SmaApp:
+        return cast("SmaApp", self.app)
 
     @property
     def store(self) -> Store:
@@ -104,7 +128,7 @@ class AppScreen(Screen[Any]):
         return self.sma.tz
 
     def guarded(self, action: Callable[[], T]) -> T | None:
-        return guarded(self.sma, action)
+        return guarded(self.app, action)
 
     def say(self, message: str, *, refused: bool = False) -> None:
         """Show ``message`` on this screen's status line (if it has one)."""
@@ -116,7 +140,7 @@ class AppScreen(Screen[Any]):
 
     def refuse(self, message: str) -> None:
         """A refusal the screen itself decided (no store call): toast + status line."""
-        refuse(self.sma, message)
+        refuse(self.app, message)
 
     def refresh_from_store(self) -> None:
         """Redraw from the database (called on show and when another process writes)."""
