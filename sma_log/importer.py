@@ -381,6 +381,12 @@ class JsonSource(Source):
         tables = doc.get("tables")
         if not isinstance(tables, dict):
             raise ImportRefused(f"{path}: an sma-log export without its tables")
+        if _masked(doc.get("deidentification")):
+            raise ImportRefused(
+                f"{path}: a de-identified export (record ids and times of day masked), "
+                "which cannot be merged without inventing them: import an export made "
+                "with --identifiers"
+            )
         known = set(table_order())
         unknown = sorted(set(tables) - known, key=str)
         if unknown:
@@ -463,6 +469,16 @@ class JsonSource(Source):
                 yield row
             return
         yield from rows
+
+
+def _masked(manifest: Any) -> bool:
+    """Whether a JSON document's ``deidentification`` header says it masked record ids
+    or instants (a de-identified export since issue 11). An older de-identified
+    document, with exact instants and complete ids and only its free text removed, is
+    still merged: a removed field is unknown, never a difference."""
+    if not isinstance(manifest, dict) or manifest.get("applied") is not True:
+        return False
+    return bool(manifest.get("ids_masked") or manifest.get("instants_as_dates"))
 
 
 def _is_int(value: Any) -> bool:

@@ -22,11 +22,8 @@ from click.testing import CliRunner
 from sma_log.cli import main
 from sma_log.config import Settings
 from sma_log.domain.clock import Clock
-from sma_log.export import jsondoc
 from sma_log.export.common import (
-    ALL_MASKS,
     MASK_IDS,
-    MASK_TIMES,
     LocalDates,
     column_action,
     deidentification_manifest,
@@ -59,12 +56,6 @@ SETUP = {
 T0 = pendulum.datetime(2026, 3, 27, 13, 47, 21, tz="UTC")  # 14:47:21 in Rome
 TIME_OF_DAY = re.compile(rb"T\d\d:\d\d|\d\d:\d\d:\d\d")
 FORMATS = ("csv", "json", "sqlite", "redcap")
-#: What a format does not mask yet, and why (strict: the test fails once it does).
-NOT_YET: dict[tuple[str, str], str] = {}
-if MASK_TIMES not in jsondoc.JSON_MASKS:
-    NOT_YET["json", "times"] = "jsondoc.JSON_MASKS waits for the importer to read dates"
-if MASK_IDS not in jsondoc.JSON_MASKS:
-    NOT_YET["json", "ids"] = "jsondoc.JSON_MASKS waits for the importer to match masked ids"
 
 
 @pytest.fixture
@@ -219,14 +210,19 @@ def test_manifest_lists_exactly_what_is_removed_or_masked() -> None:
 def test_default_export_byte_scan(clinic: dict[str, Any], fmt: str, kind: str) -> None:
     blob = blob_of(export(clinic, fmt))
     found = scan(blob, clinic["ulids"])
-    if (fmt, kind) in NOT_YET:
-        # Not masked yet (the importer must first read a de-identified document): the
-        # export holds them, and its header says so — never a silent promise.
-        assert found[kind], found
-        doc = json.loads(blob.decode("utf-8"))
-        assert doc["deidentification"]["not_masked"], doc["deidentification"]
-        return
     assert found[kind] == [], found
+
+
+def test_calendar_byte_scan(clinic: dict[str, Any]) -> None:
+    """The follow-up calendar (``followups --ics``) masks ids and holds no identifier
+    or note; it keeps its events' times (a reminder is at its due time) and says so."""
+    out = clinic["tmp"] / "queue.ics"
+    result = CliRunner().invoke(main, ["--db", str(clinic["db"]), "followups", "--ics", str(out)])
+    assert result.exit_code == 0, result.output
+    blob = out.read_bytes()
+    found = scan(blob, clinic["ulids"])
+    assert found["ids"] == found["identifiers"] == found["notes"] == [], found
+    assert b"X-SMA-LOG-DEIDENTIFICATION:not_masked: instants are exact UTC instants" in blob
 
 
 def test_identified_export_keeps_them(clinic: dict[str, Any]) -> None:
@@ -241,8 +237,9 @@ def test_each_export_says_what_it_removed_or_masked(clinic: dict[str, Any]) -> N
     block = doc["deidentification"]
     assert block["applied"] is True and block["removed_tables"] == ["identifiers", "audit_log"]
     assert "note" in block["removed_columns"]["procedures"]
-    missing = ALL_MASKS - jsondoc.JSON_MASKS
-    assert bool(block["not_masked"]) == bool(missing)
+    assert block["not_masked"] == []
+    assert {"id", "procedure_id"} <= set(block["ids_masked"]["events"])
+    assert "at" in block["instants_as_dates"]["events"]
     dictionary = (export(clinic, "csv") / "data_dictionary.csv").read_bytes().decode("utf-8")
     for key in ("removed_tables", "removed_columns", "ids_masked", "instants_as_dates"):
         assert f"\r\n{key},(export),deidentification," in dictionary, key

@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 from sma_log.cli import main
 from sma_log.config import Settings
 from sma_log.domain.clock import Clock
-from sma_log.export.common import CellRule, cell_rules, find_bad_cells
+from sma_log.export.common import CellRule, cell_rules, find_bad_cells, mask_id
 from sma_log.storage.store import Store
 
 NOW = pendulum.datetime(2026, 5, 10, 12, 0, tz="UTC")
@@ -233,10 +233,15 @@ def test_json_document_is_json_and_keeps_what_json_can_hold(
     text = out.read_text(encoding="utf-8")
     assert "Infinity" not in text.replace('"Infinity"', "") and "NaN" not in text
     doc = json.loads(text)
-    row = next(r for r in doc["tables"]["procedures"] if r["id"] == odd["p1"])
+    row = next(r for r in doc["tables"]["procedures"] if r["id"] == mask_id(odd["p1"]))
     assert row["dose_mg"] is None and row["needle_length_mm"] is None  # JSON cannot hold them
     assert row["bmi"] == "Infinity" and row["approach"] == "banana"  # as stored
-    assert row["csf_at"] == "2026-13-01T09:00:00.000000Z"
+    assert row["csf_at"] is None  # an instant that cannot be read: its date is unknown
+    identified = tmp_path / "identified.json"
+    assert export(runner, odd["db"], identified, "json", "--identifiers").exit_code == 3
+    doc = json.loads(identified.read_text(encoding="utf-8"))
+    row = next(r for r in doc["tables"]["procedures"] if r["id"] == odd["p1"])
+    assert row["csf_at"] == "2026-13-01T09:00:00.000000Z"  # as stored
 
 
 def test_sqlite_copies_as_stored_and_deidentified_empties_unreadable_instants(

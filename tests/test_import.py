@@ -5,8 +5,10 @@ write_json(B)`` gives the same document: parsed, the two are equal once
 ``exported_at`` is removed (and, for an ``identifiers=True`` document, the
 ``audit_log`` table, because B's audit log records the import, not A's history:
 it holds exactly one ``insert`` row per imported record plus the import's own
-``import`` row). A de-identified document is even byte-identical apart from its
-``exported_at`` line.
+``import`` row). A de-identified document (ids and times masked) is not imported:
+it is refused with one line. One written before masking (exact instants, complete ids,
+free text left out: ``tests/jsonlegacy.py``) still merges, and B's de-identified
+export is then byte-identical to A's apart from its ``exported_at`` line.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 import pendulum
 import pytest
 from click.testing import CliRunner
+from jsonlegacy import legacy_deidentified
 from test_jsondoc import SECRETS, full_story
 
 from sma_log import demo
@@ -170,7 +173,7 @@ def test_sqlite_into_a_new_file_copies_every_record_and_audits_each(
     assert any(json.loads(one["new_value"])["study_code"] == r[1] for r in stored)
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "json", "json-identifiers"])
+@pytest.mark.parametrize("kind", ["sqlite", "json-legacy-deidentified", "json-identifiers"])
 def test_importing_twice_changes_nothing_not_even_the_audit_log(
     demo_file: Path, tmp_path: Path, runner: CliRunner, kind: str
 ) -> None:
@@ -178,7 +181,10 @@ def test_importing_twice_changes_nothing_not_even_the_audit_log(
     if kind != "sqlite":
         source = tmp_path / "demo.json"
         with opened(demo_file) as store:
-            write_json(store, source, identifiers=kind == "json-identifiers")
+            write_json(store, source, identifiers=True)
+        if kind == "json-legacy-deidentified":
+            doc = legacy_deidentified(json.loads(source.read_text(encoding="utf-8")))
+            source.write_text(json.dumps(doc), encoding="utf-8")
     target = tmp_path / "t.db"
     first = cli(runner, target, source)
     assert first.exit_code == 0, first.output
@@ -195,51 +201,82 @@ def test_importing_twice_changes_nothing_not_even_the_audit_log(
 
 
 @pytest.mark.usefixtures("travel")
-@pytest.mark.parametrize("identifiers", [False, True])
 def test_json_round_trip_gives_the_same_document(
-    store: Store, setup_values: dict[str, Any], tmp_path: Path, identifiers: bool
+    store: Store, setup_values: dict[str, Any], tmp_path: Path
 ) -> None:
     full_story(store, setup_values)
     ended_procedure(store, store.create_patient({"study_code": "SMA-077"})["id"], setup_values)
     first, second = tmp_path / "a.json", tmp_path / "b.json"
-    write_json(store, first, identifiers=identifiers)
+    write_json(store, first, identifiers=True)
     rebuilt = tmp_path / "rebuilt.db"
     with opened(rebuilt, "merger") as target:
         result = import_file(target, first)
         assert result.conflicts == []
-        write_json(target, second, identifiers=identifiers)
+        write_json(target, second, identifiers=True)
     a, b = json.loads(first.read_text()), json.loads(second.read_text())
     assert a.pop("exported_at") != "" and b.pop("exported_at") != ""
-    if identifiers:
-        original, rebuilt_log = a["tables"].pop("audit_log"), b["tables"].pop("audit_log")
-        assert original and {r["id"] for r in original}.isdisjoint(r["id"] for r in rebuilt_log)
-        imported = sum(len(rows) for rows in a["tables"].values())
-        assert [r["action"] for r in rebuilt_log].count("insert") == imported
-        assert [r["field"] for r in rebuilt_log if r["action"] == "import"] == [
-            "source",
-            "result",
-        ]
+    original, rebuilt_log = a["tables"].pop("audit_log"), b["tables"].pop("audit_log")
+    assert original and {r["id"] for r in original}.isdisjoint(r["id"] for r in rebuilt_log)
+    imported = sum(len(rows) for rows in a["tables"].values())
+    assert [r["action"] for r in rebuilt_log].count("insert") == imported
+    assert [r["field"] for r in rebuilt_log if r["action"] == "import"] == ["source", "result"]
     assert a == b
-    if not identifiers:
 
-        def masked(path: Path) -> list[str]:
-            return [
-                line
-                for line in path.read_text().splitlines()
-                if not line.startswith('  "exported_at"')
-            ]
 
-        assert masked(first) == masked(second)
+def _legacy(store: Store, path: Path) -> Path:
+    """``store`` as a de-identified document written before ids and times were masked."""
+    write_json(store, path, identifiers=True)
+    doc = legacy_deidentified(json.loads(path.read_text(encoding="utf-8")))
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    return path
+
+
+def _without_exported_at(path: Path) -> list[str]:
+    return [line for line in path.read_text().splitlines() if '"exported_at"' not in line]
 
 
 @pytest.mark.usefixtures("travel")
-def test_de_identified_json_back_into_its_source_is_all_skipped(
+def test_de_identified_json_is_refused_in_one_line_and_writes_nothing(
+    store: Store, setup_values: dict[str, Any], tmp_path: Path, runner: CliRunner
+) -> None:
+    """Its ids and times are masked: merging it could only invent them."""
+    full_story(store, setup_values)
+    out = tmp_path / "d.json"
+    write_json(store, out)
+    target = tmp_path / "n.db"
+    with opened(target):
+        pass
+    before = fingerprint(target)
+    result = cli(runner, target, out)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "a de-identified export" in lines[0], result.stderr
+    assert "--identifiers" in lines[0] and str(out) in lines[0]
+    assert fingerprint(target) == before
+
+
+@pytest.mark.usefixtures("travel")
+def test_legacy_de_identified_json_rebuilds_the_same_de_identified_export(
+    store: Store, setup_values: dict[str, Any], tmp_path: Path
+) -> None:
+    full_story(store, setup_values)
+    ended_procedure(store, store.create_patient({"study_code": "SMA-077"})["id"], setup_values)
+    source, first, second = tmp_path / "legacy.json", tmp_path / "a.json", tmp_path / "b.json"
+    _legacy(store, source)
+    write_json(store, first)
+    with opened(tmp_path / "rebuilt.db", "merger") as target:
+        assert import_file(target, source).conflicts == []
+        write_json(target, second)
+    assert _without_exported_at(first) == _without_exported_at(second)
+
+
+@pytest.mark.usefixtures("travel")
+def test_legacy_de_identified_json_back_into_its_source_is_all_skipped(
     store: Store, setup_values: dict[str, Any], tmp_path: Path
 ) -> None:
     """Removed fields are unknown, not empty: they neither conflict nor erase notes."""
     full_story(store, setup_values)
-    out = tmp_path / "d.json"
-    write_json(store, out)
+    out = _legacy(store, tmp_path / "d.json")
     before, audit_n = dump(store.path), store.counts()["audit_log"]
     result = import_file(store, out)
     assert result.conflicts == []
@@ -252,12 +289,11 @@ def test_de_identified_json_back_into_its_source_is_all_skipped(
 
 
 @pytest.mark.usefixtures("travel")
-def test_de_identified_json_into_a_new_file_leaves_removed_fields_empty(
+def test_legacy_de_identified_json_into_a_new_file_leaves_removed_fields_empty(
     store: Store, setup_values: dict[str, Any], tmp_path: Path
 ) -> None:
     full_story(store, setup_values)
-    out = tmp_path / "d.json"
-    write_json(store, out)
+    out = _legacy(store, tmp_path / "d.json")
     target = tmp_path / "n.db"
     with opened(target) as new:
         import_file(new, out)
@@ -594,7 +630,7 @@ def _export(change: Any, name: str) -> Any:
     def make(tmp: Path, base: Path) -> Path:
         src = tmp / f"{name}.src.json"
         with opened(base) as store:
-            write_json(store, src)
+            write_json(store, src, identifiers=True)
         doc = json.loads(src.read_text())
         change(doc)
         path = tmp / name

@@ -31,6 +31,7 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from jsonlegacy import legacy_deidentified
 from test_jsondoc import full_story
 
 from sma_log.cli import main
@@ -93,11 +94,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     finally:
         pendulum.travel_back()
     docs = {}
-    for identifiers in (True, False):
-        out = folder / f"doc-{identifiers}.json"
-        with opened(db) as store:
-            write_json(store, out, identifiers=identifiers)
-        docs[identifiers] = json.loads(out.read_text(encoding="utf-8"))
+    out = folder / "doc-True.json"
+    with opened(db) as store:
+        write_json(store, out, identifiers=True)
+    docs[True] = json.loads(out.read_text(encoding="utf-8"))
+    # De-identified as sma-log wrote it before masking ids and times (a document written
+    # now is refused: tests/test_import.py); such files exist and are still merged.
+    docs[False] = legacy_deidentified(docs[True])
     empty = folder / "empty.db"
     with opened(empty):
         pass

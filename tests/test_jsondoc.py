@@ -313,7 +313,7 @@ def test_date_filter_with_instants_is_inclusive(
 
     at = from_text(started["started_at"])
     out = tmp_path / "i.json"
-    write_json(store, out, date_from=at, date_to=at)
+    write_json(store, out, date_from=at, date_to=at, identifiers=True)
     doc = json.loads(out.read_text())
     assert [r["id"] for r in doc["tables"]["procedures"]] == [story["done"]]
 

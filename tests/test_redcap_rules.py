@@ -489,3 +489,20 @@ def test_every_date_is_date_ymd_and_a_free_text_birth_date_is_left_out(
     out, result = export(demo, "dates-default")
     assert result.exit_code == 0, result.output
     assert "birth_date" not in check_redcap(out)["head"]
+
+
+def test_every_de_identified_field_is_one_the_rule_keeps() -> None:
+    """REDCap's de-identified values go through ``deidentify_row``: a field whose source
+    column the rule removes would be silently empty in every row, so none is exported."""
+    from sma_log.export.common import REMOVE, REMOVED_TABLES, ExportOptions, column_action
+
+    opts = ExportOptions(identifiers=False, tz="UTC")
+    sources = dict(redcap._SOURCES)
+    for f in redcap.import_fields(opts):
+        if f.form not in sources or f.source in ("study_code", "instance", "minutes_from_start"):
+            continue
+        tables = [t for t, _ in sources[f.form]]
+        for table in tables:
+            if table in REMOVED_TABLES:
+                continue
+            assert column_action(table, f.source, False) != REMOVE, (f.name, table, f.source)

@@ -95,11 +95,11 @@ def export(
 
     Every format goes through one de-identification rule and lists what it removed
     or masked: JSON in its "deidentification" header, CSV in data_dictionary.csv,
-    SQLite in its meta table. For now the JSON document (the one format sma-log
-    imports) still holds exact UTC instants and complete record ids: its header
-    lists them under "not_masked". The de-identified SQLite copy is built from
-    de-identified rows in a private staging folder; what a killed export left beside
-    PATH is removed by the next export.
+    SQLite in its meta table. A de-identified JSON document is for sharing: sma-log
+    import refuses it (it could only invent the times and ids it lacks); export with
+    --identifiers to move data between sma-log files. The de-identified SQLite copy
+    is built from de-identified rows in a private staging folder; what a killed
+    export left beside PATH is removed by the next export.
 
     CSV files are UTF-8 with CRLF line ends (RFC 4180); --excel adds a byte-order
     mark for Excel.

@@ -26,6 +26,7 @@ changed (a negative number stays a number).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import shutil
@@ -74,6 +75,7 @@ FORMULA_TEXT = (
 )
 
 
+@functools.cache
 def identifying_columns(table: str) -> tuple[str, ...]:
     """The columns of ``table`` left out of a de-identified export."""
     from ..domain import fields
@@ -136,6 +138,7 @@ MASK_IDS, MASK_TIMES = "ids", "times"
 ALL_MASKS: frozenset[str] = frozenset({MASK_IDS, MASK_TIMES})
 
 
+@functools.cache
 def column_action(
     table: str, column: str, identifiers: bool, masks: frozenset[str] = ALL_MASKS
 ) -> str:

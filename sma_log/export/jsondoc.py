@@ -22,17 +22,21 @@ The document (``format_version`` 1, described exactly by the JSON Schema shipped
   exactly as stored (instants in the stored UTC text form, booleans as 0/1). The
   ``meta`` table is not exported: it describes the file (who created it, which SQLite
   last wrote it), not the data, and a rebuilt file has its own.
-* De-identified by default (``identifiers=False``): no ``identifiers`` table and no
-  ``audit_log`` (its old/new values repeat every identifier and note ever written), and
-  the identifying free text is *removed*: the keys listed in ``removed.fields`` are
-  absent from every row of their table, and ``value`` is absent from events whose
-  ``kind`` is in ``removed.event_values_of_kinds`` (timeline notes). A removed field is
-  unknown, not empty: the importer never treats it as a difference. Study codes,
-  staff names (operator, assistant, assessor, recorded_by, by_user) and dates are kept:
-  the document is for rebuilding a database, not for publication (the CSV export is
-  the analysis format).
+* De-identified by default (``identifiers=False``): every row goes through the one
+  de-identification rule (:func:`sma_log.export.common.deidentify_row`): no
+  ``identifiers`` table and no ``audit_log``, identifying free text *removed* (the keys
+  listed in ``removed.fields`` are absent from every row of their table, and ``value``
+  is absent from events whose ``kind`` is in ``removed.event_values_of_kinds``),
+  record ids *masked* (a ULID's first 10 characters, its creation time, are zeros;
+  rows then follow the rest of the id, not their creation order) and instants as
+  their local calendar date (no time of day, ``exported_at`` included). The header's
+  ``deidentification`` lists exactly what was removed and masked. Study codes and
+  staff names (operator, assistant, assessor, recorded_by, by_user) are kept. Such a
+  document is for sharing, not for rebuilding a database: the importer refuses it
+  (it could only invent the times it lacks).
 * ``identifiers=True`` adds the ``identifiers`` table, the ``audit_log`` table and
-  every free-text field; ``removed`` is then empty.
+  every free-text field, with exact instants and complete ids; ``removed`` is then
+  empty. This is the document ``sma-log import`` merges.
 * ``filter``: with ``date_from``/``date_to`` only procedures started in that range are
   exported, with their attempts, events, follow-ups and contact attempts, the patients
   they belong to (and their identifiers), and the audit entries of exported records. A
@@ -60,7 +64,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .common import MASK_IDS, MASK_TIMES, NOTE_EVENT_KINDS, REMOVED_TABLES
+from .common import NOTE_EVENT_KINDS, REMOVED_TABLES
 
 FORMAT = "sma-log"
 FORMAT_VERSION = 1
@@ -82,13 +86,6 @@ REMOVED_FIELDS: dict[str, tuple[str, ...]] = _removed_fields()
 REMOVED_EVENT_KINDS: tuple[str, ...] = NOTE_EVENT_KINDS
 #: Tables only in a document written with identifiers.
 IDENTIFYING_TABLES: tuple[str, ...] = REMOVED_TABLES
-#: What a de-identified document masks (:data:`sma_log.export.common.ALL_MASKS`: ids and
-#: times). EMPTY FOR NOW (issue 11): the importer (``sma_log.importer`` with
-#: ``sma_log.domain.records``) refuses a row whose instants are dates, and a masked id
-#: no longer matches its source record, so masking here would break importing a
-#: de-identified document. Set it to ``ALL_MASKS`` together with those changes and
-#: regenerate the schema (instant columns then also accept a date).
-JSON_MASKS: frozenset[str] = frozenset()
 
 PROGRESS_EVERY = 5000
 
@@ -145,7 +142,8 @@ def _queries(
 
     De-identified, by the id as exported (its time part masked): the order of the
     stored ids would give away the order in which the records were created."""
-    order = "t.id" if identifiers or MASK_IDS not in JSON_MASKS else "substr(t.id, 11), t.id"
+    # De-identified, rows are not in id order: ULIDs sort by creation time.
+    order = "t.id" if identifiers else "substr(t.id, 11), t.id"
     return {
         t: (f"SELECT t.*, t.rowid FROM {t} t WHERE {where} ORDER BY {order}", args)
         for t, (where, args) in _filters(tables, lo, hi).items()
@@ -297,7 +295,7 @@ def write_json(
             for cell in find_bad_cells(conn, table, columns, None, where, args, guards):
                 v = cell.value
                 unfit = isinstance(v, bytes) or (isinstance(v, float) and not math.isfinite(v))
-                masked_time = MASK_TIMES in JSON_MASKS and is_instant_column(cell.column)
+                masked_time = is_instant_column(cell.column)
                 if not identifiers and masked_time and not unfit:
                     unfit = dates.date(v) is None
                     bad.add(cell, "written as null" if unfit else "written as its date")
@@ -311,7 +309,7 @@ def write_json(
                 total += conn.execute(f"SELECT count(*) FROM ({sql})", args).fetchone()[0]
             progress(0, total)
         exported_at = to_text(store.now())
-        if not identifiers and MASK_TIMES in JSON_MASKS:  # no time of day in the document
+        if not identifiers:  # no time of day in the document
             exported_at = dates.date(exported_at)
             filt = {k: dates.date(v) if v and len(v) > 10 else v for k, v in filt.items()}
         header = {
@@ -324,7 +322,7 @@ def write_json(
             "filter": filt,
             "removed": removed_description(identifiers),
             "deidentification": deidentification_manifest(
-                identifiers, {t: stored_columns[t] for t in tables}, rule.tz, JSON_MASKS
+                identifiers, {t: stored_columns[t] for t in tables}, rule.tz
             ),
         }
         fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
@@ -346,7 +344,7 @@ def write_json(
                         row = dict(zip(cols, values, strict=True))
                         if fix and rowid in fix:
                             row.update(fix[rowid])
-                        row = deidentify_row(table, row, rule, dates, JSON_MASKS)  # type: ignore[assignment]
+                        row = deidentify_row(table, row, rule, dates)  # type: ignore[assignment]
                         fh.write(("," if n else "") + "\n      " + _row_text(row))
                         n += 1
                         done += 1
@@ -488,7 +486,7 @@ def _column_schema(table: str, name: str, sqltype: str, nullable: bool, extra: d
     if is_id and (table != "audit_log" or name == "id"):
         schema["pattern"] = ULID_PATTERN
     if name == "at" or name.endswith("_at"):
-        schema["pattern"] = INSTANT_OR_DATE_PATTERN if MASK_TIMES in JSON_MASKS else INSTANT_PATTERN
+        schema["pattern"] = INSTANT_OR_DATE_PATTERN
     schema.update(extra)
     if "enum" in schema and nullable:
         schema["enum"] = [*schema["enum"], None]
@@ -566,7 +564,7 @@ def json_schema() -> dict[str, Any]:
             },
             "exported_at": {
                 "type": "string",
-                "pattern": INSTANT_OR_DATE_PATTERN if MASK_TIMES in JSON_MASKS else INSTANT_PATTERN,
+                "pattern": INSTANT_OR_DATE_PATTERN,
             },
             "sma_log_version": {"type": "string", "minLength": 1},
             "identifiers_included": {"type": "boolean"},

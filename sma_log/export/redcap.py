@@ -70,6 +70,7 @@ from .common import (
     ExportOptions,
     LocalDates,
     Progress,
+    deidentify_row,
     find_bad_cells,
     open_private,
     safe_cell,
@@ -588,13 +589,15 @@ def _ymd(v: Any) -> str | None:
         return None
 
 
-def _formatter(field: Field, dates: LocalDates) -> Callable[[Any], Any]:
+def _formatter(field: Field, dates: LocalDates, identifiers: bool) -> Callable[[Any], Any]:
+    """REDCap's text for a field's value; de-identified, the value has been through
+    :func:`~sma_log.export.common.deidentify_row` already (an instant is its date)."""
     if field.kind == "bool":
         return lambda v: None if v is None else int(bool(v))
     if field.kind == "choice":
         return lambda v: None if v is None else redcap_code(v)
     if field.kind == "date":
-        return dates.date
+        return dates.date if identifiers else (lambda v: v)
     if field.kind == "ymd":
         return _ymd
     if field.kind == "datetime":
@@ -602,6 +605,31 @@ def _formatter(field: Field, dates: LocalDates) -> Callable[[Any], Any]:
     if field.kind in ("int", "float"):
         return lambda v: v
     return safe_cell
+
+
+def _deidentifier(
+    form: str, have: dict[str, set[str]], opts: ExportOptions, dates: LocalDates
+) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """A form's query row as the one de-identification rule leaves it
+    (:func:`~sma_log.export.common.deidentify_row`, applied to the columns of each
+    source table; a removed table's columns are dropped, computed columns such as the
+    instance number are kept). With ``--identifiers``, the row itself."""
+    if opts.identifiers:
+        return lambda row: row
+    tables = [(t, have.get(t, set())) for t, _ in _SOURCES[form]]
+
+    def apply(row: dict[str, Any]) -> dict[str, Any]:
+        out = dict(row)
+        for table, columns in tables:
+            own = {c: row[c] for c in columns if c in row}
+            for c in own:
+                del out[c]
+            kept = deidentify_row(table, own, opts, dates)
+            if kept:
+                out.update(kept)
+        return out
+
+    return apply
 
 
 def _rows(conn: Any, sql: str, params: list[Any]) -> Iterator[dict[str, Any]]:
@@ -759,10 +787,11 @@ def write_redcap(store: Any, out: Path, opts: ExportOptions, force: bool) -> dic
                 for form, (sql, params) in _queries(opts).items():
                     status = index[complete_field(form)]
                     mine = [
-                        (index[f.name], f, _formatter(f, dates), _source(have, f))
+                        (index[f.name], f, _formatter(f, dates, opts.identifiers), _source(have, f))
                         for f in columns
                         if f.form == form
                     ]
+                    rule = _deidentifier(form, have, opts, dates)
                     n = 0
                     rows = _rows(conn, sql, params)
                     if form == "procedure":
@@ -774,8 +803,9 @@ def write_redcap(store: Any, out: Path, opts: ExportOptions, force: bool) -> dic
                             line[1] = form
                             line[2] = row["instance"]
                         written: dict[str, Any] = {}
+                        values = rule(row)
                         for i, f, fmt, (table, alias) in mine:
-                            v = row.get(f.source)
+                            v = values.get(f.source)
                             if v is None or (
                                 bad and f.source in bad.get((table, row.get(alias)), ())
                             ):
