@@ -25,7 +25,7 @@ from sma_log.export import csvfiles
 from sma_log.export.common import (
     ExportOptions,
     LocalDates,
-    Progress,
+    Tally,
     local_date_sql,
     offset_transitions,
     real_text_sql,
@@ -171,7 +171,7 @@ def _reference(store: Any, opts: ExportOptions, out: Path) -> None:
             writer.writerows(conn.execute(sql, params))
     analysis = csvfiles._analysis_module()
     names = [c.name for c in csvfiles.analysis_columns(analysis, opts)]
-    csvfiles._write_analysis_rows(store, analysis, out, opts, Progress(0, "", False), names)
+    csvfiles._write_analysis_rows(store, analysis, out, opts, Tally(None), names)
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from .common import (
 )
 
 FORMATS = ("csv", "json", "sqlite", "redcap")
+LABELS = {"csv": "CSV", "json": "JSON", "sqlite": "SQLite", "redcap": "REDCap"}
 WARNING = (
     "sma-log: WARNING: --identifiers: this export CONTAINS IDENTIFYING DATA (names, record "
     "numbers, birth dates, free-text notes, exact times). Keep it encrypted and share it "
@@ -130,8 +130,8 @@ def export(
         check_out,
         parse_date,
         remove_stale_staging,
-        stderr_is_terminal,
     )
+    from .progress import progress_bar
 
     d_from = parse_date(date_from, "--from")
     d_to = parse_date(date_to, "--to")
@@ -145,14 +145,18 @@ def export(
     remove_stale_staging(out)  # what killed exports left beside --out
     if fmt == "json":
         writer = _json_writer()
-    eo = ExportOptions(
-        identifiers, tz, d_from, d_to, show_progress=stderr_is_terminal(), excel=excel
-    )
+    eo = ExportOptions(identifiers, tz, d_from, d_to, excel=excel)
     eo.bad = BadCells(echo=lambda line: click.echo(line, err=True))
     if identifiers:
         click.echo(WARNING, err=True)
     started = time.perf_counter()
-    with open_for_reading(opts.db_path, opts.user) as store, unreadable_text_refused():
+    with (
+        open_for_reading(opts.db_path, opts.user) as store,
+        unreadable_text_refused(),
+        progress_bar(f"Exporting {LABELS[fmt]}", unit="rows") as bar,
+    ):
+        if bar.enabled:  # a bar on a terminal; in a pipe the writers report nothing
+            eo.progress = bar.update_to
         if fmt == "csv":
             from ..export.csvfiles import write_csv
 
@@ -208,15 +212,6 @@ def _run_json(writer: Any, store: Any, out: Path, eo: Any, force: bool) -> str:
     lo, hi = eo.utc_bounds
     d_from = _instant(lo) if lo else None
     d_to = _instant(hi) - timedelta(microseconds=1) if hi else None
-    bar: Any = None
-
-    def progress(done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = click.progressbar(length=max(total, 1), label="Exporting JSON", file=sys.stderr)
-            bar.__enter__()
-        bar.update(done - bar.pos)
-
     try:
         result = writer(
             store,
@@ -224,16 +219,13 @@ def _run_json(writer: Any, store: Any, out: Path, eo: Any, force: bool) -> str:
             identifiers=eo.identifiers,
             date_from=d_from,
             date_to=d_to,
-            progress=progress if eo.show_progress else None,
+            progress=eo.progress,
             overwrite=force,
             bad=eo.bad,
             tz=eo.tz,
         )
     except FileExistsError:
         raise CommandRefused(f"{out}: already exists; choose another path or use --force") from None
-    finally:
-        if bar is not None:
-            bar.__exit__(None, None, None)
     if isinstance(result, dict):
         return ", ".join(f"{v} {k}" for k, v in result.items())
     return "one JSON document"

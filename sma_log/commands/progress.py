@@ -61,8 +61,11 @@ class Progress:
         self._last = 0.0
 
     # ------------------------------------------------------------ what callers use
-    def update_to(self, done: int, item: str | None = None, total: int | None = None) -> None:
-        """``done`` items so far (absolute); optionally what is done now, a new total."""
+    def update_to(self, done: int, total: int | None = None, *, item: str | None = None) -> None:
+        """``done`` items so far (absolute); optionally a new total, what is done now.
+
+        So ``bar.update_to`` is both a ``progress(done)`` and a ``progress(done, total)``
+        callback (the export writers call the latter)."""
         if total is not None:
             self.total = total
         if item is not None:
@@ -73,11 +76,11 @@ class Progress:
 
     def advance(self, n: int = 1, item: str | None = None) -> None:
         """``n`` more items done."""
-        self.update_to(self.done + n, item)
+        self.update_to(self.done + n, item=item)
 
     def stage(self, item: str) -> None:
         """What is being done now (shown beside the bar), the count unchanged."""
-        self.update_to(self.done, item)
+        self.update_to(self.done, item=item)
 
     def wrap(self, rows: Iterable[Any]) -> Iterator[Any]:
         """``rows`` unchanged, each one counted as it is handed on."""
@@ -85,7 +88,7 @@ class Progress:
             yield row
             self.advance()
 
-    __call__ = update_to  # so a Progress is itself a ``progress(done)`` callback
+    __call__ = update_to  # so a Progress is itself a ``progress(done[, total])`` callback
 
     # ------------------------------------------------------------ drawing
     def _draw(self, force: bool) -> None:

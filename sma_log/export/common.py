@@ -32,7 +32,6 @@ import re
 import shutil
 import sqlite3
 import stat
-import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -40,9 +39,49 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ..commands.common import CommandRefused
+from ..storage.errors import StorageError
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+class ExportRefused(StorageError):
+    """An export refused: one line (the CLI shows it and exits with code 2), nothing
+    written at ``--out``."""
+
+
+#: How a writer reports its work: ``progress(done, total)``, rows written so far of all
+#: it will write (the command passes a terminal bar's ``update_to``; None: nothing).
+ProgressCallback = Callable[[int, int], Any]
+
+
+class Tally:
+    """Rows written so far of ``total``, reported to ``progress(done, total)`` (if any)."""
+
+    def __init__(self, progress: ProgressCallback | None, total: int = 0) -> None:
+        self.progress = progress
+        self.total = total
+        self.done = 0
+
+    def add(self, n: int) -> None:
+        self.done += n
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+    def wrap(self, rows: Iterable[Any], step: int = 2000) -> Iterator[Any]:
+        """``rows`` unchanged, counted ``step`` at a time."""
+        if self.progress is None:
+            yield from rows
+            return
+        n = 0
+        for row in rows:
+            yield row
+            n += 1
+            if n == step:
+                self.add(n)
+                n = 0
+        if n:
+            self.add(n)
+
 
 #: Free text that is not a field spec marked ``identifying`` but is left out too.
 FREE_TEXT: dict[str, tuple[str, ...]] = {
@@ -535,7 +574,8 @@ class ExportOptions:
     tz: str
     date_from: date | None = None
     date_to: date | None = None
-    show_progress: bool = False
+    #: ``progress(done, total)`` as rows are written (:data:`ProgressCallback`), or None.
+    progress: ProgressCallback | None = None
     #: CSV for Excel: UTF-8 with a byte-order mark (Excel reads –, °, ² right).
     excel: bool = False
     #: Where the writers report the bad cells they meet (see :class:`BadCells`).
@@ -580,7 +620,7 @@ def parse_date(text: str | None, option: str) -> date | None:
     try:
         return date.fromisoformat(text.strip())
     except ValueError:
-        raise CommandRefused(
+        raise ExportRefused(
             f"{option}: {text!r} is not a date; use YYYY-MM-DD, e.g. 2026-03-27"
         ) from None
 
@@ -636,27 +676,27 @@ def check_out(out: Path, force: bool, db_path: Path, folder: bool) -> Path:
     resolved = out.resolve()
     db = db_path.expanduser().resolve()
     if resolved == db or any(resolved == Path(f"{db}{c}") for c in SQLITE_COMPANIONS):
-        raise CommandRefused(f"{shown}: that is the database itself; choose another path")
+        raise ExportRefused(f"{shown}: that is the database itself; choose another path")
     if out.name.endswith(SQLITE_COMPANIONS):
-        raise CommandRefused(
+        raise ExportRefused(
             f"{shown}: a name SQLite uses for a database's journal "
             f"({', '.join(SQLITE_COMPANIONS)}); choose another name"
         )
     if not out.parent.exists():
-        raise CommandRefused(f"{out.parent}: no such folder")
+        raise ExportRefused(f"{out.parent}: no such folder")
     if out.exists() or out.is_symlink():
         if not force:
-            raise CommandRefused(f"{shown}: already exists; choose another path or use --force")
+            raise ExportRefused(f"{shown}: already exists; choose another path or use --force")
         mode = out.lstat().st_mode
         if stat.S_ISLNK(mode):
-            raise CommandRefused(
+            raise ExportRefused(
                 f"{shown}: is a symbolic link; --force replaces only a regular file"
             )
         if stat.S_ISDIR(mode):
             if not folder:
-                raise CommandRefused(f"{shown}: is a folder; --force replaces only a file here")
+                raise ExportRefused(f"{shown}: is a folder; --force replaces only a file here")
         elif not stat.S_ISREG(mode):
-            raise CommandRefused(
+            raise ExportRefused(
                 f"{shown}: is not a regular file (a FIFO, device or socket); "
                 "--force replaces only a regular file"
             )
@@ -675,7 +715,7 @@ def staged_folder(out: Path, force: bool, known: Iterable[str]) -> Iterator[Path
     if out.is_dir() and not out.is_symlink():
         strangers = [p.name for p in out.iterdir() if p.name not in known]
         if strangers:
-            raise CommandRefused(
+            raise ExportRefused(
                 f"{out}: is a folder that holds other files ({strangers[0]}, …); "
                 "--force replaces only an earlier export of this format"
             )
@@ -690,7 +730,7 @@ def staged_folder(out: Path, force: bool, known: Iterable[str]) -> Iterator[Path
                 os.fsync(fh.fileno())
         if out.exists() or out.is_symlink():
             if not force:
-                raise CommandRefused(f"{out}: already exists; choose another path or use --force")
+                raise ExportRefused(f"{out}: already exists; choose another path or use --force")
             old = out.with_name(f".{out.name}.{os.getpid()}.old")
             os.replace(out, old)
             try:
@@ -707,49 +747,6 @@ def staged_folder(out: Path, force: bool, known: Iterable[str]) -> Iterator[Path
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-
-
-def stderr_is_terminal() -> bool:
-    try:
-        return sys.stderr.isatty()
-    except (AttributeError, ValueError):
-        return False
-
-
-class Progress:
-    """A click progress bar on stderr when it is a terminal; nothing otherwise."""
-
-    def __init__(self, total: int, label: str, enabled: bool) -> None:
-        self.bar: Any = None
-        if enabled and total > 0:
-            import click
-
-            self.bar = click.progressbar(length=total, label=label, file=sys.stderr)
-            self.bar.__enter__()
-
-    def wrap(self, rows: Iterable[Any], step: int = 2000) -> Iterable[Any]:
-        if self.bar is None:
-            return rows
-        return self._counted(rows, step)
-
-    def _counted(self, rows: Iterable[Any], step: int) -> Iterator[Any]:
-        n = 0
-        for row in rows:
-            yield row
-            n += 1
-            if n == step:
-                self.bar.update(n)
-                n = 0
-        if n:
-            self.bar.update(n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(None, None, None)
-            self.bar = None
-
-
-ProgressFactory = Callable[[int, str], Progress]
 
 
 # ---------------------------------------------------------------- bad cells

@@ -41,7 +41,6 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from ..commands.common import CommandRefused
 from .common import (
     DATE,
     MASK_ID,
@@ -49,8 +48,9 @@ from .common import (
     REMOVED_TABLES,
     BadCell,
     ExportOptions,
+    ExportRefused,
     LocalDates,
-    Progress,
+    Tally,
     column_action,
     csv_cell,
     deidentification_manifest,
@@ -411,7 +411,7 @@ def header_line(names: list[str]) -> bytes:
     return buf.getvalue().encode("utf-8")
 
 
-def write_lines(fh: Any, conn: Any, q: LineQuery, progress: Progress) -> int:
+def write_lines(fh: Any, conn: Any, q: LineQuery, progress: Tally) -> int:
     """Write the lines of ``q`` to ``fh``, a chunk at a time; returns how many.
 
     The fast lines of a chunk are the exact CSV unless a cell needs quotes: joined by
@@ -449,8 +449,7 @@ def write_lines(fh: Any, conn: Any, q: LineQuery, progress: Progress) -> int:
         fh.write(b"\r\n".join(lines))
         fh.write(b"\r\n")
         n += len(rows)
-        if progress.bar is not None:
-            progress.bar.update(len(rows))
+        progress.add(len(rows))
 
 
 def _check_utf8(lines: list[bytes], rows: list[Any]) -> None:
@@ -475,7 +474,7 @@ def _is_utf8(line: bytes) -> bool:
     return True
 
 
-class UnreadableText(CommandRefused):
+class UnreadableText(ExportRefused):
     """A text cell that is not UTF-8."""
 
 
@@ -541,12 +540,11 @@ def write_csv(store: Any, out: Path, opts: ExportOptions, force: bool) -> dict[s
     tables = export_tables(opts)
     analysis = _analysis_module()
     counts: dict[str, int] = {}
-    progress = Progress(0, "", False)
-    if opts.show_progress:
-        total = sum(count_rows(conn, t, opts) for t in tables)
+    progress = Tally(opts.progress)
+    if opts.progress is not None:
+        progress.total = sum(count_rows(conn, t, opts) for t in tables)
         if analysis is not None:
-            total += count_rows(conn, "procedures", opts)
-        progress = Progress(total, "Exporting CSV", True)
+            progress.total += count_rows(conn, "procedures", opts)
     conn.execute("BEGIN")  # one read snapshot: every file sees the same database
     try:
         transitions = [] if opts.identifiers else date_transitions(conn, opts.tz)
@@ -586,7 +584,6 @@ def write_csv(store: Any, out: Path, opts: ExportOptions, force: bool) -> dict[s
                 writer.writerows([safe_cell(v) for v in r] for r in rows)
                 counts[DICTIONARY_FILE] = len(rows)
     finally:
-        progress.close()
         if conn.in_transaction:
             conn.execute("COMMIT")
     return counts
@@ -649,7 +646,7 @@ def write_table(
     plan: list[Column],
     opts: ExportOptions,
     transitions: list[tuple[str, int]],
-    progress: Progress,
+    progress: Tally,
     bad_keys: frozenset[int] = frozenset(),
 ) -> int:
     """One table's CSV file (needs :func:`register_csv_functions` on ``conn``); the rows
@@ -707,7 +704,7 @@ def _write_analysis(
     analysis: Any,
     folder: Path,
     opts: ExportOptions,
-    progress: Progress,
+    progress: Tally,
     transitions: list[tuple[str, int]],
     bad_keys: frozenset[Any] = frozenset(),
 ) -> tuple[list[Any], int]:
@@ -762,7 +759,7 @@ def _write_analysis_rows(
     analysis: Any,
     folder: Path,
     opts: ExportOptions,
-    progress: Progress,
+    progress: Tally,
     names: list[str],
 ) -> int:
     """The analysis file from Python rows (when the module has no ``analysis_sql``)."""

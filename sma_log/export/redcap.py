@@ -63,13 +63,13 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from ..commands.common import CommandRefused
 from ..domain import fields, vocab
 from .common import (
     BadCell,
     ExportOptions,
+    ExportRefused,
     LocalDates,
-    Progress,
+    Tally,
     deidentify_row,
     find_bad_cells,
     open_private,
@@ -734,7 +734,7 @@ def _bad_cells(
     refused = [c for c in found if c.table == "patients" and c.column == "study_code"]
     if refused:
         more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
-        raise CommandRefused(
+        raise ExportRefused(
             "--format redcap: REDCap's record id is the study code, and "
             f"{refused[0].line()}{more}: REDCap cannot carry it; fix it in the file, "
             "or export csv, json or sqlite (sma-log info --check lists every bad cell)"
@@ -766,11 +766,11 @@ def write_redcap(store: Any, out: Path, opts: ExportOptions, force: bool) -> dic
     index = {name: i for i, name in enumerate(header)}
     width = len(header)
     counts: dict[str, int] = {}
-    progress = Progress(0, "", False)
-    if opts.show_progress:
+    progress = Tally(opts.progress)
+    if opts.progress is not None:
         cond, params = opts.start_filter("started_at")
         total = conn.execute(f"SELECT count(*) FROM procedures WHERE {cond}", params).fetchone()[0]
-        progress = Progress(int(total), "Exporting REDCap", True)
+        progress.total = int(total)
     conn.execute("BEGIN")  # one read snapshot for both files
     try:
         have = _table_columns(conn)
@@ -795,7 +795,7 @@ def write_redcap(store: Any, out: Path, opts: ExportOptions, force: bool) -> dic
                     n = 0
                     rows = _rows(conn, sql, params)
                     if form == "procedure":
-                        rows = progress.wrap(rows)  # type: ignore[assignment]
+                        rows = progress.wrap(rows)
                     for row in rows:
                         line: list[Any] = [None] * width
                         line[0] = safe_cell(row["study_code"])
@@ -819,7 +819,6 @@ def write_redcap(store: Any, out: Path, opts: ExportOptions, force: bool) -> dic
                         n += 1
                     counts[f"{form} rows"] = n
     finally:
-        progress.close()
         if conn.in_transaction:
             conn.execute("COMMIT")
     return counts

@@ -41,13 +41,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..commands.common import CommandRefused
 from ..storage import reportcache
 from .common import (
     DEIDENTIFIED_TEXT,
     IDENTIFIED_TEXT,
     REMOVED_TABLES,
     ExportOptions,
+    ExportRefused,
     LocalDates,
     deidentification_manifest,
     deidentify_row,
@@ -88,7 +88,7 @@ def write_sqlite(store: Any, out: Path, opts: ExportOptions, force: bool) -> dic
             dst.execute("VACUUM")  # no free page holds anything removed or filtered out
             check = dst.execute("PRAGMA integrity_check").fetchone()[0]
             if check != "ok":
-                raise CommandRefused(f"the copy failed its integrity check ({check}); not written")
+                raise ExportRefused(f"the copy failed its integrity check ({check}); not written")
             counts = {
                 t: int(dst.execute(f"SELECT count(*) FROM {t}").fetchone()[0])
                 for t in _tables(dst)
@@ -104,7 +104,7 @@ def write_sqlite(store: Any, out: Path, opts: ExportOptions, force: bool) -> dic
             try:
                 os.link(tmp, out)
             except FileExistsError:
-                raise CommandRefused(
+                raise ExportRefused(
                     f"{out}: already exists; choose another path or use --force"
                 ) from None
     with contextlib.suppress(OSError):
@@ -173,7 +173,7 @@ def _deidentified_copy(store: Any, dst: sqlite3.Connection, opts: ExportOptions)
                             f"INSERT INTO {table} ({names}) VALUES ({marks})", list(row.values())
                         )
                     except sqlite3.IntegrityError as exc:
-                        raise CommandRefused(
+                        raise ExportRefused(
                             f"--format sqlite: a de-identified row of {table} cannot be "
                             f"stored ({exc}); sma-log info --check lists every bad cell; "
                             "export with --identifiers, or as csv or json"
@@ -221,7 +221,7 @@ def _report_bad_cells(
                     opts.bad.add(cell, "written as its date")
                     continue
                 if cell.column in required:
-                    raise CommandRefused(
+                    raise ExportRefused(
                         "--format sqlite: a de-identified copy writes every instant as its "
                         f"date, and {cell.line()} has none and cannot be left empty; fix "
                         "it in the file, or export with --identifiers, or as csv or json "
@@ -254,7 +254,7 @@ def _bad_cells(conn: sqlite3.Connection, opts: ExportOptions) -> None:
             stuck = [c for c in cells if is_instant_column(c.column) and c.column in required]
             if stuck:
                 more = f" (and {len(stuck) - 1} more)" if len(stuck) > 1 else ""
-                raise CommandRefused(
+                raise ExportRefused(
                     "--format sqlite: a de-identified copy moves every instant to keep "
                     f"dates without the time of day, and {stuck[0].line()}{more} cannot "
                     "be moved or left empty; fix it in the file, or export with "
