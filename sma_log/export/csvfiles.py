@@ -44,6 +44,7 @@ from typing import Any
 from .common import (
     DATE,
     MASK_ID,
+    NOTE_EVENT_KINDS,
     REMOVE,
     REMOVED_TABLES,
     BadCell,
@@ -103,6 +104,7 @@ _ORDER: dict[str, str] = {
     "contact_attempts": "p.started_at, t.followup_id, t.at, t.id",
 }
 MINUTES_FROM_START = "round((julianday(t.at) - julianday(p.started_at)) * 1440, 3)"
+SQL_LINES = __import__("os").environ.get("SMA_CSV_SQL", "1") == "1"  # temporary
 #: Lines fetched from SQLite per write.
 CHUNK = 4096
 #: SQLite functions take at most 127 arguments: longer rows are several printf calls.
@@ -651,6 +653,12 @@ def write_table(
 ) -> int:
     """One table's CSV file (needs :func:`register_csv_functions` on ``conn``); the rows
     whose rowid is in ``bad_keys`` are written by the Python functions."""
+    if not SQL_LINES:
+        sql, params = _python_select(table, plan, opts)
+        with open_private(path, opts.excel) as fh:
+            csv.writer(fh).writerow([c.name for c in plan])
+            cells = _row_cells(plan, LocalDates(opts.tz))
+            return _write_rows(fh, conn.execute(sql, params), cells, progress, bad_keys)
     q = table_line_query(table, plan, opts, transitions)
     if bad_keys:
         select = ", ".join(c.expr for c in plan)
@@ -718,6 +726,14 @@ def _write_analysis(
     if not hasattr(analysis, "analysis_sql"):
         return columns, _write_analysis_rows(store, analysis, folder, opts, progress, names)
     inner, _, params = analysis.analysis_sql(names, opts.date_from, opts.date_to, opts.tz)
+    if not SQL_LINES:
+        funcs = _analysis_funcs(analysis, names, opts, LocalDates(opts.tz))
+        key = "a.procedure_id" if "procedure_id" in names else "NULL"
+        cur = store.conn.execute(f"SELECT a.*, {key} FROM ({inner}) a", params)
+        with open_private(folder / ANALYSIS_FILE, opts.excel) as fh:
+            csv.writer(fh).writerow(names)
+            n = _write_rows(fh, cur, list(enumerate(funcs)), progress, bad_keys)
+        return columns, n
     plan = analysis_plan(analysis, opts)
     fast = line_sql([fast_cell_sql(c, transitions) for c in plan])
     careful = line_sql([cell_sql(c, transitions) for c in plan])
@@ -794,3 +810,59 @@ def _analysis_funcs(
         else:
             funcs.append(safe_cell)
     return funcs
+
+
+# ---------------------------------------------------------------- the Python writer
+def _row_cells(plan: list[Column], dates: LocalDates) -> list[tuple[int, Callable[[Any], Any]]]:
+    """``(index, cell function)`` of every column whose stored value is not its cell."""
+    out: list[tuple[int, Callable[[Any], Any]]] = []
+    for i, c in enumerate(plan):
+        if c.kind == "id":
+            out.append((i, mask_id))
+        elif c.kind == "instant":
+            out.append((i, dates.date))
+        elif c.kind in ("text", "note_value"):
+            out.append((i, safe_cell))
+    return out
+
+
+def _python_select(table: str, plan: list[Column], opts: ExportOptions) -> tuple[str, list[str]]:
+    def stored(c: Column) -> str:
+        if c.kind == "note_value":
+            kinds = ", ".join(f"'{k}'" for k in NOTE_EVENT_KINDS)
+            return f"CASE WHEN t.kind IN ({kinds}) THEN NULL ELSE t.{c.name} END"
+        return c.value or c.expr
+
+    where, params = _where(table, opts)
+    select = ", ".join([*(stored(c) for c in plan), "t.rowid"])
+    sql = f"SELECT {select} FROM {_FROM[table]} WHERE {where} ORDER BY {_ORDER[table]}"
+    return sql, params
+
+
+def _write_rows(
+    fh: Any,
+    cur: Any,
+    cells: list[tuple[int, Callable[[Any], Any]]],
+    progress: Tally,
+    bad_keys: frozenset[Any],
+) -> int:
+    """Rows of ``cur`` (its last value is the row's key) through their cell functions;
+    a BLOB (only in a row of ``bad_keys``: every BLOB is a bad cell) is an empty cell."""
+    writer = csv.writer(fh)
+    n = 0
+    while rows := cur.fetchmany(CHUNK):
+        out = []
+        for row in rows:
+            line = list(row)
+            key = line.pop()
+            for i, f in cells:
+                v = line[i]
+                if v is not None:
+                    line[i] = f(v)
+            if bad_keys and key in bad_keys:
+                line = [None if isinstance(v, bytes) else v for v in line]
+            out.append(line)
+        writer.writerows(out)
+        n += len(rows)
+        progress.add(len(rows))
+    return n
