@@ -14,7 +14,7 @@ import re
 import sys
 from datetime import UTC
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -22,6 +22,9 @@ from . import __version__
 from .commands.common import EXIT_REFUSED, CommandRefused, Options
 from .domain.fields import ValidationError
 from .storage.errors import StorageError
+
+if TYPE_CHECKING:
+    from .storage.store import Store
 
 DEMO_PREFIX = "sma-log-demo-"
 
@@ -289,10 +292,8 @@ def info(opts: Options, check: bool, rebuild_report: bool, fmt: str) -> None:
 
     path = opts.db_path
     if rebuild_report:
-        from .storage import reportcache
-
-        with Store.open(path, opts.user, create=False) as store, store.write() as conn:
-            reportcache.rebuild(conn, restore_triggers=True)
+        with Store.open(path, opts.user, create=False) as store:
+            store.rebuild_report()
         click.echo(f"Rebuilt the report's kept figures in {path}.", err=fmt == "json")
     problems: list[str] = []
     rebuild_helps = False  # a kept-figures problem that --rebuild-report mends
@@ -300,22 +301,21 @@ def info(opts: Options, check: bool, rebuild_report: bool, fmt: str) -> None:
         if check:
             from .commands.progress import progress_bar
             from .export.common import BadCells
-            from .storage import reportcache
 
             bad_lines: list[str] = []  # printed once the progress bar is gone
             # Three checks, each reading the whole file: a bar on a terminal, nothing in
             # a pipe (the integrity check is SQLite's own single pass).
             with progress_bar("Checking", total=3, unit="checks") as bar:
                 bar.update_to(0, item="SQLite integrity check")
-                result = [r[0] for r in store.conn.execute("PRAGMA integrity_check").fetchall()]
+                result = store.integrity_check()
                 if result != ["ok"]:
                     problems.append(f"integrity check: {'; '.join(result[:3])}")
                 bar.update_to(1, item="bad cells")
                 bad = BadCells(echo=bad_lines.append, prefix="  bad cell: ")
-                _bad_cells(store.conn, bad)
+                _bad_cells(store, bad)
                 bar.update_to(2, item="report facts")
-                older = store.conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION
-                found = [] if older else reportcache.check(store.conn)
+                older = store.user_version() < SCHEMA_VERSION
+                found = [] if older else store.check_report()
                 bar.update_to(3)
             for line in bad_lines:
                 click.echo(line, err=True)
@@ -332,13 +332,11 @@ def info(opts: Options, check: bool, rebuild_report: bool, fmt: str) -> None:
             else:
                 problems += [f"report figures: {p}" for p in found]
                 rebuild_helps = bool(found)
-        version = store.conn.execute("PRAGMA user_version").fetchone()[0]
-        journal = store.conn.execute("PRAGMA journal_mode").fetchone()[0]
-        meta = dict(store.conn.execute("SELECT key, value FROM meta").fetchall())
+        version = store.user_version()
+        journal = store.journal_mode()
+        meta = store.meta()
         counts = store.counts()
-        open_n = store.conn.execute(
-            "SELECT count(*) FROM procedures WHERE status = 'open'"
-        ).fetchone()[0]
+        open_n = store.open_procedure_count()
     st = path.stat()
     mode = stat.S_IMODE(st.st_mode)
     perm = f"{mode:04o} ({stat.filemode(st.st_mode)})"
@@ -429,16 +427,16 @@ def _info_json(
     click.echo(_json_text(document))
 
 
-def _bad_cells(conn: Any, bad: Any) -> None:
+def _bad_cells(store: Store, bad: Any) -> None:
     """Every bad cell of the data tables, reported to ``bad`` (one line each)."""
     from .export.common import find_bad_cells
     from .export.jsondoc import table_order
 
-    present = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    present = set(store.tables())
     for table in table_order():
         if table in present:
-            columns = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
-            for cell in find_bad_cells(conn, table, columns):
+            # find_bad_cells takes a connection (export's API): the one place left here.
+            for cell in find_bad_cells(store.conn, table, store.columns(table)):
                 bad.add(cell)
 
 

@@ -77,8 +77,7 @@ def open_for_reading(path: Path, user: str) -> Any:
         if not path.exists():
             raise
         return Store.open(path, user, create=False)
-    version = store.conn.execute("PRAGMA user_version").fetchone()[0]
-    if version < SCHEMA_VERSION:
+    if store.user_version() < SCHEMA_VERSION:
         store.close()
         return Store.open(path, user, create=False)
     return store

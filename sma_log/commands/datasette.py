@@ -12,13 +12,15 @@ open those tables by URL or read them with SQL, so the description says to serve
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .common import Options
+
+if TYPE_CHECKING:
+    from ..storage.store import Store
 
 #: Tables listed by Datasette but hidden (still readable by URL and SQL).
 HIDDEN = ("identifiers", "audit_log")
@@ -75,17 +77,13 @@ def column_description(table: str, column: str) -> str:
     return "; ".join(parts)
 
 
-def metadata(conn: sqlite3.Connection, path: Path) -> dict[str, Any]:
-    """Datasette metadata for the database at ``path`` (``conn`` open on it)."""
+def metadata(store: Store, path: Path) -> dict[str, Any]:
+    """Datasette metadata for the database at ``path`` (``store`` open on it)."""
     from ..domain.text import visible
 
     shown = visible(str(path))
-    objects = conn.execute(
-        "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
-        "AND name NOT LIKE 'sqlite_%' ORDER BY name"
-    ).fetchall()
     tables: dict[str, Any] = {}
-    for (name,) in objects:
+    for name in store.tables(views=True):
         entry: dict[str, Any] = {}
         if name in TABLE_DESCRIPTIONS:
             entry["description"] = TABLE_DESCRIPTIONS[name]
@@ -93,12 +91,11 @@ def metadata(conn: sqlite3.Connection, path: Path) -> dict[str, Any]:
             entry["label_column"] = LABEL_COLUMNS[name]
         if name in HIDDEN:
             entry["hidden"] = True
-        quoted = '"' + name.replace('"', '""') + '"'
         columns = {}
-        for row in conn.execute(f"PRAGMA table_info({quoted})"):
-            text = column_description(name, row[1])
+        for column in store.columns(name):
+            text = column_description(name, column)
             if text:
-                columns[row[1]] = text
+                columns[column] = text
         if columns:
             entry["columns"] = columns
         tables[name] = entry
@@ -154,7 +151,7 @@ def datasette_metadata(opts: Options, out: Path | None, force: bool) -> None:
         out = check_out(out, force, path, folder=False)  # before reading anything
     store = open_for_reading(path, opts.user)
     try:
-        doc = metadata(store.conn, path)
+        doc = metadata(store, path)
     finally:
         store.close()
     text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"

@@ -161,11 +161,13 @@ def _row_count(source: Any, table: str) -> int:
     """How many rows ``table`` has in the source (0 if it has none)."""
     import sqlite3
 
+    from ..storage.db import row_count
+
     if table not in source.tables():
         return 0
     if source.kind == "sqlite":
         try:
-            return int(source.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+            return row_count(source.conn, table)
         except sqlite3.DatabaseError:
             return 0  # the import itself reports a damaged file
     rows = source.doc["tables"].get(table)

@@ -127,7 +127,6 @@ def report(
     days in the settings' time zone. The database is opened read-only.
     """
     from ..domain import stats
-    from ..storage.reportcache import load_report
     from .common import site_timezone
 
     start = parse_date(date_from, "--from")
@@ -147,8 +146,7 @@ def report(
 
     with open_for_reading(opts.db_path, opts.user) as store:
         try:
-            result = load_report(
-                store.conn,
+            result = store.load_report(
                 by,
                 unit,
                 start,

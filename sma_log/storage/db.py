@@ -23,6 +23,12 @@ from .schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 #: One row read from the database: column name → value.
 Row = dict[str, Any]
 
+
+def row_count(conn: sqlite3.Connection, table: str) -> int:
+    """How many rows ``table`` has (a name sma-log knows: it is not quoted)."""
+    return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
 SQLITE_MAGIC = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 15_000
 

@@ -54,6 +54,20 @@ def _db_value(name: str, value: Any) -> Any:
     return value
 
 
+def queue_rows_where(every_patient: bool) -> dict[str, str]:
+    """The rows the follow-up queue (and with ``every_patient`` the calendar's next doses)
+    is made from, as WHERE clauses on a table aliased ``t``: ``all`` and ``open followups``
+    of ``followups``, ``procedures``, ``patients``."""
+    open_fu = "SELECT procedure_id FROM followups WHERE state = 'open'"
+    queue_patients = f"SELECT patient_id FROM procedures WHERE id IN ({open_fu})"
+    return {
+        "all": "1",
+        "open followups": "t.state = 'open'",
+        "procedures": "1" if every_patient else f"t.patient_id IN ({queue_patients})",
+        "patients": "1" if every_patient else f"t.id IN ({queue_patients})",
+    }
+
+
 class FollowupStore:
     """Follow-up reads and writes (mixed into Store)."""
 
@@ -171,6 +185,14 @@ class FollowupStore:
             items = [i for i in items if i.status in statuses]
         items.sort(key=lambda i: schedule.queue_key(i.status, i.due))
         return items
+
+    def patient_followups(self, patient_id: str) -> list[Row]:
+        """The patient's follow-ups with their procedure's end, latest due first."""
+        return self.query(
+            """SELECT f.*, p.ended_at FROM followups f JOIN procedures p ON p.id = f.procedure_id
+            WHERE p.patient_id = ? ORDER BY f.due_at DESC""",
+            (patient_id,),
+        )
 
     def contact_attempts(self, followup_id: str) -> list[Row]:
         """The calls logged without an answer (undone ones left out)."""

@@ -16,10 +16,10 @@ import contextlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pendulum
 
@@ -29,6 +29,11 @@ from ..domain.ids import new_id
 from .db import Row, open_connection
 from .errors import Conflict, NotFound, StorageError
 from .followups import FollowupStore
+
+if TYPE_CHECKING:
+    from datetime import date
+
+    from ..domain import stats
 
 # SQLite's primary result codes (the low byte of an extended code such as SQLITE_BUSY_SNAPSHOT).
 _BUSY = "The database is busy (another sma-log is writing); nothing was saved, try again"
@@ -651,6 +656,27 @@ class Store(FollowupStore):
         with self.write():
             self._update("procedures", proc_id, clean)
 
+    def procedure_count(self, patient_id: str) -> int:
+        """How many procedures the patient has (any status)."""
+        row = self.one("SELECT count(*) AS n FROM procedures WHERE patient_id = ?", (patient_id,))
+        return int(row["n"]) if row else 0
+
+    def patient_procedures(self, patient_id: str) -> list[Row]:
+        """The patient's procedures, newest first."""
+        return self.query(
+            "SELECT * FROM procedures WHERE patient_id = ? ORDER BY started_at DESC",
+            (patient_id,),
+        )
+
+    def procedure_ids(self, patient_id: str) -> list[str]:
+        """The ids of the patient's procedures (any status, in no particular order)."""
+        rows = self.query("SELECT id FROM procedures WHERE patient_id = ?", (patient_id,))
+        return [r["id"] for r in rows]
+
+    def patients_by_code(self) -> list[Row]:
+        """Every patient's id, study code and creation time, by study code."""
+        return self.query("SELECT id, study_code, created_at FROM patients ORDER BY study_code")
+
     # ------------------------------------------------------------------ audit
     def audit_entries(
         self, table: str | None = None, record_id: str | None = None, limit: int = 1000
@@ -664,6 +690,81 @@ class Store(FollowupStore):
             params.append(record_id)
         clause = ("WHERE " + " AND ".join(where)) if where else ""
         return self.query(f"SELECT * FROM audit_log {clause} ORDER BY id LIMIT ?", (*params, limit))
+
+    def revision(self, records: list[tuple[str, str]], at_ok_sql: str) -> tuple[int, str | None]:
+        """How often these ``(table, record id)`` records changed (audited updates) and
+        the last audit time among the entries whose ``at`` passes ``at_ok_sql``."""
+        where = " OR ".join("(table_name = ? AND record_id = ?)" for _ in records)
+        params = [v for pair in records for v in pair]
+        n, last = self.conn.execute(
+            f"SELECT count(*) FILTER (WHERE action != 'insert'), "
+            f"max(at) FILTER (WHERE {at_ok_sql}) FROM audit_log WHERE {where}",
+            params,
+        ).fetchone()
+        return int(n or 0), last
+
+    # ------------------------------------------------------------------ the file
+    def user_version(self) -> int:
+        """The schema version the file says it has (``PRAGMA user_version``)."""
+        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def journal_mode(self) -> str:
+        return str(self.conn.execute("PRAGMA journal_mode").fetchone()[0])
+
+    def meta(self) -> dict[str, Any]:
+        """The ``meta`` table: key → value."""
+        return dict(self.conn.execute("SELECT key, value FROM meta").fetchall())
+
+    def open_procedure_count(self) -> int:
+        return int(
+            self.conn.execute("SELECT count(*) FROM procedures WHERE status = 'open'").fetchone()[0]
+        )
+
+    def integrity_check(self) -> list[str]:
+        """SQLite's own check of the whole file: ``["ok"]`` or its problems."""
+        return [r[0] for r in self.conn.execute("PRAGMA integrity_check").fetchall()]
+
+    def tables(self, *, views: bool = False) -> list[str]:
+        """The names of the file's tables (and views), SQLite's own left out, by name."""
+        kinds = "('table', 'view')" if views else "('table')"
+        rows = self.conn.execute(
+            f"SELECT name FROM sqlite_master WHERE type IN {kinds} "
+            "AND name NOT LIKE 'sqlite_%' ORDER BY name"
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def columns(self, table: str) -> list[str]:
+        """The column names of a table or view, in order."""
+        quoted = '"' + table.replace('"', '""') + '"'
+        return [r[1] for r in self.conn.execute(f"PRAGMA table_info({quoted})")]
+
+    def load_report(
+        self,
+        by: str | Sequence[str] | None = None,
+        unit: stats.Unit = "procedure",
+        date_from: date | str | None = None,
+        date_to: date | str | None = None,
+        tz: str = "UTC",
+        *,
+        where: Mapping[str, str | Sequence[str]] | None = None,
+    ) -> stats.Report:
+        """The case-series report (:func:`sma_log.storage.reportcache.load_report`)."""
+        from . import reportcache
+
+        return reportcache.load_report(self.conn, by, unit, date_from, date_to, tz, where=where)
+
+    def check_report(self) -> list[str]:
+        """What differs between the report's kept figures and the tables."""
+        from . import reportcache
+
+        return reportcache.check(self.conn)
+
+    def rebuild_report(self) -> None:
+        """Rebuild the report's kept figures in one transaction, triggers put back."""
+        from . import reportcache
+
+        with self.write() as conn:
+            reportcache.rebuild(conn, restore_triggers=True)
 
     def counts(self) -> dict[str, int]:
         return {

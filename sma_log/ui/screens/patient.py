@@ -115,10 +115,7 @@ class PatientScreen(AppScreen):
         s = self.store
         table = self.query_one("#patient-procedures", DataTable)
         table.clear()
-        for r in s.query(
-            "SELECT * FROM procedures WHERE patient_id = ? ORDER BY started_at DESC",
-            (self.patient_id,),
-        ):
+        for r in s.patient_procedures(self.patient_id):
             outcome = (
                 "in progress"
                 if r["status"] == "open"
@@ -142,11 +139,7 @@ class PatientScreen(AppScreen):
             )
         table = self.query_one("#patient-followups", DataTable)
         table.clear()
-        for r in s.query(
-            """SELECT f.*, p.ended_at FROM followups f JOIN procedures p ON p.id = f.procedure_id
-            WHERE p.patient_id = ? ORDER BY f.due_at DESC""",
-            (self.patient_id,),
-        ):
+        for r in s.patient_followups(self.patient_id):
             pdph = "—" if r["pdph"] is None else ("yes" if r["pdph"] else "no")
             table.add_row(
                 Text(local_datetime(r["ended_at"], self.tz)),

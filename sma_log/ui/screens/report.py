@@ -151,12 +151,10 @@ def parse_day(text: str) -> date | None:
 def compute(db_path: Path, user: str | None, params: Params, tz: str) -> Result:
     """The figures, on a read-only connection of its own: what ``sma-log report`` gives."""
     from ...commands.common import open_for_reading
-    from ...storage.reportcache import load_report
 
     store = open_for_reading(db_path, user or "report")
     try:
-        report = load_report(
-            store.conn,
+        report = store.load_report(
             params.by,
             params.unit,  # type: ignore[arg-type]
             params.start,

@@ -133,9 +133,7 @@ class StartScreen(AppScreen):
         self.patient = patient
         new_box.display = False
         previous = self.store.previous_setup(patient["id"])
-        n = self.store.one(
-            "SELECT count(*) AS n FROM procedures WHERE patient_id = ?", (patient["id"],)
-        )
+        n = self.store.procedure_count(patient["id"])
         desc = [f"  Existing patient {shown(patient['study_code'])}"]
         if patient.get("sma_type"):
             desc.append(f"SMA type {shown(patient['sma_type'])}")
@@ -143,7 +141,7 @@ class StartScreen(AppScreen):
             desc.append(f"born {shown(patient['birth_year'])}")
         if patient.get("motor_status"):
             desc.append(shown(vocab.label(vocab.MOTOR_STATUS, patient["motor_status"])).lower())
-        desc.append(f"{n['n'] if n else 0} previous procedure(s)")
+        desc.append(f"{n} previous procedure(s)")
         status.update(Text(", ".join(desc)))
         if previous:
             defaults = self._defaults(previous)
