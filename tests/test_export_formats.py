@@ -26,8 +26,9 @@ from test_redcap_rules import check_redcap
 
 from sma_log.cli import main
 from sma_log.config import Settings
+from sma_log.domain.cells import formula_safe as safe_cell
 from sma_log.domain.clock import Clock
-from sma_log.export.common import LocalDates, mask_id, safe_cell, safe_sql
+from sma_log.export.common import LocalDates, mask_id, safe_sql
 from sma_log.export.redcap import DICTIONARY_COLUMNS
 from sma_log.storage.store import Store
 

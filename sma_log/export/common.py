@@ -39,9 +39,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from ..domain.cells import mask_id, number_text
 from ..storage.errors import StorageError
-
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 class ExportRefused(StorageError):
@@ -134,13 +133,6 @@ def is_instant_column(name: str) -> bool:
 
 def is_id_column(name: str) -> bool:
     return name == "id" or name.endswith("_id")
-
-
-def mask_id(value: Any) -> Any:
-    """A ULID without its time: the 10 characters of milliseconds become zeros."""
-    if isinstance(value, str) and len(value) == 26:
-        return "0000000000" + value[10:]
-    return value
 
 
 def mask_id_sql(expr: str) -> str:
@@ -374,13 +366,6 @@ def staging_folder(out: Path) -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
-
-
-def safe_cell(value: Any) -> Any:
-    """A CSV cell that a spreadsheet will not run as a formula (text only)."""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
 
 
 def safe_sql(expr: str) -> str:
@@ -839,9 +824,9 @@ class CellRule:
                 return "not a whole number"
         if isinstance(value, (int, float)):
             if self.minimum is not None and value < self.minimum:
-                return f"below the minimum {_number(self.minimum)}"
+                return f"below the minimum {number_text(self.minimum)}"
             if self.maximum is not None and value > self.maximum:
-                return f"above the maximum {_number(self.maximum)}"
+                return f"above the maximum {number_text(self.maximum)}"
         if isinstance(value, str):
             if self.max_length is not None and len(value) > self.max_length:
                 return f"longer than {self.max_length} characters ({len(value)})"
@@ -884,13 +869,13 @@ class CellRule:
         elif numbers and not can & {"integer", "real"}:  # a TEXT column: no number at all
             parts.append(f"{x} IS NOT NULL")
         elif numbers:
-            above = "" if self.maximum is None else f"{x} > {_number(self.maximum)}"
+            above = "" if self.maximum is None else f"{x} > {number_text(self.maximum)}"
             if above:
                 parts.append(above)  # text and BLOBs sort above every number, +inf too
             elif can & {"text", "blob"} or ("real" in can and "number" in numbers):
                 parts.append(f"{x} >= 9e999")  # +inf, text, BLOBs
             if self.minimum is not None:
-                parts.append(f"{x} < {_number(self.minimum)}")  # -inf too
+                parts.append(f"{x} < {number_text(self.minimum)}")  # -inf too
             elif "real" in can and "number" in numbers:
                 parts.append(f"{x} <= -9e999")
             if "real" in can and "number" not in numbers:  # whole numbers only
@@ -938,10 +923,6 @@ def _storage_classes(declared: str | None) -> set[str]:
         "TEXT": {"null", "text", "blob"},
         "REAL": {"null", "real", "text", "blob"},
     }.get(_affinity(declared), {"null", "integer", "real", "text", "blob"})
-
-
-def _number(v: float) -> str:
-    return str(int(v)) if float(v).is_integer() else repr(v)
 
 
 def _instant_problem(value: Any) -> str | None:

@@ -41,6 +41,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
+from ..domain.cells import formula_safe
 from .common import (
     DATE,
     MASK_ID,
@@ -66,7 +67,6 @@ from .common import (
     open_private_binary,
     real_text_sql,
     register_functions,
-    safe_cell,
     safe_sql,
     staged_folder,
 )
@@ -357,7 +357,7 @@ def register_csv_functions(conn: Any, tz: str) -> LocalDates:
     """The Python functions the line queries fall back to for unusual values."""
     dates = register_functions(conn, tz)
     conn.create_function("sma_csv_cell", 1, csv_cell, deterministic=True)
-    conn.create_function("sma_csv_safe", 1, lambda v: csv_cell(safe_cell(v)), deterministic=True)
+    conn.create_function("sma_csv_safe", 1, lambda v: csv_cell(formula_safe(v)), deterministic=True)
     conn.create_function("sma_csv_id", 1, lambda v: csv_cell(mask_id(v)), deterministic=True)
     conn.create_function("sma_csv_date", 1, lambda v: csv_cell(dates.date(v)), deterministic=True)
     _fill_sixtieths(conn)
@@ -583,7 +583,7 @@ def write_csv(store: Any, out: Path, opts: ExportOptions, force: bool) -> dict[s
                 manifest = deidentification_manifest(opts.identifiers, stored, opts.tz)
                 rows = dictionary.csv_dictionary(plans, analysis_columns, opts, manifest)
                 writer.writerow(dictionary.CSV_HEADER)
-                writer.writerows([safe_cell(v) for v in r] for r in rows)
+                writer.writerows([formula_safe(v) for v in r] for r in rows)
                 counts[DICTIONARY_FILE] = len(rows)
     finally:
         if conn.in_transaction:
@@ -802,13 +802,13 @@ def _analysis_funcs(
     funcs: list[Any] = []
     for name in names:
         if opts.identifiers:
-            funcs.append(safe_cell)
+            funcs.append(formula_safe)
         elif name in analysis.DATETIME_COLUMNS:
             funcs.append(dates.date)
         elif is_id_column(name):
             funcs.append(mask_id)
         else:
-            funcs.append(safe_cell)
+            funcs.append(formula_safe)
     return funcs
 
 
@@ -822,7 +822,7 @@ def _row_cells(plan: list[Column], dates: LocalDates) -> list[tuple[int, Callabl
         elif c.kind == "instant":
             out.append((i, dates.date))
         elif c.kind in ("text", "note_value"):
-            out.append((i, safe_cell))
+            out.append((i, formula_safe))
     return out
 
 

@@ -64,6 +64,7 @@ from pathlib import Path
 from typing import Any
 
 from ..domain import fields, vocab
+from ..domain.cells import formula_safe
 from .common import (
     BadCell,
     ExportOptions,
@@ -73,7 +74,6 @@ from .common import (
     deidentify_row,
     find_bad_cells,
     open_private,
-    safe_cell,
     staged_folder,
 )
 
@@ -604,7 +604,7 @@ def _formatter(field: Field, dates: LocalDates, identifiers: bool) -> Callable[[
         return dates.datetime_text
     if field.kind in ("int", "float"):
         return lambda v: v
-    return safe_cell
+    return formula_safe
 
 
 def _deidentifier(
@@ -779,7 +779,7 @@ def write_redcap(store: Any, out: Path, opts: ExportOptions, force: bool) -> dic
             with open_private(folder / DICTIONARY_FILE) as fh:
                 writer = csv.writer(fh)
                 writer.writerow(DICTIONARY_COLUMNS)
-                writer.writerows([safe_cell(v) for v in f.dictionary_row()] for f in FIELDS)
+                writer.writerows([formula_safe(v) for v in f.dictionary_row()] for f in FIELDS)
             counts[DICTIONARY_FILE] = len(FIELDS)
             with open_private(folder / IMPORT_FILE) as fh:
                 writer = csv.writer(fh)
@@ -798,7 +798,7 @@ def write_redcap(store: Any, out: Path, opts: ExportOptions, force: bool) -> dic
                         rows = progress.wrap(rows)
                     for row in rows:
                         line: list[Any] = [None] * width
-                        line[0] = safe_cell(row["study_code"])
+                        line[0] = formula_safe(row["study_code"])
                         if form in REPEATING:
                             line[1] = form
                             line[2] = row["instance"]
