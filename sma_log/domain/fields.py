@@ -345,6 +345,30 @@ OUTCOME_FIELDS: dict[str, FieldSpec] = _specs(
     ),
 )
 
+
+def outcome_errors(values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The end-of-procedure rule, on validated outcome values: say whether the drug was
+    delivered; if it was not, say why and choose the fallback. Each broken part as
+    (field, message), in the order a person answers them; none: ``[]``."""
+    delivered = values.get("drug_delivered")
+    if delivered is None:
+        return [("drug_delivered", "Was the drug delivered? yes or no")]
+    if delivered:
+        return []
+    needed = (
+        ("failure_reason", "Say why the drug was not delivered"),
+        ("fallback", "Choose the fallback"),
+    )
+    return [(name, message) for name, message in needed if not values.get(name)]
+
+
+def check_outcome(values: Mapping[str, Any]) -> None:
+    """:func:`outcome_errors`: the first broken part raised as :class:`ValidationError`."""
+    broken = outcome_errors(values)
+    if broken:
+        raise ValidationError(*broken[0])
+
+
 SCORE_FIELD = FieldSpec(
     "satisfaction_5min",
     "Satisfaction at 5 min",

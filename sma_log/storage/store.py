@@ -565,13 +565,8 @@ class Store(FollowupStore):
 
     def end_procedure(self, proc_id: str, outcome: Mapping[str, Any]) -> ProcedureView:
         clean = fields.validate(fields.OUTCOME_FIELDS, outcome)
+        fields.check_outcome(clean)
         delivered = clean.get("drug_delivered")
-        if delivered is None:
-            raise fields.ValidationError("drug_delivered", "Was the drug delivered? yes or no")
-        if not delivered and not clean.get("failure_reason"):
-            raise fields.ValidationError("failure_reason", "Say why the drug was not delivered")
-        if not delivered and not clean.get("fallback"):
-            raise fields.ValidationError("fallback", "Choose the fallback")
         with self.write():
             row, events, state = self._for_write(proc_id)
             timeline.check_end(state, bool(delivered))

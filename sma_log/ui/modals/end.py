@@ -74,14 +74,11 @@ class EndDialog(Dialog[dict[str, Any] | None]):
     def action_save(self) -> None:
         visible = [f for f in self.query(FormField) if f.display]
         values, errors = collect(visible)
-        if values.get("drug_delivered") is False:
-            for name, message in (
-                ("failure_reason", "Say why the drug was not delivered"),
-                ("fallback", "Choose the fallback"),
-            ):
-                if not values.get(name):
-                    errors[name] = message
-                    self.query_one(f"#field-{name}", FormField).show_error(message)
+        if values.get("drug_delivered") is not None:  # a blank answer is its field's error
+            # The rule the store applies, checked here so that nothing typed is lost.
+            for name, message in fields.outcome_errors(values):
+                errors[name] = message
+                self.query_one(f"#field-{name}", FormField).show_error(message)
         if not errors and values.get("drug_delivered") is not None:
             try:  # the same rule the store applies, checked here so nothing typed is lost
                 timeline.check_end(self.state, bool(values["drug_delivered"]))
