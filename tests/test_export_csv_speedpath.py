@@ -1,36 +1,29 @@
-"""The CSV export's SQL-built lines against the Python reference they replaced.
+"""The CSV export on hostile values, against an independent reference writer.
 
-``csvfiles.write_csv`` builds every line in SQL (quoting, formula guard, number text,
-id mask, local dates from the zone's offset changes). The reference is the former
-path: the same rows through the registered Python functions (``LocalDates.date``,
-``mask_id``, ``safe_cell``) and ``csv.writer``. Real SQLite files only; hostile values
-are written into the file with plain SQL, as another tool could.
+``csvfiles.write_csv`` runs one query per file and a cell function per column. The
+reference reads every stored row as a dict, applies ``deidentify_row`` (the rule of
+every format) and the formula guard, and lets ``csv.writer`` do the rest. Real SQLite
+files only; hostile values are written into the file with plain SQL, as another tool
+could. (Until issue 12 the export built its lines in SQL and these tests held it to
+the Python path; tests/test_export_csv_digests.py pins the bytes it wrote.)
 """
 
 from __future__ import annotations
 
 import csv
-import random
 import sqlite3
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from factories import SETUP
 
+from sma_log.domain.cells import formula_safe, mask_id
 from sma_log.domain.clock import Clock
 from sma_log.export import csvfiles
-from sma_log.export.common import (
-    ExportOptions,
-    LocalDates,
-    Tally,
-    local_date_sql,
-    offset_transitions,
-    real_text_sql,
-    register_functions,
-)
+from sma_log.export.common import ExportOptions, LocalDates, deidentify_row
+from sma_log.storage import analysis
 from sma_log.storage.store import Store
 
 #: Text a spreadsheet or a CSV reader could trip on.
@@ -158,20 +151,67 @@ def _database(path: Path) -> Path:
 
 
 def _reference(store: Any, opts: ExportOptions, out: Path) -> None:
-    """The former writer: Python functions per value, csv.writer per row."""
+    """An independent writer: every stored row as a dict through ``deidentify_row``
+    (the rule of every format), text cells of TEXT columns through ``formula_safe``,
+    ``csv.writer`` for the rest; the analysis rows from ``iter_analysis_rows``."""
     conn = store.conn
-    register_functions(conn, opts.tz)
+    dates = LocalDates(opts.tz)
     out.mkdir()
     for table in csvfiles.export_tables(opts):
-        plan = csvfiles.column_plan(conn, table, opts)
-        sql, params = csvfiles.table_query(table, plan, opts)
+        declared = {r[1]: (r[2] or "").upper() for r in conn.execute(f"PRAGMA table_info({table})")}
+        extra = ", pt.study_code AS study_code" if table in ("procedures", "identifiers") else ""
+        if table in ("attempts", "events"):
+            extra += f", {csvfiles.MINUTES_FROM_START} AS minutes_from_start"
+        where, params = csvfiles._where(table, opts)
+        cur = conn.execute(
+            f"SELECT t.*{extra} FROM {csvfiles._FROM[table]} WHERE {where} "
+            f"ORDER BY {csvfiles._ORDER[table]}",
+            params,
+        )
+        names = [d[0] for d in cur.description]
+        cols = list(deidentify_row(table, dict.fromkeys(names), opts, dates) or names)
+        if extra.startswith(", pt.study_code"):  # right after patient_id
+            cols.remove("study_code")
+            cols.insert(cols.index("patient_id") + 1, "study_code")
         with (out / f"{table}.csv").open("w", encoding="utf-8", newline="") as fh:
             writer = csv.writer(fh)
-            writer.writerow([c.name for c in plan])
-            writer.writerows(conn.execute(sql, params))
-    analysis = csvfiles._analysis_module()
-    names = [c.name for c in csvfiles.analysis_columns(analysis, opts)]
-    csvfiles._write_analysis_rows(store, analysis, out, opts, Tally(None), names)
+            writer.writerow(cols)
+            for values in cur:
+                row = dict(zip(names, values, strict=True))
+                kept = deidentify_row(table, row, opts, dates)
+                assert kept is not None
+                cells = []
+                for n in cols:
+                    v = kept.get(n)  # a note's text: an empty cell
+                    if isinstance(v, bytes):
+                        v = None
+                    elif declared.get(n) == "TEXT" and not (
+                        n.endswith(("_id", "_at")) or n in ("id", "at")
+                    ):
+                        v = formula_safe(v)
+                    cells.append(v)
+                writer.writerow(cells)
+    names = [c.name for c in csvfiles.analysis_columns(opts)]
+    with (out / csvfiles.ANALYSIS_FILE).open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(names)
+        rows = analysis.iter_analysis_rows(
+            store, opts.date_from, opts.date_to, columns=names, tz=opts.tz
+        )
+        for row in rows:
+            cells = []
+            for n in names:
+                v = row[n]
+                if isinstance(v, bytes) or v is None:
+                    v = None
+                elif not opts.identifiers and n in analysis.DATETIME_COLUMNS:
+                    v = dates.date(v)
+                elif not opts.identifiers and (n == "id" or n.endswith("_id")):
+                    v = mask_id(v)
+                else:
+                    v = formula_safe(v)
+                cells.append(v)
+            writer.writerow(cells)
 
 
 @pytest.fixture(scope="module")
@@ -243,99 +283,6 @@ def test_hostile_cells_read_back_quoted_and_guarded(hostile_db: Path, tmp_path: 
         "2026-10-25",
         "2026-10-26",
     ]
-
-
-def _sql_dates(path: Path, tz: str, instants: list[str], years: tuple[int, int]) -> list[Any]:
-    conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE IF NOT EXISTS t (i INTEGER PRIMARY KEY, at TEXT)")
-    conn.execute("DELETE FROM t")
-    conn.executemany("INSERT INTO t (at) VALUES (?)", [(x,) for x in instants])
-    conn.commit()
-    dates = LocalDates(tz)
-    conn.create_function("ref_date", 1, dates.date, deterministic=True)
-    expr = local_date_sql("t.at", offset_transitions(tz, *years), "ref_date(t.at)")
-    got = [r[0] for r in conn.execute(f"SELECT {expr} FROM t ORDER BY i")]
-    conn.close()
-    return got
-
-
-@pytest.mark.parametrize("tz", ZONES)
-def test_local_dates_in_sql_match_python_across_offset_changes(tmp_path: Path, tz: str) -> None:
-    zone = ZoneInfo(tz)
-    instants = []
-    # every 10 minutes around each offset change of 2025-2027, plus 1 s either side
-    start = datetime(2025, 1, 1, tzinfo=UTC)
-    t = start
-    prev = t.astimezone(zone).utcoffset()
-    while t < datetime(2028, 1, 1, tzinfo=UTC):
-        off = t.astimezone(zone).utcoffset()
-        if off != prev:
-            for k in range(-180, 180):
-                instants.append(t + timedelta(minutes=10 * k))
-            prev = off
-        t += timedelta(hours=1)
-    rnd = random.Random(7)
-    for _ in range(3000):  # anywhere in the years, microseconds included
-        instants.append(start + timedelta(seconds=rnd.uniform(0, 3 * 365 * 86400)))
-    texts = [i.strftime("%Y-%m-%dT%H:%M:%S.%fZ") for i in instants]
-    texts += [i.strftime("%Y-%m-%dT%H:%M:%SZ") for i in instants[:500]]
-    texts += [i.strftime("%Y-%m-%dT%H:%M:%S") for i in instants[:500]]
-    # outside the years the SQL covers, and malformed: the Python fallback answers
-    texts += ["2019-07-01T23:30:00.000000Z", "2031-12-31T23:30:00.000000Z", "2026-03-29"]
-    texts += ["2026-03-29T01:30:00+05:00", "short", "2026-10-25T00:59:59.999999Z"]
-    got = _sql_dates(tmp_path / "dates.db", tz, texts, (2025, 2027))
-    dates = LocalDates(tz)
-    expected = [dates.date(x) for x in texts]
-    bad = [(x, g, e) for x, g, e in zip(texts, got, expected, strict=True) if g != e]
-    assert bad == []
-    # and against a plain conversion, not only against the cached one
-    for x, g in zip(texts[:4000], got, strict=False):
-        utc = datetime.fromisoformat(x.replace("Z", "+00:00")).replace(tzinfo=UTC)
-        assert g == utc.astimezone(zone).date().isoformat(), x
-
-
-def test_offset_transitions_of_zones_with_non_hour_offsets() -> None:
-    assert offset_transitions("Asia/Kolkata", 2026, 2026) == [
-        ("2026-01-01T00:00:00", 19800),
-        ("2027-01-01T00:00:00", 0),
-    ]
-    # Lord Howe moves by 30 minutes: +11 in summer, +10:30 in winter
-    assert offset_transitions("Australia/Lord_Howe", 2026, 2026) == [
-        ("2026-01-01T00:00:00", 39600),
-        ("2026-04-04T15:00:00", 37800),
-        ("2026-10-03T15:30:00", 39600),
-        ("2027-01-01T00:00:00", 0),
-    ]
-
-
-def test_real_text_in_sql_is_python_repr(tmp_path: Path) -> None:
-    rnd = random.Random(11)
-    values = list(REALS)
-    values += [rnd.uniform(-1e6, 1e6) for _ in range(4000)]
-    values += [k / 60 for k in range(1, 3000)]  # minutes from whole seconds
-    values += [round(rnd.uniform(0, 300), rnd.randint(0, 6)) for _ in range(2000)]
-    values += [rnd.uniform(0, 1) * 10 ** rnd.randint(-4, 14) for _ in range(2000)]
-    conn = sqlite3.connect(tmp_path / "reals.db")
-    conn.execute("CREATE TABLE r (i INTEGER PRIMARY KEY, x REAL)")
-    conn.executemany("INSERT INTO r (x) VALUES (?)", [(v,) for v in values])
-    conn.commit()
-    sql = f"SELECT x, {real_text_sql('x')} FROM r ORDER BY i"
-    python = []
-    for v, g in conn.execute(sql):
-        if g is None:  # left to Python: 16-17 digits, tiny, huge, infinite
-            python.append(v)
-        else:
-            assert g == repr(v), v
-    # short decimals (what is typed in: 12.0, 14.4, 0.5) never need Python
-    assert not any(v in python for v in (12.0, 0.0, -2.5, 0.0001, 12345678901234.5))
-    assert not any(
-        len(repr(v).replace("-", "").replace(".", "")) <= 15
-        for v in python
-        if 1e-4 <= abs(v) < 1e15
-    )
-    assert conn.execute("SELECT count(*) FROM r WHERE typeof(x) = 'real'").fetchone()[0] == len(
-        values
-    )
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,6 @@ import functools
 import os
 import re
 import shutil
-import sqlite3
 import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -135,22 +134,14 @@ def is_id_column(name: str) -> bool:
     return name == "id" or name.endswith("_id")
 
 
-def mask_id_sql(expr: str) -> str:
-    """:func:`mask_id` in SQL (no Python call per cell)."""
-    return (
-        f"CASE WHEN typeof({expr}) = 'text' AND length({expr}) = 26 "
-        f"THEN '0000000000' || substr({expr}, 11) ELSE {expr} END"
-    )
-
-
 # ---------------------------------------------------------------- de-identification
 #
 # THE rule of every export (csv, json, sqlite, redcap; the ICS calendar masks its ids
 # by it too): :func:`column_action` says what happens to one column, :func:`deidentify_row`
 # applies it to a row, :func:`deidentification_manifest` lists it for the export's
 # header (JSON ``deidentification``, the CSV data dictionary, the SQLite ``meta`` table,
-# REDCap's dictionary). The CSV writer runs the same actions as SQL (its speed path):
-# ``mask_id`` as :func:`mask_id_sql`, ``date`` as :func:`local_date_sql`.
+# REDCap's dictionary). The cell rules themselves (formula guard, id mask) are
+# :mod:`sma_log.domain.cells`.
 
 #: Tables left out of a de-identified export (their rows are dropped, the table kept
 #: empty where the format has tables): the identifiers, and the audit log (its old and
@@ -368,115 +359,6 @@ def staging_folder(out: Path) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def safe_sql(expr: str) -> str:
-    """``expr`` neutralised against formula injection, in SQL (runs in SQLite's C code)."""
-    return (
-        f"CASE WHEN typeof({expr}) = 'text' AND substr({expr}, 1, 1) IN "
-        f"('=', '+', '-', '@', char(9), char(13)) THEN '''' || {expr} ELSE {expr} END"
-    )
-
-
-def real_text_sql(expr: str) -> str:
-    """A REAL as Python's ``repr`` writes it (what ``csv.writer`` wrote), in SQL.
-
-    SQLite's ``%!.15g`` is ``repr`` (shortest digits, ``.0`` on whole numbers) whenever
-    15 significant digits read back as the same double and 1e-4 <= |x| < 1e15. Other
-    values give NULL and the caller falls back to Python: SQLite's 16th and 17th
-    digits are not always the ones ``repr`` picks, and its exponent form differs.
-    Zero is ``0.0``: a REAL column cannot hold -0.0 (SQLite stores it as 0).
-    """
-    p15 = f"printf('%!.15g', {expr})"
-    return (
-        f"CASE WHEN (({expr} >= 1e-4 AND {expr} < 1e15) OR ({expr} <= -1e-4 AND {expr} > -1e15)) "
-        f"AND CAST({p15} AS REAL) = {expr} THEN {p15} WHEN {expr} = 0 THEN '0.0' END"
-    )
-
-
-def csv_cell(value: Any) -> str:
-    """One cell exactly as ``csv.writer`` (QUOTE_MINIMAL, ``,``) writes it (no guard);
-    a BLOB (a bad cell: CSV is text) is an empty cell."""
-    if value is None or isinstance(value, bytes):
-        return ""
-    text = value if isinstance(value, str) else str(value)
-    if any(c in text for c in ',"\r\n'):
-        return '"' + text.replace('"', '""') + '"'
-    return text
-
-
-def offset_transitions(tz: str, first_year: int, last_year: int) -> list[tuple[str, int]]:
-    """The UTC offsets of ``tz`` from 1 January ``first_year`` to 1 January
-    ``last_year + 1`` (UTC): ``[(utc_start, offset_seconds), …]``, each offset valid
-    from its start (``YYYY-MM-DDTHH:MM:SS``, the form of the stored text's first 19
-    characters) to the next start; the last entry only marks the end of the range.
-
-    The offset is sampled once a day and each change is bisected to the second, so a
-    change and its reversal less than a day apart would be missed.
-    """
-    zone = ZoneInfo(tz)
-    start = datetime(first_year, 1, 1, tzinfo=UTC)
-    end = datetime(last_year + 1, 1, 1, tzinfo=UTC)
-    second = timedelta(seconds=1)
-
-    def offset(t: datetime) -> int:
-        off = t.astimezone(zone).utcoffset()
-        return int(off.total_seconds()) if off is not None else 0
-
-    def text(t: datetime) -> str:
-        return t.strftime("%Y-%m-%dT%H:%M:%S")
-
-    out = [(text(start), offset(start))]
-    t, cur = start, out[0][1]
-    while t < end:
-        nxt = min(t + timedelta(days=1), end)
-        if offset(nxt) != cur:
-            lo, hi = t, nxt  # offset(lo) == cur != offset(hi): bisect to the second
-            while hi - lo > second:
-                mid = lo + ((hi - lo) // 2 // second) * second
-                if offset(mid) == cur:
-                    lo = mid
-                else:
-                    hi = mid
-            cur = offset(hi)
-            out.append((text(hi), cur))
-        t = nxt
-    out.append((text(end), 0))
-    return out
-
-
-def local_date_sql(expr: str, transitions: list[tuple[str, int]], fallback: str) -> str:
-    """The local calendar date of stored UTC text ``expr``, in SQL.
-
-    ``transitions`` comes from :func:`offset_transitions`; a binary search over its
-    instants picks the offset and ``date(expr, '+N seconds')`` applies it. ``NULL``
-    stays ``NULL``. Anything else that is not one of the stored forms
-    (``YYYY-MM-DDTHH:MM:SS``, optionally ``.ffffff``, optionally ``Z``), lies outside
-    the range or that SQLite cannot read goes to ``fallback`` (SQL calling the Python
-    conversion), so the result is what :meth:`LocalDates.date` gives; the one
-    difference is an impossible day such as 30 February, which SQLite rolls over into
-    March where Python leaves the text as it is.
-    """
-
-    def tree(lo: int, hi: int) -> str:  # offsets lo..hi-1
-        if hi - lo == 1:  # whole seconds: SQLite would round .9995 up to the next one
-            return f"date(substr({expr}, 1, 19), '{transitions[lo][1]:+d} seconds')"
-        mid = (lo + hi) // 2
-        return (
-            f"CASE WHEN {expr} < '{transitions[mid][0]}' THEN {tree(lo, mid)} "
-            f"ELSE {tree(mid, hi)} END"
-        )
-
-    if len(transitions) < 2:
-        return f"CASE WHEN {expr} IS NULL THEN NULL ELSE {fallback} END"
-    first, last = transitions[0][0], transitions[-1][0]
-    return (
-        f"CASE WHEN {expr} IS NULL THEN NULL "
-        f"WHEN {expr} >= '{first}' AND {expr} < '{last}' "  # text: numbers sort first
-        f"AND length({expr}) IN (19, 20, 26, 27) "
-        f"THEN coalesce({tree(0, len(transitions) - 1)}, {fallback}) "
-        f"ELSE {fallback} END"
-    )
-
-
 class LocalDates:
     """UTC stored instants → local calendar dates (and times) in one IANA time zone.
 
@@ -608,28 +490,6 @@ def parse_date(text: str | None, option: str) -> date | None:
         raise ExportRefused(
             f"{option}: {text!r} is not a date; use YYYY-MM-DD, e.g. 2026-03-27"
         ) from None
-
-
-def register_functions(conn: sqlite3.Connection, tz: str) -> LocalDates:
-    dates = LocalDates(tz)
-    conn.create_function("sma_local_date", 1, dates.date, deterministic=True)
-    conn.create_function("sma_mask_id", 1, mask_id, deterministic=True)
-    return dates
-
-
-#: The UTF-8 byte-order mark ``--excel`` puts first in every CSV file: without it
-#: Excel reads UTF-8 as the machine's code page and garbles –, °, ².
-UTF8_BOM = b"\xef\xbb\xbf"
-
-
-def open_private_binary(path: Path, bom: bool = False) -> Any:
-    """A new binary file, 0600 (for lines already encoded as UTF-8); ``bom``: starting
-    with the UTF-8 byte-order mark."""
-    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    fh = os.fdopen(fd, "wb")
-    if bom:
-        fh.write(UTF8_BOM)
-    return fh
 
 
 def open_private(path: Path, bom: bool = False) -> Any:
