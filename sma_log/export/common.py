@@ -833,7 +833,7 @@ def _rule_from_schema(table: str, column: str, prop: dict[str, Any] | None) -> C
     if enum is not None and not types:
         nullable = None in enum
     pattern = prop.get("pattern")
-    from .jsondoc import INSTANT_OR_DATE_PATTERN, INSTANT_PATTERN
+    from .schemafile import INSTANT_OR_DATE_PATTERN, INSTANT_PATTERN
 
     # a document's instant column may hold a date (de-identified); a stored cell may not
     instant = pattern in (INSTANT_PATTERN, INSTANT_OR_DATE_PATTERN)
@@ -860,7 +860,7 @@ def cell_rules(table: str, columns: Iterable[str]) -> dict[str, CellRule]:
     """The rule of each of ``columns`` of ``table``, from the shipped JSON Schema."""
     global _SCHEMA_PROPS
     if _SCHEMA_PROPS is None:
-        from .jsondoc import load_schema
+        from .schemafile import load_schema
 
         defs = load_schema().get("$defs", {})
         _SCHEMA_PROPS = {

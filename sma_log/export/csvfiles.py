@@ -206,6 +206,8 @@ def write_csv(store: Any, out: Path, opts: ExportOptions, force: bool) -> dict[s
                 writer.writerow(dictionary.CSV_HEADER)
                 writer.writerows([formula_safe(v) for v in r] for r in rows)
                 counts[DICTIONARY_FILE] = len(rows)
+        if opts.progress is not None:  # the open procedures have no analysis row
+            opts.progress(progress.done, progress.done)
     finally:
         if conn.in_transaction:
             conn.execute("COMMIT")

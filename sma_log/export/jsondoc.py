@@ -65,10 +65,13 @@ from pathlib import Path
 from typing import Any
 
 from .common import NOTE_EVENT_KINDS, REMOVED_TABLES
+from .schemafile import INSTANT_OR_DATE_PATTERN as INSTANT_OR_DATE_PATTERN
+from .schemafile import INSTANT_PATTERN as INSTANT_PATTERN
+from .schemafile import SCHEMA_FILE as SCHEMA_FILE
+from .schemafile import load_schema as load_schema
 
 FORMAT = "sma-log"
 FORMAT_VERSION = 1
-SCHEMA_FILE = Path(__file__).with_name("schema.json")
 
 
 def _removed_fields() -> dict[str, tuple[str, ...]]:
@@ -385,9 +388,6 @@ def _fsync_dir(folder: Path) -> None:
 
 
 # ---------------------------------------------------------------- the JSON Schema
-INSTANT_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z$"
-#: An instant column of a document: the stored instant, or (de-identified) its local date.
-INSTANT_OR_DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z)?$"
 ULID_PATTERN = r"^[0-9A-HJKMNP-TV-Z]{26}$"
 JSON_TYPES = {"TEXT": "string", "INTEGER": "integer", "REAL": "number"}
 
@@ -668,11 +668,6 @@ def _manifest_schema() -> dict[str, Any]:
 def schema_text() -> str:
     """The schema as the shipped file holds it (stable key order, 2-space indent)."""
     return json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n"
-
-
-def load_schema() -> dict[str, Any]:
-    """The shipped schema file."""
-    return json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
 
 
 def _main(argv: list[str] | None = None) -> int:
