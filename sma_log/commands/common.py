@@ -60,27 +60,10 @@ class Options:
 
 
 def open_for_reading(path: Path, user: str) -> Any:
-    """The database opened read-only if possible; a missing file is never created.
-
-    A file of an older schema cannot be upgraded read-only: it is opened normally
-    (which upgrades it, with a backup, as the app would). If SQLite refuses the
-    read-only open of an existing file, the normal open is tried (it refuses a foreign
-    or damaged file in the same words).
-    """
-    from ..storage.errors import DatabaseRefused
-    from ..storage.schema import SCHEMA_VERSION
+    """:meth:`sma_log.storage.store.Store.open_for_reading` (read-only if possible)."""
     from ..storage.store import Store
 
-    try:
-        store = Store.open(path, user, create=False, readonly=True)
-    except DatabaseRefused:
-        if not path.exists():
-            raise
-        return Store.open(path, user, create=False)
-    if store.user_version() < SCHEMA_VERSION:
-        store.close()
-        return Store.open(path, user, create=False)
-    return store
+    return Store.open_for_reading(path, user)
 
 
 def site_timezone(settings: Any) -> str:

@@ -130,6 +130,29 @@ class Store(FollowupStore):
         conn, backup = open_connection(path, create=create, readonly=readonly)
         return cls(conn, Path(path).expanduser(), user or default_user(), clock, backup)
 
+    @classmethod
+    def open_for_reading(cls, path: str | os.PathLike[str], user: str | None = None) -> Store:
+        """The database opened read-only if possible; a missing file is never created.
+
+        A file of an older schema cannot be upgraded read-only: it is opened normally
+        (which upgrades it, with a backup, as the app would). If SQLite refuses the
+        read-only open of an existing file, the normal open is tried (it refuses a
+        foreign or damaged file in the same words).
+        """
+        from .errors import DatabaseRefused
+        from .schema import SCHEMA_VERSION
+
+        try:
+            store = cls.open(path, user, create=False, readonly=True)
+        except DatabaseRefused:
+            if not Path(path).expanduser().exists():
+                raise
+            return cls.open(path, user, create=False)
+        if store.user_version() < SCHEMA_VERSION:
+            store.close()
+            return cls.open(path, user, create=False)
+        return store
+
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
             self.conn.close()

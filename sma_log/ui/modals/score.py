@@ -1,8 +1,8 @@
 """The 5-minute satisfaction score: one key, 1 to 5, taken when it is due.
 
-:func:`ask_score` is the whole flow (open the dialog, save through the Store, say
-what happened, naming the patient); every screen that asks for a 5-minute score
-calls it: the live screen after the end, home, and the follow-up queue.
+The flow around it (open the dialog, save through the Store, say what happened,
+naming the patient) is :func:`sma_log.ui.screens.scoring.ask_score`, which every
+screen that asks for a 5-minute score calls.
 
 The dialog shows the time since the end of the procedure and counts down to 5:00,
 both recomputed on every tick from the stored end and the app's clock (never
@@ -14,8 +14,7 @@ nothing; l or Escape leaves the score pending.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.text import Text
 from textual import events
@@ -34,13 +33,10 @@ from ..fmt import _dt, local_time, shown
 from .base import Dialog
 from .confirm import ConfirmDialog
 
-if TYPE_CHECKING:
-    from ..screens.base import AppScreen
-
 FIVE_MINUTES = 300.0
 
 
-def _clock_text(seconds: float) -> str:
+def clock_text(seconds: float) -> str:
     """``m:ss`` (``h:mm:ss`` from an hour on) of a non-negative number of seconds."""
     text = format_elapsed(max(0.0, seconds))
     return text[1:] if text.startswith("0") and len(text) == 5 else text
@@ -104,20 +100,20 @@ class ScoreDialog(Dialog[int | None]):
         since = self.since_end()
         text = Text()
         text.append(f"Ended {local_time(self.due.ended_at, tz)} · ")
-        text.append(f"{_clock_text(since)} since the end", style="bold")
+        text.append(f"{clock_text(since)} since the end", style="bold")
         left = FIVE_MINUTES - since
         if left > 0:
             text.append(" · 5:00 in ")
-            text.append(_clock_text(left), style="bold")
+            text.append(clock_text(left), style="bold")
         else:
-            text.append(f" · 5:00 passed {_clock_text(-left)} ago")
+            text.append(f" · 5:00 passed {clock_text(-left)} ago")
         opens = _dt(self.due.opens_at)
         ended = _dt(self.due.ended_at)
         if opens is not None and ended is not None:
             opens_after = (opens - ended).total_seconds()
             if since < opens_after:
                 text.append(
-                    f"\nOpens at {local_time(opens, tz)} ({_clock_text(opens_after)} after the "
+                    f"\nOpens at {local_time(opens, tz)} ({clock_text(opens_after)} after the "
                     "end): a score before then asks to confirm and is flagged early.",
                     style="italic",
                 )
@@ -172,7 +168,7 @@ class ScoreDialog(Dialog[int | None]):
     def _confirm_early(self, n: int, exc: TooEarly) -> None:
         tz = self.app.tz  # type: ignore[attr-defined]
         opens = local_time(exc.opens_at, tz)
-        since = _clock_text(self.since_end())
+        since = clock_text(self.since_end())
 
         def answered(yes: bool | None) -> None:
             if yes:
@@ -190,54 +186,3 @@ class ScoreDialog(Dialog[int | None]):
             ),
             answered,
         )
-
-
-def ask_score(
-    screen: AppScreen,
-    proc_id: str,
-    then: Callable[[int | None], None] | None = None,
-) -> None:
-    """Ask the 5-minute score of ``proc_id`` and save it: the one flow every screen uses.
-
-    Opens :class:`ScoreDialog` over ``screen``. The dialog saves through
-    ``Store.set_score`` (asking one confirmation when the Store says it is too early)
-    and shows refusals inside itself. When it closes, ``then(score)`` is called with
-    the saved score, or None if the person chose "later" (nothing saved). Afterwards
-    the outcome, naming the patient, is written on the status line of the screen then
-    in front (so ``then`` may navigate, e.g. home, and the message lands there).
-
-    Nothing happens (a refusal on the status line) if the procedure cannot be scored
-    (not ended, cancelled, gone).
-    """
-    app = screen.sma
-    due = screen.guarded(lambda: app.store.score_due(proc_id))
-    if due is None:
-        return
-    dialog = ScoreDialog(proc_id, due)
-
-    def closed(score: int | None) -> None:
-        code = shown(due.study_code)
-        if score is not None:
-            message = f"{code}: satisfaction at 5 min: {score} saved"
-            if dialog.early:
-                message += f" (EARLY, {_clock_text(dialog.since_end())} after the end)"
-            elif due.closes_at is not None and app.clock.now() > due.closes_at:
-                message += (
-                    f" (LATE, {_clock_text(dialog.since_end())} after the end: "
-                    "not in the in-window figure)"
-                )
-        else:
-            due_at = local_time(due.due_at, app.tz)
-            message = (
-                f"{code}: 5-minute score left pending (due {due_at}); "
-                "it waits on home and in the follow-up queue"
-            )
-        if then is not None:
-            then(score)
-        from ..screens.base import status_screen
-
-        target = status_screen(app)
-        if target is not None:
-            target.say(message)
-
-    app.push_screen(dialog, closed)

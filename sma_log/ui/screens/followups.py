@@ -32,8 +32,8 @@ from ...storage.followups import QueueItem
 from ..fmt import cell, local_datetime, local_time, short_datetime, shown
 from ..modals.confirm import ConfirmDialog
 from ..modals.followup import CloseDialog, FollowupDialog, kind_words, state_words
-from ..modals.score import ask_score
 from .base import AppScreen, StatusLine
+from .scoring import ask_score
 
 STATUS_STYLE = {"overdue": "bold reverse", "due": "bold", "missed": "dim", "upcoming": ""}
 

@@ -15,10 +15,10 @@ from textual.widgets.data_table import RowDoesNotExist
 from ...domain import vocab
 from ...domain.clock import Anchor, format_elapsed, from_text
 from ..fmt import cell, local_datetime, local_time, minutes, shown
-from ..modals.score import ask_score
 from ..widgets.bedside import KeyLegend
 from .base import AppScreen, StatusLine
 from .help import legend_items
+from .scoring import ask_score
 
 
 def _t(value: Any) -> Text:

@@ -351,7 +351,7 @@ class ProcedureScreen(AppScreen):
 
     def ask_score(self) -> None:
         """The 5-minute score right after the end; then home (the message goes there)."""
-        from ..modals.score import ask_score
+        from .scoring import ask_score
 
         ask_score(self, self.procedure_id, then=lambda _score: self.sma.go_home())
 

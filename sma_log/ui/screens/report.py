@@ -150,9 +150,9 @@ def parse_day(text: str) -> date | None:
 
 def compute(db_path: Path, user: str | None, params: Params, tz: str) -> Result:
     """The figures, on a read-only connection of its own: what ``sma-log report`` gives."""
-    from ...commands.common import open_for_reading
+    from ...storage.store import Store
 
-    store = open_for_reading(db_path, user or "report")
+    store = Store.open_for_reading(db_path, user or "report")
     try:
         report = store.load_report(
             params.by,
@@ -169,14 +169,14 @@ def compute(db_path: Path, user: str | None, params: Params, tz: str) -> Result:
 
 def compute_plots(db_path: Path, user: str | None, result: Result, tz: str) -> Result:
     """The plots' data for a computed report: the analysis rows in start order."""
-    from ...commands.common import open_for_reading
     from ...storage.analysis import iter_analysis_rows
     from ...storage.reportcache import report_columns
+    from ...storage.store import Store
 
     p = result.params
     columns = list(dict.fromkeys([*report_columns(p.by, p.filters), *PLOT_COLUMNS]))
     collector = PlotCollector()
-    store = open_for_reading(db_path, user or "report")
+    store = Store.open_for_reading(db_path, user or "report")
     try:
         rows = iter_analysis_rows(store, p.start, p.end, columns=columns, tz=tz)
         kept = (r for r in rows if all(stats.group_key(r, d) in codes for d, codes in p.where))
