@@ -23,10 +23,10 @@ import contextlib
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import IO, Any
+from typing import Any, TextIO
 
 
-def stderr_is_terminal(stream: IO[str] | None = None) -> bool:
+def stderr_is_terminal(stream: TextIO | None = None) -> bool:
     """Whether ``stream`` (default: the current stderr) is a terminal."""
     stream = sys.stderr if stream is None else stream
     try:
@@ -45,7 +45,7 @@ class Progress:
         *,
         unit: str = "",
         enabled: bool,
-        stream: IO[str] | None = None,
+        stream: TextIO | None = None,
         min_interval: float = 0.1,
     ) -> None:
         self.label = label
@@ -145,7 +145,7 @@ def progress_bar(
     *,
     unit: str = "",
     enabled: bool | None = None,
-    stream: IO[str] | None = None,
+    stream: TextIO | None = None,
 ) -> Iterator[Progress]:
     """A :class:`Progress` for the block; on a terminal only (see the module docstring).
 

@@ -31,7 +31,7 @@ import os
 import re
 import shutil
 import stat
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -218,7 +218,7 @@ def deidentify_row(
 
 def deidentification_manifest(
     identifiers: bool,
-    tables: dict[str, Iterable[str]],
+    tables: Mapping[str, Iterable[str]],
     tz: str,
     masks: frozenset[str] = ALL_MASKS,
 ) -> dict[str, Any]:
