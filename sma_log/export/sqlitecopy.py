@@ -49,6 +49,7 @@ from .common import (
     ExportOptions,
     ExportRefused,
     LocalDates,
+    Tally,
     deidentification_manifest,
     deidentify_row,
     find_bad_cells,
@@ -117,9 +118,15 @@ def write_sqlite(store: Any, out: Path, opts: ExportOptions, force: bool) -> dic
 
 
 def _identified_copy(store: Any, dst: sqlite3.Connection, opts: ExportOptions) -> None:
-    """``--identifiers``: the whole database (one backup step, one snapshot), then the
-    procedures outside ``--from/--to`` deleted."""
-    store.conn.backup(dst)  # pages=-1: the whole database in one step
+    """``--identifiers``: the whole database (SQLite's backup: a consistent snapshot, in
+    steps when progress is shown), then the procedures outside ``--from/--to`` deleted."""
+    if opts.progress is None:
+        store.conn.backup(dst)  # pages=-1: the whole database in one step
+    else:  # in steps, to show them; a write by another process restarts the copy
+        report = opts.progress
+        store.conn.backup(
+            dst, pages=4096, sleep=0, progress=lambda _s, left, total: report(total - left, total)
+        )
     dst.execute("PRAGMA journal_mode = DELETE")
     dst.execute("BEGIN IMMEDIATE")
     # The report caches follow the copy's rows: rebuilt once after the bulk changes
@@ -157,11 +164,19 @@ def _deidentified_copy(store: Any, dst: sqlite3.Connection, opts: ExportOptions)
         filters = _filters(tuple(tables), lo, hi)
         stored = {t: _columns(dst, t) for t in _tables(dst)}
         _report_bad_cells(src, tables, filters, opts, dates)
+        tally = Tally(opts.progress)
+        if opts.progress is not None:
+            tally.total = sum(
+                int(src.execute(f"SELECT count(*) FROM {t} t WHERE {w}", a).fetchone()[0])
+                for t, (w, a) in ((t, filters[t]) for t in tables)
+            )
+            tally.add(0)
         for table in tables:
             where, args = filters[table]
             cur = src.execute(f"SELECT * FROM {table} t WHERE {where}", args)
             cols = [c[0] for c in cur.description]
             while rows := cur.fetchmany(2000):
+                tally.add(len(rows))
                 for values in rows:
                     row = deidentify_row(table, dict(zip(cols, values, strict=True)), opts, dates)
                     if row is None:
