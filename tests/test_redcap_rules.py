@@ -506,3 +506,21 @@ def test_every_de_identified_field_is_one_the_rule_keeps() -> None:
             if table in REMOVED_TABLES:
                 continue
             assert column_action(table, f.source, False) != REMOVE, (f.name, table, f.source)
+
+
+def test_a_de_identified_dictionary_defines_no_identifier_field(demo: dict[str, Any]) -> None:
+    """The dictionary defines what the import file holds: a project built from a
+    de-identified export has no name, record number or birth date field to fill."""
+    for args, name in (((), "dict-deid"), (("--identifiers",), "dict-ident")):
+        out, _ = export(demo, name, *args)
+        with (out / redcap.DICTIONARY_FILE).open(encoding="utf-8", newline="") as fh:
+            rows = list(csv.reader(fh))[1:]
+        flagged = [r[0] for r in rows if r[DICTIONARY_COLUMNS.index("Identifier?")] == "y"]
+        with (out / redcap.IMPORT_FILE).open(encoding="utf-8", newline="") as fh:
+            head = next(csv.reader(fh))
+        defined = {r[0] for r in rows}
+        assert {h for h in head if not h.startswith("redcap_") and "_complete" not in h} <= defined
+        if args:
+            assert {"full_name", "record_number", "birth_date"} <= set(flagged)
+        else:
+            assert flagged == [], flagged

@@ -544,6 +544,13 @@ def import_fields(opts: ExportOptions) -> list[Field]:
     return [f for f in FIELDS if f.name != "record_id" and (opts.identifiers or not f.identifier)]
 
 
+def dictionary_fields(opts: ExportOptions) -> list[Field]:
+    """The dictionary's fields: the record id and every field the import file holds (a
+    de-identified dictionary does not define the identifier fields it leaves empty)."""
+    kept = set(f.name for f in import_fields(opts))
+    return [f for f in FIELDS if f.name == "record_id" or f.name in kept]
+
+
 def complete_field(form: str) -> str:
     """REDCap's form-status field of ``form``."""
     return f"{form}_complete"
@@ -779,8 +786,9 @@ def write_redcap(store: Any, out: Path, opts: ExportOptions, force: bool) -> dic
             with open_private(folder / DICTIONARY_FILE) as fh:
                 writer = csv.writer(fh)
                 writer.writerow(DICTIONARY_COLUMNS)
-                writer.writerows([formula_safe(v) for v in f.dictionary_row()] for f in FIELDS)
-            counts[DICTIONARY_FILE] = len(FIELDS)
+                listed = dictionary_fields(opts)
+                writer.writerows([formula_safe(v) for v in f.dictionary_row()] for f in listed)
+            counts[DICTIONARY_FILE] = len(listed)
             with open_private(folder / IMPORT_FILE) as fh:
                 writer = csv.writer(fh)
                 writer.writerow(header)
