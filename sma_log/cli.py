@@ -60,7 +60,7 @@ def _one_line(message: str) -> str:
 class _Group(click.Group):
     """A group that turns user errors from any command into one line and exit 2."""
 
-    def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def main(self, *args: Any, **kwargs: Any) -> Any:
         """Click's usage errors as ONE line too (click prints three), exit code 2."""
         kwargs["standalone_mode"] = False
         try:
@@ -441,7 +441,7 @@ def _bad_cells(store: Store, bad: Any) -> None:
 
 
 def _size(path: Path) -> str:
-    total = sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if os.path.exists(p))
+    total: float = sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if os.path.exists(p))
     for unit in ("bytes", "KB", "MB", "GB"):
         if total < 1024 or unit == "GB":
             return f"{total:.0f} {unit}" if unit == "bytes" else f"{total:.1f} {unit}"

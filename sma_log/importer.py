@@ -107,12 +107,15 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from .domain import records
 from .domain.records import Recomputed, Refusal, id_text, same
 from .domain.text import visible
 from .storage.errors import StorageError
+
+if TYPE_CHECKING:
+    from .storage.store import Store
 
 #: Tables whose rows carry columns derived from their children: when one is left in
 #: conflict, its new children are held back.
@@ -233,7 +236,7 @@ class Source:
                     value = row.get(column)
                     index.setdefault(value if isinstance(value, str) else None, []).append(row)
             cache[(table, column)] = index
-        return cache[(table, column)]  # type: ignore[no-any-return]
+        return cache[(table, column)]
 
     def grouped(self, table: str, column: str, keys: Iterable[Any]) -> dict[Any, list[dict]]:
         """The rows of ``table`` whose ``column`` is one of ``keys`` (text ids), by key."""
@@ -481,7 +484,7 @@ def _masked(manifest: Any) -> bool:
     return bool(manifest.get("ids_masked") or manifest.get("instants_as_dates"))
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -581,11 +584,11 @@ def _units(source: Source, progress: Callable[[str], Any] | None) -> Iterator[An
             for row in source.orphans(table, "procedure_id", "procedures"):
                 key = _key(row.get("procedure_id"))
                 by_proc.setdefault(key, {}).setdefault(table, []).append(row)
-    for key, rows in by_proc.items():
-        fus = [f["id"] for f in rows.get("followups", []) if isinstance(f.get("id"), str)]
+    for key, family in by_proc.items():
+        fus = [f["id"] for f in family.get("followups", []) if isinstance(f.get("id"), str)]
         calls = source.grouped("contact_attempts", "followup_id", fus) if fus else {}
-        rows["contact_attempts"] = [c for f in fus for c in calls.get(f, [])]
-        yield _OrphanUnit("procedures", key, rows)
+        family["contact_attempts"] = [c for f in fus for c in calls.get(f, [])]
+        yield _OrphanUnit("procedures", key, family)
     if "contact_attempts" in tables:
         by_fu: dict[Any, list[dict[str, Any]]] = {}
         for row in source.orphans("contact_attempts", "followup_id", "followups"):
@@ -652,7 +655,7 @@ class _Tally:
 
 
 class _Merger:
-    def __init__(self, store: Any, source: Source, result: ImportResult, prefer: bool) -> None:
+    def __init__(self, store: Store, source: Source, result: ImportResult, prefer: bool) -> None:
         from .domain.clock import to_text
 
         self.store = store
@@ -664,7 +667,7 @@ class _Merger:
         self.refused_ids: dict[str, set[Any]] = {"patients": set(), "procedures": set()}
         self.blocked: dict[str, set[str]] = {t: set() for t in DERIVED_PARENTS}
         self._columns: dict[str, list[str]] = {}
-        self.known: set[tuple[str, str]] = set()  # parents seen here
+        self.known: set[tuple[str, Any]] = set()  # parents seen here (ids as the file has them)
         self.started = False
 
     # ------------------------------------------------------------ helpers
@@ -954,10 +957,10 @@ class _Merger:
                 continue
             here = self.here("identifiers", row["id"])
             if here is None:
-                why = self.missing_parent("identifiers", row, "patient_id", "patients")
-                if why:
+                missing = self.missing_parent("identifiers", row, "patient_id", "patients")
+                if missing:
                     tally.conflicts.append(
-                        ConflictItem("identifiers", row["id"], ("patient_id",), why)
+                        ConflictItem("identifiers", row["id"], ("patient_id",), missing)
                     )
                     continue
             self.record(tally, "identifiers", row, here)
@@ -1297,6 +1300,7 @@ class _Merger:
                 "import", "import", self.result.run_id, "source", None, self.note(), at=self.at
             )
         if final and self.started:
+            assert self.result.run_id is not None  # given when the run started
             result = {
                 "counts": self.result.counts,
                 "conflicts": len(self.result.conflicts),
@@ -1346,7 +1350,7 @@ class _Merger:
 
 
 def import_file(
-    store: Any,
+    store: Store,
     path: str | os.PathLike[str],
     *,
     prefer_incoming: bool = False,
@@ -1394,7 +1398,7 @@ def _order(counts: Mapping[str, Any]) -> list[str]:
 
 
 def _dry_run(
-    store: Any, src: Source, prefer: bool, progress: Callable[[str], Any] | None
+    store: Store, src: Source, prefer: bool, progress: Callable[[str], Any] | None
 ) -> ImportResult:
     """The import into a private copy of ``store``'s database, thrown away."""
     from .storage.store import Store

@@ -27,23 +27,29 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "violations in files others are fixing (issue 12): export/{common,csvfiles,redcap,"
-        "sqlitecopy}.py import commands.common; ui/screens/report.py imports commands.common; "
-        "cycles export/jsondoc.py <-> export/common.py, storage/store.py <-> "
-        "storage/followups.py, ui/screens <-> ui/app.py and ui/modals <-> ui/screens"
-    ),
-)
 def test_layer_contracts_kept() -> None:
     run = _run("-c", LINT_IMPORTS, "--no-cache")
     assert run.returncode == 0, run.stdout + run.stderr
 
 
-def test_domain_types_strict(tmp_path: Path) -> None:
-    """The domain passes mypy with pyproject's per-module strict flags, and with
-    ``--strict`` itself, so the flags spelled out in pyproject cannot fall behind."""
+@pytest.mark.parametrize("package", ["sma_log/domain", "sma_log/storage"])
+def test_core_types_strict(tmp_path: Path, package: str) -> None:
+    """The domain and the storage pass mypy with pyproject's per-module strict flags,
+    and with ``--strict`` itself, so the flags spelled out in pyproject cannot fall
+    behind."""
     for extra in ((), ("--strict",)):
-        run = _run("-m", "mypy", "--cache-dir", str(tmp_path / "mypy"), *extra, "sma_log/domain")
+        run = _run("-m", "mypy", "--cache-dir", str(tmp_path / "mypy"), *extra, package)
         assert run.returncode == 0, run.stdout + run.stderr
+
+
+#: Left out of the whole-package run for now: export/ is being finished in parallel
+#: (issue 12) and still has type errors of its own. ``--follow-imports=silent`` still
+#: reads it for the types the other packages import from it, without reporting its
+#: errors. The lead removes this (and the two options below) once export/ passes.
+NOT_YET_CHECKED = ("--exclude", "sma_log/export/", "--follow-imports=silent")
+
+
+def test_package_types(tmp_path: Path) -> None:
+    """The whole package passes mypy with pyproject's configuration."""
+    run = _run("-m", "mypy", "--cache-dir", str(tmp_path / "mypy"), *NOT_YET_CHECKED, "sma_log")
+    assert run.returncode == 0, run.stdout + run.stderr

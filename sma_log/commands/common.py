@@ -6,7 +6,11 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..config import Settings
+    from ..storage.store import Store
 
 EXIT_REFUSED = 2
 #: An export written, but with bad cells (each reported on one line of stderr).
@@ -23,10 +27,10 @@ class Options:
         self.user_option = user
         self.demo = demo
         self.demo_path: Path | None = None
-        self._settings: Any = None
+        self._settings: Settings | None = None
 
     @property
-    def settings(self) -> Any:
+    def settings(self) -> Settings:
         if self._settings is None:
             from ..config import Settings
 
@@ -59,14 +63,14 @@ class Options:
         return default_user()
 
 
-def open_for_reading(path: Path, user: str) -> Any:
+def open_for_reading(path: Path, user: str) -> Store:
     """:meth:`sma_log.storage.store.Store.open_for_reading` (read-only if possible)."""
     from ..storage.store import Store
 
     return Store.open_for_reading(path, user)
 
 
-def site_timezone(settings: Any) -> str:
+def site_timezone(settings: Settings) -> str:
     from ..domain import schedule
 
     name = settings.tz_name()

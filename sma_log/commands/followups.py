@@ -22,6 +22,8 @@ from .common import (
 )
 
 if TYPE_CHECKING:
+    from ..config import Settings
+    from ..storage.followups import QueueItem
     from ..storage.store import Store
 
 STATUS_CHOICES = ("overdue", "due", "upcoming", "missed", "all")
@@ -48,8 +50,8 @@ def _ics_masks() -> frozenset[str]:
 
 
 def _queue_rows(
-    store: Any, settings: Any, tz: str, statuses: tuple[str, ...] | None
-) -> list[tuple[dict[str, Any], Any]]:
+    store: Store, settings: Settings, tz: str, statuses: tuple[str, ...] | None
+) -> list[tuple[dict[str, Any], QueueItem]]:
     """The queue: (the JSON object, the QueueItem) per follow-up, in queue order."""
     from ..domain import dosing, schedule
 
@@ -183,7 +185,7 @@ def check_cells(store: Store, every_patient: bool, bad: Any) -> None:
         bad.add(cell, "shown escaped" if shown else "shown as unknown")
 
 
-def _text_table(rows: list[tuple[dict[str, Any], Any]], tz: str, locale: str) -> list[str]:
+def _text_table(rows: list[tuple[dict[str, Any], QueueItem]], tz: str, locale: str) -> list[str]:
     from ..domain import schedule
     from ..domain.clock import from_text, now_utc
     from ..domain.text import visible
@@ -349,7 +351,7 @@ def _json_text(value: Any) -> str:
     return text
 
 
-def _revision(store: Any, records: list[tuple[str, str]], fallback: Any) -> tuple[int, Any]:
+def _revision(store: Store, records: list[tuple[str, str]], fallback: Any) -> tuple[int, Any]:
     """How often these records changed (audited updates) and when last: SEQUENCE and
     DTSTAMP of a calendar event. The audit log is append-only, so both only grow, and
     they stay the same from one export to the next while nothing changes. Entries whose
@@ -388,7 +390,7 @@ def _uid_rule(tz: str) -> Callable[[str, Any], str]:
 
 
 def _calendar(
-    store: Any, rows: list[tuple[dict[str, Any], Any]], settings: Any, tz: str
+    store: Store, rows: list[tuple[dict[str, Any], QueueItem]], settings: Settings, tz: str
 ) -> tuple[bytes, int]:
     """The iCalendar file (bytes) and how many next-dose events it holds."""
     from datetime import date, timedelta

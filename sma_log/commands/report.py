@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import shutil
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..domain.report_table import render_csv, render_markdown, render_text, title
 from ..domain.text import visible
 from .common import CommandRefused, Options, open_for_reading
+
+if TYPE_CHECKING:
+    from ..domain.stats import Unit
 
 BY_CHOICES = (
     "approach",
@@ -92,7 +95,7 @@ def report(
     opts: Options,
     by: str | None,
     where: tuple[str, ...],
-    unit: str,
+    unit: Unit,  # click.Choice of its two values
     date_from: str | None,
     date_to: str | None,
     fmt: str,
@@ -152,7 +155,7 @@ def report(
                 start,
                 end,
                 tz,
-                where=filters,  # type: ignore[arg-type]
+                where=filters,
             )
         except stats.DataError as exc:
             raise CommandRefused(f"cannot summarise: {exc}") from None

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import pendulum
@@ -28,8 +29,9 @@ def now_utc() -> pendulum.DateTime:
     return pendulum.now("UTC")
 
 
-def to_text(dt: pendulum.DateTime) -> str:
-    """The one stored form: UTC, microseconds, trailing Z, always 27 characters."""
+def to_text(dt: datetime) -> str:
+    """The one stored form: UTC, microseconds, trailing Z, always 27 characters
+    (any aware datetime; pendulum's DateTime is one)."""
     utc = pendulum.instance(dt).in_timezone("UTC")
     return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 

@@ -597,9 +597,7 @@ def _event(row: Mapping[str, Any]) -> timeline.Event:
     return timeline.Event(
         id=row["id"],
         kind=row["kind"],
-        # timeline annotates pendulum.DateTime, but replays any aware datetime alike (the
-        # demo passes stdlib ones too); retyping timeline to datetime reaches into storage/ui.
-        at=instant(row["at"]),  # type: ignore[arg-type]
+        at=instant(row["at"]),
         value=row.get("value"),
         attempt_id=row.get("attempt_id"),
         voided=row.get("voided_at") is not None,

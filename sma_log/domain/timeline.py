@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
-
-import pendulum
 
 from . import vocab
 
@@ -86,7 +85,7 @@ class RuleError(ValueError):
 class Event:
     id: str
     kind: str
-    at: pendulum.DateTime
+    at: datetime
     value: str | None = None
     attempt_id: str | None = None
     voided: bool = False
@@ -96,7 +95,7 @@ class Event:
 class Attempt:
     id: str
     number: int
-    at: pendulum.DateTime
+    at: datetime
     level: str | None
     approach: str | None
     redirections: int = 0
@@ -113,11 +112,11 @@ class State:
 
     attempts: list[Attempt] = field(default_factory=list)
     voided_attempts: list[Attempt] = field(default_factory=list)
-    milestones: dict[str, pendulum.DateTime] = field(default_factory=dict)
+    milestones: dict[str, datetime] = field(default_factory=dict)
     sedation: str | None = None
     sedation_agent: str | None = None
-    sedation_changes: list[tuple[pendulum.DateTime, str, str | None]] = field(default_factory=list)
-    notes: list[tuple[pendulum.DateTime, str]] = field(default_factory=list)
+    sedation_changes: list[tuple[datetime, str, str | None]] = field(default_factory=list)
+    notes: list[tuple[datetime, str]] = field(default_factory=list)
     last_event: Event | None = None
     undoable: Event | None = None
     ended: bool = False
@@ -353,7 +352,7 @@ def deepest_sedation(state: State) -> str | None:
     return max(kinds, key=lambda k: SEDATION_DEPTH.get(k, -1), default=None)
 
 
-def derived_columns(state: State, instant: Callable[[pendulum.DateTime], str]) -> dict[str, object]:
+def derived_columns(state: State, instant: Callable[[datetime], str]) -> dict[str, object]:
     """The procedure's columns that are a cache of its timeline (kept with every event).
 
     ``instant`` turns a milestone time into its stored text. The Store and the demo

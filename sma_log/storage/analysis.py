@@ -17,9 +17,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from datetime import date
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from ..domain import stats, vocab
+
+if TYPE_CHECKING:
+    import sqlite3
+
+
+class Connected(Protocol):
+    """What the reading here needs of a :class:`~sma_log.storage.store.Store` (named
+    so, because the Store imports this module through the report cache)."""
+
+    @property
+    def conn(self) -> sqlite3.Connection: ...  # pragma: no cover
 
 
 class AnalysisColumn(NamedTuple):
@@ -379,7 +390,7 @@ def analysis_sql(
 
 
 def iter_analysis_rows(
-    store: Any,
+    store: Connected,
     date_from: date | str | None = None,
     date_to: date | str | None = None,
     *,

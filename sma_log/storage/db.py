@@ -55,7 +55,7 @@ def inspect_header(path: Path) -> int:
     page_size = struct.unpack(">H", header[16:18])[0]
     page_size = 65536 if page_size == 1 else page_size
     change_counter, page_count = struct.unpack(">II", header[24:32])
-    user_version = struct.unpack(">i", header[60:64])[0]
+    user_version: int = struct.unpack(">i", header[60:64])[0]
     application_id = struct.unpack(">I", header[68:72])[0]
     valid_for = struct.unpack(">I", header[92:96])[0]
     if application_id != APPLICATION_ID:

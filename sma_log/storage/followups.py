@@ -7,9 +7,11 @@ next dose) lives in the domain core; this module only reads and writes.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pendulum
 
@@ -18,6 +20,7 @@ from ..domain.clock import from_text, to_text
 from ..domain.ids import new_id
 from .db import Row
 from .errors import Conflict, NotFound
+from .rows import ContactAttempt
 
 BOOL_FIELDS = tuple(n for n, s in fields.FOLLOWUP_FIELDS.items() if s.kind == "bool")
 
@@ -39,7 +42,7 @@ class ScoreDue:
 class QueueItem:
     """One follow-up as the queue shows it: the stored row plus what is computed now."""
 
-    row: dict[str, Any]
+    row: Row
     status: str  # upcoming / due / overdue / missed, or the closed state
     due: pendulum.DateTime
 
@@ -71,23 +74,26 @@ def queue_rows_where(every_patient: bool) -> dict[str, str]:
 class FollowupStore:
     """Follow-up reads and writes (mixed into Store)."""
 
-    # Provided by Store:
-    conn: Any
+    # Provided by Store (declared for the type checker only: at run time the Store's own
+    # methods are the only ones there are).
+    conn: sqlite3.Connection
     user: str
 
-    def now(self) -> pendulum.DateTime: ...  # pragma: no cover
-    def write(self) -> Any: ...  # pragma: no cover
-    def query(self, sql: str, params: Any = ()) -> list[Row]: ...  # pragma: no cover
-    def one(self, sql: str, params: Any = ()) -> Row | None: ...  # pragma: no cover
-    def _insert(self, table: str, row: Row) -> None: ...  # pragma: no cover
-    def _update(
-        self,
-        table: str,
-        record_id: str,
-        changes: Mapping[str, Any],
-        audit: bool = True,
-        current: Row | None = None,
-    ) -> Any: ...  # pragma: no cover
+    if TYPE_CHECKING:
+
+        def now(self) -> pendulum.DateTime: ...
+        def write(self) -> AbstractContextManager[sqlite3.Connection]: ...
+        def query(self, sql: str, params: Any = ()) -> list[Row]: ...
+        def one(self, sql: str, params: Any = ()) -> Row | None: ...
+        def _insert(self, table: str, row: Row) -> None: ...
+        def _update(
+            self,
+            table: str,
+            record_id: str,
+            changes: Mapping[str, Any],
+            audit: bool = True,
+            current: Row | None = None,
+        ) -> dict[str, tuple[Any, Any]]: ...
 
     windows: dict[str, schedule.Window] = dict(schedule.DEFAULT_WINDOWS)
 
@@ -194,13 +200,14 @@ class FollowupStore:
             (patient_id,),
         )
 
-    def contact_attempts(self, followup_id: str) -> list[Row]:
+    def contact_attempts(self, followup_id: str) -> list[ContactAttempt]:
         """The calls logged without an answer (undone ones left out)."""
-        return self.query(
+        rows = self.query(
             "SELECT * FROM contact_attempts WHERE followup_id = ? AND voided_at IS NULL "
             "ORDER BY at",
             (followup_id,),
         )
+        return cast("list[ContactAttempt]", rows)
 
     def score_due(self, proc_id: str) -> ScoreDue:
         """What the 5-minute score dialog shows: the end, when the score opens, its due time."""
@@ -407,7 +414,7 @@ class FollowupStore:
         self._update("followups", row["id"], changes, current=row)
 
     # ------------------------------------------------------------ next dose
-    def doses(self, patient_id: str, tz: str = "UTC") -> list[dosing.Dose]:
+    def doses(self, patient_id: str, tz: str | pendulum.Timezone = "UTC") -> list[dosing.Dose]:
         """Delivered doses of one patient, as local calendar dates."""
         rows = self.query(
             "SELECT ended_at, started_at, regimen FROM procedures "
@@ -427,7 +434,7 @@ class FollowupStore:
         self,
         patient_id: str,
         label: str = "eu",
-        tz: str = "UTC",
+        tz: str | pendulum.Timezone = "UTC",  # a Timezone saves parsing it per patient
         today: pendulum.Date | None = None,
     ) -> dosing.NextDose | None:
         doses = self.doses(patient_id, tz)

@@ -157,11 +157,15 @@ def trigger_sql() -> list[str]:
     ]
 
 
+def _trigger_name(sql: str) -> str:
+    found = re.match(r"CREATE TRIGGER (\w+)", sql)
+    if found is None:
+        raise ValueError(f"not a CREATE TRIGGER statement: {sql[:40]!r}")
+    return found.group(1)
+
+
 #: The names of this module's triggers (only these are lifted and restored).
-TRIGGER_NAMES: tuple[str, ...] = tuple(
-    re.match(r"CREATE TRIGGER (\w+)", sql).group(1)  # type: ignore[union-attr]
-    for sql in trigger_sql()
-)
+TRIGGER_NAMES: tuple[str, ...] = tuple(_trigger_name(sql) for sql in trigger_sql())
 
 
 #: The ``meta`` key that holds :func:`definition_version` of the caches in the file.
@@ -297,9 +301,11 @@ def suspended(conn: sqlite3.Connection, rebuild_after: bool = True) -> Iterator[
 
 def _has_cache(conn: sqlite3.Connection) -> bool:
     return (
-        conn.execute(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'report_facts'"
-        ).fetchone()[0]
+        int(
+            conn.execute(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'report_facts'"
+            ).fetchone()[0]
+        )
         == 1
     )
 

@@ -23,8 +23,8 @@ R = "REAL"
 
 def _v1(db: sqlite_utils.Database) -> None:
     """Patients, identifiers, procedures, attempts, events, audit log, meta."""
-    db["meta"].create({"key": T, "value": T}, pk="key", not_null={"value"})
-    db["patients"].create(
+    db.table("meta").create({"key": T, "value": T}, pk="key", not_null={"value"})
+    db.table("patients").create(
         {
             "id": T,
             "study_code": T,
@@ -39,7 +39,7 @@ def _v1(db: sqlite_utils.Database) -> None:
         not_null={"study_code", "created_at", "updated_at"},
     )
     db.execute("CREATE UNIQUE INDEX patients_study_code ON patients(study_code COLLATE NOCASE)")
-    db["identifiers"].create(
+    db.table("identifiers").create(
         {
             "id": T,
             "patient_id": T,
@@ -53,8 +53,8 @@ def _v1(db: sqlite_utils.Database) -> None:
         foreign_keys=[("patient_id", "patients", "id")],
         not_null={"patient_id"},
     )
-    db["identifiers"].create_index(["patient_id"], unique=True)
-    db["procedures"].create(
+    db.table("identifiers").create_index(["patient_id"], unique=True)
+    db.table("procedures").create(
         {
             "id": T,
             "patient_id": T,
@@ -110,10 +110,10 @@ def _v1(db: sqlite_utils.Database) -> None:
     db.execute(
         "CREATE UNIQUE INDEX procedures_one_open ON procedures(patient_id) WHERE status = 'open'"
     )
-    db["procedures"].create_index(["patient_id", "started_at"])
-    db["procedures"].create_index(["started_at"])
-    db["procedures"].create_index(["status"])
-    db["attempts"].create(
+    db.table("procedures").create_index(["patient_id", "started_at"])
+    db.table("procedures").create_index(["started_at"])
+    db.table("procedures").create_index(["status"])
+    db.table("attempts").create(
         {
             "id": T,
             "procedure_id": T,
@@ -133,8 +133,8 @@ def _v1(db: sqlite_utils.Database) -> None:
         not_null={"procedure_id", "at"},
         defaults={"voided": 0, "redirections": 0},
     )
-    db["attempts"].create_index(["procedure_id"])
-    db["events"].create(
+    db.table("attempts").create_index(["procedure_id"])
+    db.table("events").create(
         {
             "id": T,
             "procedure_id": T,
@@ -150,8 +150,8 @@ def _v1(db: sqlite_utils.Database) -> None:
         foreign_keys=[("procedure_id", "procedures", "id")],
         not_null={"procedure_id", "seq", "kind", "at"},
     )
-    db["events"].create_index(["procedure_id", "seq"], unique=True)
-    db["audit_log"].create(
+    db.table("events").create_index(["procedure_id", "seq"], unique=True)
+    db.table("audit_log").create(
         {
             "id": T,
             "at": T,
@@ -166,7 +166,7 @@ def _v1(db: sqlite_utils.Database) -> None:
         pk="id",
         not_null={"at", "action", "table_name", "record_id"},
     )
-    db["audit_log"].create_index(["table_name", "record_id"])
+    db.table("audit_log").create_index(["table_name", "record_id"])
     for op in ("UPDATE", "DELETE"):
         db.execute(
             f"""CREATE TRIGGER audit_log_no_{op.lower()} BEFORE {op} ON audit_log
@@ -197,7 +197,7 @@ def _v2(db: sqlite_utils.Database) -> None:
     from ..domain.clock import from_text, to_text
     from ..domain.ids import new_id
 
-    db["followups"].create(
+    db.table("followups").create(
         {
             "id": T,
             "procedure_id": T,
@@ -231,15 +231,15 @@ def _v2(db: sqlite_utils.Database) -> None:
         not_null={"procedure_id", "kind", "due_at", "state", "created_at", "updated_at"},
         defaults={"state": "open", "contact_attempts_n": 0, "late": 0},
     )
-    db["followups"].create_index(["procedure_id", "kind"], unique=True)
-    db["followups"].create_index(["state", "due_at"])
-    db["contact_attempts"].create(
+    db.table("followups").create_index(["procedure_id", "kind"], unique=True)
+    db.table("followups").create_index(["state", "due_at"])
+    db.table("contact_attempts").create(
         {"id": T, "followup_id": T, "at": T, "outcome": T, "by_user": T, "note": T},
         pk="id",
         foreign_keys=[("followup_id", "followups", "id")],
         not_null={"followup_id", "at", "outcome"},
     )
-    db["contact_attempts"].create_index(["followup_id"])
+    db.table("contact_attempts").create_index(["followup_id"])
     # INSERT OR REPLACE deletes without firing DELETE triggers: refuse a reused id.
     db.execute(
         """CREATE TRIGGER audit_log_no_replace BEFORE INSERT ON audit_log

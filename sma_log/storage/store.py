@@ -16,10 +16,10 @@ import contextlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pendulum
 
@@ -29,9 +29,10 @@ from ..domain.ids import new_id
 from .db import Row, open_connection
 from .errors import Conflict, NotFound, StorageError
 from .followups import FollowupStore
+from .rows import AuditEntry, PatientCode
 
 if TYPE_CHECKING:
-    from datetime import date
+    from datetime import date, datetime
 
     from ..domain import stats
 
@@ -72,12 +73,14 @@ class ProcedureView:
     events: list[timeline.Event]
     state: timeline.State
     _patient: Row | None = None
-    _load_patient: Any = None
+    _load_patient: Callable[[str], Row] | None = None
 
     @property
     def patient(self) -> Row:
         """The patient row, read on first use (the attempt key does not need it)."""
         if self._patient is None:
+            if self._load_patient is None:
+                raise TypeError("ProcedureView made without its patient or a way to read it")
             self._patient = self._load_patient(self.row["patient_id"])
         return self._patient
 
@@ -298,7 +301,7 @@ class Store(FollowupStore):
         if not clean.get("study_code"):
             raise fields.ValidationError("study_code", "Study code is required")
         now = to_text(self.now())
-        row = {
+        row: Row = {
             "id": new_id(),
             **{k: clean.get(k) for k in fields.PATIENT_FIELDS},
             "created_at": now,
@@ -452,7 +455,7 @@ class Store(FollowupStore):
         self,
         proc_id: str,
         kind: str,
-        at: pendulum.DateTime,
+        at: datetime,
         value: str | None,
         seq: int | None = None,
         attempt_id: str | None = None,
@@ -479,7 +482,7 @@ class Store(FollowupStore):
         )
         return ev_id
 
-    def _stamp(self, events: list[timeline.Event], row: Row | None = None) -> pendulum.DateTime:
+    def _stamp(self, events: list[timeline.Event], row: Row | None = None) -> datetime:
         """The time of a new event, kept in order.
 
         While the machine has not rebooted since the procedure started, the time is
@@ -605,7 +608,7 @@ class Store(FollowupStore):
             changed = self._update("procedures", proc_id, changes, current=row)
             row.update({k: new for k, (_, new) in changed.items()})
             self._sync_derived(row, events)
-            self._after_end(proc_id, end.at)
+            self._after_end(proc_id, pendulum.instance(end.at))
         return self.load_procedure(proc_id)
 
     def _after_end(self, proc_id: str, ended_at: pendulum.DateTime) -> None:
@@ -691,14 +694,15 @@ class Store(FollowupStore):
         rows = self.query("SELECT id FROM procedures WHERE patient_id = ?", (patient_id,))
         return [r["id"] for r in rows]
 
-    def patients_by_code(self) -> list[Row]:
+    def patients_by_code(self) -> list[PatientCode]:
         """Every patient's id, study code and creation time, by study code."""
-        return self.query("SELECT id, study_code, created_at FROM patients ORDER BY study_code")
+        rows = self.query("SELECT id, study_code, created_at FROM patients ORDER BY study_code")
+        return cast("list[PatientCode]", rows)
 
     # ------------------------------------------------------------------ audit
     def audit_entries(
         self, table: str | None = None, record_id: str | None = None, limit: int = 1000
-    ) -> list[Row]:
+    ) -> list[AuditEntry]:
         where, params = [], []
         if table:
             where.append("table_name = ?")
@@ -707,7 +711,8 @@ class Store(FollowupStore):
             where.append("record_id = ?")
             params.append(record_id)
         clause = ("WHERE " + " AND ".join(where)) if where else ""
-        return self.query(f"SELECT * FROM audit_log {clause} ORDER BY id LIMIT ?", (*params, limit))
+        rows = self.query(f"SELECT * FROM audit_log {clause} ORDER BY id LIMIT ?", (*params, limit))
+        return cast("list[AuditEntry]", rows)
 
     def revision(self, records: list[tuple[str, str]], at_ok_sql: str) -> tuple[int, str | None]:
         """How often these ``(table, record id)`` records changed (audited updates) and

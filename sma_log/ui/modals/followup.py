@@ -9,7 +9,7 @@ was changed asks before discarding what was typed.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -38,7 +38,14 @@ def _words(value: Any) -> str:
     return visible(value)
 
 
-class ChangeGuard:
+if TYPE_CHECKING:
+    # What the mixin uses of the dialog it is mixed into (at run time a plain object).
+    _GuardBase = Dialog[Any]
+else:
+    _GuardBase = object
+
+
+class ChangeGuard(_GuardBase):
     """Escape (or Cancel) on a changed form asks before discarding what was typed."""
 
     _start: dict[str, Any]
@@ -47,28 +54,28 @@ class ChangeGuard:
         self._start = self.form_values()
 
     def form_values(self) -> dict[str, Any]:
-        return {f.spec.name: f.raw for f in self.query(FormField)}  # type: ignore[attr-defined]
+        return {f.spec.name: f.raw for f in self.query(FormField)}
 
     def changed(self) -> list[str]:
         """Labels of the fields whose value differs from when the form opened."""
         now = self.form_values()
         return [
             f.spec.label
-            for f in self.query(FormField)  # type: ignore[attr-defined]
+            for f in self.query(FormField)
             if (now.get(f.spec.name) or None) != (self._start.get(f.spec.name) or None)
         ]
 
     def action_cancel(self) -> None:
         changed = self.changed()
         if not changed:
-            self.dismiss(None)  # type: ignore[attr-defined]
+            self.dismiss(None)
             return
 
         def answered(discard: bool | None) -> None:
             if discard:
-                self.dismiss(None)  # type: ignore[attr-defined]
+                self.dismiss(None)
 
-        self.app.push_screen(  # type: ignore[attr-defined]
+        self.app.push_screen(
             ConfirmDialog(
                 "Discard what was typed?",
                 f"Changed: {', '.join(changed)}. Nothing of it is saved if you discard it.",
@@ -149,7 +156,8 @@ class FollowupDialog(ChangeGuard, Dialog[dict[str, Any] | None]):
     def _toggle_details(self) -> None:
         """PDPH details only when PDPH is yes; the other event's only when there was one."""
         for switch, names in (("pdph", PDPH_ONLY), ("other_event_any", OTHER_EVENT_ONLY)):
-            shown = self._field(switch) is None or self._field(switch).raw == "yes"
+            toggle = self._field(switch)
+            shown = toggle is None or toggle.raw == "yes"
             for name in names:
                 field = self._field(name)
                 if field is not None:

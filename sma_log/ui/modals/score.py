@@ -14,7 +14,7 @@ nothing; l or Escape leaves the score pending.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from rich.text import Text
 from textual import events
@@ -32,6 +32,9 @@ from ...storage.errors import Conflict, NotFound, StorageError
 from ..fmt import _dt, local_time, shown
 from .base import Dialog
 from .confirm import ConfirmDialog
+
+if TYPE_CHECKING:
+    from ..appview import SmaApp
 
 FIVE_MINUTES = 300.0
 
@@ -89,14 +92,18 @@ class ScoreDialog(Dialog[int | None]):
         self.tick()
         self.set_interval(0.5, self.tick)
 
+    @property
+    def sma(self) -> SmaApp:
+        return cast("SmaApp", self.app)
+
     # ------------------------------------------------------------------ the clock
     def since_end(self) -> float:
         """Seconds since the stored end, from the app's clock (never counted)."""
         ended = _dt(self.due.ended_at)
-        return self.app.clock.elapsed(ended) if ended is not None else 0.0  # type: ignore[attr-defined]
+        return self.sma.clock.elapsed(ended) if ended is not None else 0.0
 
     def clock_text(self) -> Text:
-        tz = self.app.tz  # type: ignore[attr-defined]
+        tz = self.sma.tz
         since = self.since_end()
         text = Text()
         text.append(f"Ended {local_time(self.due.ended_at, tz)} · ")
@@ -147,7 +154,7 @@ class ScoreDialog(Dialog[int | None]):
         self._save(n, early_ok=False)
 
     def _save(self, n: int, *, early_ok: bool) -> None:
-        store = self.app.store  # type: ignore[attr-defined]
+        store = self.sma.store
         try:
             saved = store.set_score(self.proc_id, n, early_ok=early_ok)
         except TooEarly as exc:
@@ -166,7 +173,7 @@ class ScoreDialog(Dialog[int | None]):
         self.dismiss(saved)
 
     def _confirm_early(self, n: int, exc: TooEarly) -> None:
-        tz = self.app.tz  # type: ignore[attr-defined]
+        tz = self.sma.tz
         opens = local_time(exc.opens_at, tz)
         since = clock_text(self.since_end())
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -94,7 +95,7 @@ class SettingsDialog(Dialog[Settings | None]):
         values, errors = collect(list(self.query(FormField)))
         if errors:
             return
-        clean = {
+        clean: dict[str, Any] = {
             k: ("" if v is None and k in ("operator", "timezone") else v) for k, v in values.items()
         }
         clean["locale"] = schedule.resolve_locale(clean.get("locale") or "en")

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from rich.text import Text
 from textual.app import App
@@ -18,31 +17,10 @@ from ...domain.timeline import RuleError
 from ...storage.errors import Conflict, NotFound, StorageError
 
 if TYPE_CHECKING:
-    from ...config import Settings
-    from ...domain.clock import Clock
     from ...storage.store import Store
+    from ..appview import SmaApp
 
 T = TypeVar("T")
-
-
-class SmaApp(Protocol):
-    """What a screen uses of :class:`sma_log.ui.app.SmaLogApp` (named here, so the
-    screens do not import the app that imports every screen)."""
-
-    db_path: Path
-    settings: Settings
-    clock: Clock
-    demo: bool
-
-    @property
-    def store(self) -> Store: ...  # pragma: no cover
-
-    @property
-    def tz(self) -> str: ...  # pragma: no cover
-
-    def open_procedure(self, proc_id: str) -> None: ...  # pragma: no cover
-
-    def go_home(self, message: str | None = None) -> None: ...  # pragma: no cover
 
 
 #: The id of every screen's status line (a one-row Static): the last action's result,
@@ -129,6 +107,15 @@ class AppScreen(Screen[Any]):
 
     def guarded(self, action: Callable[[], T]) -> T | None:
         return guarded(self.app, action)
+
+    def succeeded(self, action: Callable[[], None]) -> bool:
+        """Run a store call that returns nothing, as :meth:`guarded`: False when refused."""
+
+        def done() -> bool:
+            action()
+            return True
+
+        return self.guarded(done) is not None
 
     def say(self, message: str, *, refused: bool = False) -> None:
         """Show ``message`` on this screen's status line (if it has one)."""

@@ -460,7 +460,7 @@ class FollowupScreen(AppScreen):
                 self.say(f"{label(row)}: still open (close cancelled)")
                 return
             state, reason = result
-            ok = self.guarded(lambda: self.store.close_followup(item.id, state, reason) or True)
+            ok = self.succeeded(lambda: self.store.close_followup(item.id, state, reason))
             if ok:
                 self.undo_stack.append(
                     Undoable("close", item.id, shown(row["study_code"]), label(row))
@@ -483,7 +483,7 @@ class FollowupScreen(AppScreen):
             self.undo_stack.pop()
             self.done(f"{last.what}: no-answer call undone ({left} left)")
         else:
-            ok = self.guarded(lambda: self.store.reopen_followup(last.fid) or True)
+            ok = self.succeeded(lambda: self.store.reopen_followup(last.fid))
             if not ok:
                 return
             self.undo_stack.pop()
@@ -498,7 +498,7 @@ class FollowupScreen(AppScreen):
         if row["state"] == "open":
             self.refuse(f"{label(row)} is open already")
             return
-        ok = self.guarded(lambda: self.store.reopen_followup(item.id) or True)
+        ok = self.succeeded(lambda: self.store.reopen_followup(item.id))
         if ok:
             self.done(f"{label(row)}: reopened")
         self.refresh_from_store(focus=item.id)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -15,8 +15,12 @@ from ..fmt import cell, local_datetime, minutes, shown
 from ..modals.followup import kind_words, state_words
 from .base import AppScreen, StatusLine
 
+if TYPE_CHECKING:
+    from ...storage.db import Row
+    from ...storage.store import Store
 
-def _status(store: Any, row: Any) -> str:
+
+def _status(store: Store, row: Row) -> str:
     """A follow-up's status in words, or "?" when its due time cannot be read."""
     try:
         return state_words(store.status_of(row), row["late"])

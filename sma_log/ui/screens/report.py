@@ -104,7 +104,7 @@ def layout(header: list[str], rows: list[list[str]], width: int) -> tuple[str, i
 @dataclass(frozen=True)
 class Params:
     by: str | None  # one grouping, or two: "approach,scoliosis"
-    unit: str
+    unit: stats.Unit
     start: date | None
     end: date | None
     where: tuple[tuple[str, tuple[str, ...]], ...] = ()
@@ -156,7 +156,7 @@ def compute(db_path: Path, user: str | None, params: Params, tz: str) -> Result:
     try:
         report = store.load_report(
             params.by,
-            params.unit,  # type: ignore[arg-type]
+            params.unit,
             params.start,
             params.end,
             tz,
@@ -277,7 +277,10 @@ class ReportScreen(AppScreen):
         """The filters' values, or None while a date field holds no valid date."""
         by = self.query_one("#report-by", Select).value
         by2 = self.query_one("#report-by2", Select).value
-        unit = self.query_one("#report-unit", Select).value
+        # allow_blank=False: the value is one of UNIT_OPTIONS' values
+        unit: stats.Unit = (
+            "patient" if self.query_one("#report-unit", Select).value == "patient" else "procedure"
+        )
         days: dict[str, date | None] = {}
         ok = True
         try:
@@ -303,7 +306,7 @@ class ReportScreen(AppScreen):
         dims = [str(d) for d in (by, by2) if d != NO_GROUPING]
         if len(dims) == 2 and dims[0] == dims[1]:
             dims = dims[:1]
-        return Params(",".join(dims) or None, str(unit), start, end, only)
+        return Params(",".join(dims) or None, unit, start, end, only)
 
     def _say(self, which: str, message: str) -> None:
         field = self.query_one(f"#report-{which}", Input)
@@ -350,16 +353,20 @@ class ReportScreen(AppScreen):
         worker = event.worker
         if worker.group == "plots":
             if event.state == WorkerState.SUCCESS:
-                done: Result = worker.result  # type: ignore[assignment]
-                if done.params == self._shown and done.plots is not None:
+                done = worker.result
+                if (
+                    isinstance(done, Result)
+                    and done.params == self._shown
+                    and done.plots is not None
+                ):
                     self.result = done
                     self._show_plots(done.plots)
             return
         if worker.group != "report":
             return
         if event.state == WorkerState.SUCCESS:
-            result: Result = worker.result  # type: ignore[assignment]
-            if result.params != self._pending:
+            result = worker.result
+            if not isinstance(result, Result) or result.params != self._pending:
                 return  # overtaken by a newer request
             self._pending = None
             self._show(result)

@@ -31,7 +31,7 @@ def ask_score(
     Nothing happens (a refusal on the status line) if the procedure cannot be scored
     (not ended, cancelled, gone).
     """
-    app = screen.sma
+    app, textual_app = screen.sma, screen.app  # one object: as SmaApp, and as a Textual App
     due = screen.guarded(lambda: app.store.score_due(proc_id))
     if due is None:
         return
@@ -56,8 +56,8 @@ def ask_score(
             )
         if then is not None:
             then(score)
-        target = status_screen(app)
+        target = status_screen(textual_app)
         if target is not None:
             target.say(message)
 
-    app.push_screen(dialog, closed)
+    textual_app.push_screen(dialog, closed)

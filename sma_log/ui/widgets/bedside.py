@@ -53,7 +53,7 @@ class ElapsedTimer(BigNumber):
         super().__init__("Elapsed", "00:00", id=id)
         self.clock = clock
         self.start: Any = None
-        self.anchor: Anchor | None = None
+        self.clock_anchor: Anchor | None = None
         self.stopped_at: Any = None
         self.caption = "since start"
 
@@ -63,7 +63,7 @@ class ElapsedTimer(BigNumber):
     def set_start(
         self, start: Any, anchor: Anchor | None, stopped_at: Any = None, caption: str = ""
     ) -> None:
-        self.start, self.anchor, self.stopped_at = start, anchor, stopped_at
+        self.start, self.clock_anchor, self.stopped_at = start, anchor, stopped_at
         self.caption = caption or "since start"
         self.tick()
 
@@ -73,7 +73,7 @@ class ElapsedTimer(BigNumber):
         if self.stopped_at is not None:
             seconds = (self.stopped_at - self.start).total_seconds()
         else:
-            seconds = self.clock.elapsed(self.start, self.anchor)
+            seconds = self.clock.elapsed(self.start, self.clock_anchor)
         self.update(format_elapsed(seconds), self.caption)
 
 

@@ -186,7 +186,10 @@ class FormField(Horizontal):
 
     @property
     def control(self) -> Input | Select[Any]:
-        return self.query_one(f"#{self.spec.name}")  # type: ignore[return-value]
+        control = self.query_one(f"#{self.spec.name}")
+        if not isinstance(control, Input | Select):
+            raise TypeError(f"#{self.spec.name} is not an input")  # compose() makes one
+        return control
 
     @property
     def raw(self) -> Any:

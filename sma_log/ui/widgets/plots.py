@@ -83,7 +83,7 @@ class PlotCollector:
         groups = report.groups or [report.overall]
         data = PlotData(
             attempts=self.attempts,
-            time_by_group=[(g.label, g.figure("procedure_min").value) for g in groups],  # type: ignore[misc]
+            time_by_group=[(g.label, _spread(g.figure("procedure_min"))) for g in groups],
             by=report.by,
             operators_total=len(self.times),
         )
@@ -188,3 +188,10 @@ class LearningCurvePlot(_Plot):
         plt.xticks(list(range(1, last + 1, step)))
         plt.xlabel("operator's procedure number")
         self.refresh()
+
+
+def _spread(figure: stats.Figure) -> stats.Spread:
+    """A time figure's value: always a spread (a count or an int is another figure)."""
+    if not isinstance(figure.value, stats.Spread):
+        raise TypeError(f"{figure.key} is not a time figure")
+    return figure.value
