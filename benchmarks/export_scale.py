@@ -7,7 +7,8 @@ Demo databases are made once in --dir (``sma-log demo PATH -n N --now
 2026-03-27T09:00:00Z``) and reused. Then, each run in its own process (so peak memory
 is that run's alone), runs alternating so a load change hits both sides alike:
 
-* ``procedures``: the procedures table alone, de-identified (``csvfiles.write_table``);
+* ``procedures``: the procedures table alone, de-identified, as the export writes each
+  table (``csvfiles.bad_rows`` then ``csvfiles.write_table``);
 * ``folder``: ``sma-log export --format csv`` de-identified (the default): six tables,
   procedures_analysis and data_dictionary (``csvfiles.write_csv``);
 * ``folder --identifiers``: the same, identified.
@@ -16,9 +17,15 @@ Each is set beside two runs of the SQLite shell (``sqlite3 -csv -header``) on th
 file in the same run:
 
 * ``SELECT *``: the same tables dumped as stored (no join, order, masking or dates);
-* same query: the shell runs the export's own queries (same rows, order, columns, id
-  masks, local dates, minutes; for the folder also the analysis query) and does the
+* same query: the shell runs the export's own queries (``csvfiles.column_plan``'s SQL
+  and ``storage.analysis.analysis_sql``: same rows, order, columns, minutes) with the
+  cell rules written in plain SQL: an id mask as ``'0000000000' || substr(x, 11)``, a
+  local date as ``date(x, 'localtime')`` with ``TZ`` set to the export's zone in the
+  shell's environment (the C library's zone rules, the same IANA data). It does the
   CSV quoting itself; it lacks only the formula guard and writes REALs with 15 digits.
+  (Until issue 12 these queries came from the export's SQL line builders; since the
+  export writes with ``csv.writer`` and one cell function per column, the shell's
+  column is the export's reads plus those two rules.)
 
 Times are medians of --repeat runs; the export's is measured inside the child after
 its imports (Python start-up is ≈ 0.1–0.3 s more), the shell's is its whole process.
@@ -43,7 +50,7 @@ CHILD = r"""
 import sys, time
 from pathlib import Path
 from sma_log.commands.common import open_for_reading
-from sma_log.export.common import ExportOptions, Progress
+from sma_log.export.common import ExportOptions, LocalDates, Tally
 from sma_log.export import csvfiles
 db, out, only, tz = sys.argv[1], Path(sys.argv[2]), sys.argv[4], sys.argv[5]
 ident = sys.argv[3] == "1"
@@ -52,26 +59,32 @@ store = open_for_reading(Path(db), "bench")
 t = time.perf_counter()
 if only == "all":
     csvfiles.write_csv(store, out, opts, force=False)
-else:
+else:  # one table, as write_csv writes each
     conn = store.conn
-    csvfiles.register_csv_functions(conn, opts.tz)
     conn.execute("BEGIN")
-    transitions = [] if ident else csvfiles.date_transitions(conn, opts.tz)
     out.mkdir()
     plan = csvfiles.column_plan(conn, only, opts)
+    bad = csvfiles.bad_rows(conn, only, plan, opts, LocalDates(opts.tz))
     csvfiles.write_table(
-        conn, out / f"{only}.csv", only, plan, opts, transitions, Progress(0, "", False)
+        conn, out / f"{only}.csv", only, plan, opts, Tally(None), frozenset(bad)
     )
     conn.execute("COMMIT")
 print(time.perf_counter() - t)
 """
 
 
-def run_child(args: list[str], stdin: str = "") -> tuple[float, float, str]:
+def run_child(
+    args: list[str], stdin: str = "", env: dict[str, str] | None = None
+) -> tuple[float, float, str]:
     """(seconds, peak RSS MB, stdout) of a child process."""
     t = time.perf_counter()
     p = subprocess.Popen(
-        args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        args,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     assert p.stdin is not None and p.stdout is not None and p.stderr is not None
     p.stdin.write(stdin)
@@ -86,49 +99,38 @@ def run_child(args: list[str], stdin: str = "") -> tuple[float, float, str]:
 
 
 def shell_queries(db: Path, ident: bool, tables: tuple[str, ...], analysis: bool) -> list[str]:
-    """The export's own queries in plain SQL (what the shell can run)."""
+    """The export's own queries in plain SQL (what the shell can run): its reads, with
+    the id mask and the local date in SQL (``date(x, 'localtime')``: the shell runs
+    with ``TZ`` set); the formula guard is left out."""
     from sma_log.commands.common import open_for_reading
     from sma_log.export import csvfiles
-    from sma_log.export.common import ExportOptions, local_date_sql
+    from sma_log.export.common import DATE, MASK_ID, ExportOptions
+
+    def cell(sql: str, rule: str) -> str:
+        if rule == MASK_ID:
+            return f"'0000000000' || substr({sql}, 11)"
+        return f"date({sql}, 'localtime')" if rule == DATE else sql
 
     opts = ExportOptions(identifiers=ident, tz=TZ)
     store = open_for_reading(db, "bench")
     conn = store.conn
-    transitions = [] if ident else csvfiles.date_transitions(conn, TZ)
     queries = []
     for table in tables:
-        cols = []
-        for c in csvfiles.column_plan(conn, table, opts):
-            v = c.value
-            if c.kind == "id":
-                v = f"'0000000000' || substr({v}, 11)"
-            elif c.kind == "instant":
-                v = local_date_sql(v, transitions, "NULL")
-            elif c.kind == "note_value":
-                v = f"CASE WHEN t.kind = 'note' THEN NULL ELSE {v} END"
-            cols.append(f"{v} AS {c.name}")
+        plan = csvfiles.column_plan(conn, table, opts)
+        cols = ", ".join(f"{cell(c.sql, c.cell)} AS {c.name}" for c in plan)
         where, params = csvfiles._where(table, opts)
         assert not params
         queries.append(
-            f"SELECT {', '.join(cols)} FROM {csvfiles._FROM[table]} WHERE {where} "
+            f"SELECT {cols} FROM {csvfiles._FROM[table]} WHERE {where} "
             f"ORDER BY {csvfiles._ORDER[table]}"
         )
     if analysis:
         from sma_log.storage import analysis as am
 
-        plan = csvfiles.analysis_plan(am, opts)
-        names = [c.name for c in plan]
+        names = [c.name for c in csvfiles.analysis_columns(opts)]
         inner, _, _ = am.analysis_sql(names, tz=TZ)
-        inner = inner.replace("WHERE p.status = 'ended'", "WHERE +p.status = 'ended'", 1)
-        cols = []
-        for c in plan:
-            v = c.value
-            if c.kind == "id":
-                v = f"'0000000000' || substr({v}, 11)"
-            elif c.kind == "instant":
-                v = local_date_sql(v, transitions, "NULL")
-            cols.append(f"{v} AS {c.name}")
-        queries.append(f"SELECT {', '.join(cols)} FROM ({inner} LIMIT -1 OFFSET 0) a")
+        cols = ", ".join(f"{cell(n, csvfiles.analysis_cell(n, opts))} AS {n}" for n in names)
+        queries.append(f"SELECT {cols} FROM ({inner}) a")
     store.close()
     return queries
 
@@ -145,7 +147,8 @@ def shell(db: Path, work: Path, queries: list[str]) -> tuple[float, float]:
     out = work / f"shell-{time.monotonic_ns()}"
     out.mkdir()
     script = "".join(f".once {out / str(i)}.csv\n{q};\n" for i, q in enumerate(queries))
-    wall, rss, _ = run_child(["sqlite3", "-csv", "-header", str(db)], script)
+    env = {**os.environ, "TZ": TZ}  # date(x, 'localtime') is the export's local date
+    wall, rss, _ = run_child(["sqlite3", "-csv", "-header", str(db)], script, env)
     shutil.rmtree(out)
     return wall, rss
 
