@@ -42,14 +42,7 @@ def test_core_types_strict(tmp_path: Path, package: str) -> None:
         assert run.returncode == 0, run.stdout + run.stderr
 
 
-#: Left out of the whole-package run for now: export/ is being finished in parallel
-#: (issue 12) and still has type errors of its own. ``--follow-imports=silent`` still
-#: reads it for the types the other packages import from it, without reporting its
-#: errors. The lead removes this (and the two options below) once export/ passes.
-NOT_YET_CHECKED = ("--exclude", "sma_log/export/", "--follow-imports=silent")
-
-
 def test_package_types(tmp_path: Path) -> None:
     """The whole package passes mypy with pyproject's configuration."""
-    run = _run("-m", "mypy", "--cache-dir", str(tmp_path / "mypy"), *NOT_YET_CHECKED, "sma_log")
+    run = _run("-m", "mypy", "--cache-dir", str(tmp_path / "mypy"), "sma_log")
     assert run.returncode == 0, run.stdout + run.stderr

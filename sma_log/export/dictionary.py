@@ -277,7 +277,7 @@ def analysis_rows(columns: list[Any], opts: ExportOptions) -> list[tuple[str, ..
     from ..storage import analysis
 
     kinds = {"integer": "int", "real": "float", "boolean": "bool", "datetime": "instant"}
-    out = []
+    out: list[tuple[str, ...]] = []
     for col in columns:
         choices = analysis.COLUMN_CHOICES.get(col.name, ())
         kind = kinds.get(col.type, col.type)

@@ -519,9 +519,9 @@ def json_schema() -> dict[str, Any]:
     tables = list(columns)
     always = [t for t in tables if t not in IDENTIFYING_TABLES]
     removed_when_deidentified: dict[str, Any] = {}
-    for table, cols in REMOVED_FIELDS.items():
+    for table, gone in REMOVED_FIELDS.items():
         removed_when_deidentified[table] = {
-            "items": {"not": {"anyOf": [{"required": [c]} for c in cols]}}
+            "items": {"not": {"anyOf": [{"required": [c]} for c in gone]}}
         }
     removed_when_deidentified["events"] = {
         "items": {

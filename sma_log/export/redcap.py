@@ -814,8 +814,9 @@ def write_redcap(store: Any, out: Path, opts: ExportOptions, force: bool) -> dic
                         values = rule(row)
                         for i, f, fmt, (table, alias) in mine:
                             v = values.get(f.source)
+                            rowid = row.get(alias)
                             if v is None or (
-                                bad and f.source in bad.get((table, row.get(alias)), ())
+                                rowid is not None and f.source in bad.get((table, rowid), ())
                             ):
                                 continue
                             value = fmt(v)
