@@ -17,7 +17,9 @@ from sma_log.domain.clock import (
     Clock,
     format_elapsed,
     from_text,
+    instant_fields,
     now_text,
+    stored_fields,
     to_text,
 )
 
@@ -104,6 +106,45 @@ def test_text_sorts_like_instants(dts: list[object]) -> None:
 def test_from_text_refuses_other_forms(text: str) -> None:
     with pytest.raises(ValueError, match="not a stored instant"):
         from_text(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "fields"),
+    [
+        ("2026-03-27T09:00:00.000123Z", (2026, 3, 27, 9, 0, 0, 123)),
+        ("2026-03-27T09:00:00.000123", (2026, 3, 27, 9, 0, 0, 123)),
+        ("2026-03-27T09:00:01Z", (2026, 3, 27, 9, 0, 1, 0)),
+        ("2026-03-27T09:00:01", (2026, 3, 27, 9, 0, 1, 0)),
+    ],
+)
+def test_instant_fields_reads_the_four_forms(text: str, fields: tuple[int, ...]) -> None:
+    assert instant_fields(text) == fields
+    if len(text) == STORED_FORMAT_LEN:
+        assert stored_fields(text) == fields
+    else:  # the stored form is its strict case
+        with pytest.raises(ValueError, match="not a stored instant"):
+            stored_fields(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-03-27 09:00:00Z",
+        "2026-03-27T09:00:00X",
+        "2026-03-27T09:00:00.12345Z",
+        "2026-03-27T09:00:00.000000ZZ",
+        "2026-03-27T09:00",
+        "2026-03-27T09:00:00Z\n",
+        "2026- 3-27T09:00:00Z",
+        "２026-03-27T09:00:00Z",
+        "",
+        None,
+        20260327,
+    ],
+)
+def test_instant_fields_refuses_other_forms(text: object) -> None:
+    with pytest.raises(ValueError, match="not an instant"):
+        instant_fields(text)
 
 
 # ---------------------------------------------------------------- elapsed, wall clock

@@ -21,7 +21,11 @@ from pathlib import Path
 import pendulum
 
 STORED_FORMAT_LEN = len("2026-03-27T09:00:00.000000Z")
-_STORED_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
+#: ``YYYY-MM-DDTHH:MM:SS``, optionally ``.ffffff``, optionally ``Z``: the stored form is
+#: the longest; the others are what analysis rows (``…SSZ``) and foreign files give.
+_INSTANT_RE = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{6}))?Z?"
+)
 _BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
 
 
@@ -36,21 +40,38 @@ def to_text(dt: datetime) -> str:
     return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def stored_fields(text: object) -> tuple[int, int, int, int, int, int, int]:
-    """Year, month, day, hour, minute, second, microsecond of a text in the one stored
-    form (ValueError if it is not in that form; the date itself is checked by whoever
-    builds a datetime from them)."""
-    if not isinstance(text, str) or not _STORED_RE.fullmatch(text):
-        raise ValueError(f"not a stored instant: {text!r}")
+Fields = tuple[int, int, int, int, int, int, int]
+
+
+def instant_fields(text: object) -> Fields:
+    """Year, month, day, hour, minute, second, microsecond of a UTC instant written
+    ``YYYY-MM-DDTHH:MM:SS`` with an optional ``.ffffff`` and an optional ``Z`` (19, 20,
+    26 or 27 characters; a missing fraction reads as 0). ValueError for any other text;
+    the date itself is checked by whoever builds a datetime from them."""
+    m = _INSTANT_RE.fullmatch(text) if isinstance(text, str) else None
+    if m is None:
+        raise ValueError(f"not an instant: {text!r}")
+    year, month, day, hour, minute, second, micro = m.groups()
     return (
-        int(text[0:4]),
-        int(text[5:7]),
-        int(text[8:10]),
-        int(text[11:13]),
-        int(text[14:16]),
-        int(text[17:19]),
-        int(text[20:26]),
+        int(year),
+        int(month),
+        int(day),
+        int(hour),
+        int(minute),
+        int(second),
+        int(micro) if micro is not None else 0,
     )
+
+
+def stored_fields(text: object) -> Fields:
+    """:func:`instant_fields` of a text in the one stored form only (27 characters:
+    fraction and ``Z``); ValueError for any other."""
+    if not isinstance(text, str) or len(text) != STORED_FORMAT_LEN:
+        raise ValueError(f"not a stored instant: {text!r}")
+    try:
+        return instant_fields(text)
+    except ValueError:
+        raise ValueError(f"not a stored instant: {text!r}") from None
 
 
 def from_text(text: str) -> pendulum.DateTime:

@@ -39,6 +39,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from ..domain.cells import mask_id, number_text
+from ..domain.clock import instant_fields
 from ..storage.errors import StorageError
 
 
@@ -373,16 +374,7 @@ class LocalDates:
 
     @staticmethod
     def _utc(text: str) -> datetime:
-        return datetime(
-            int(text[0:4]),
-            int(text[5:7]),
-            int(text[8:10]),
-            int(text[11:13]),
-            int(text[14:16]),
-            int(text[17:19]),
-            int(text[20:26]) if len(text) >= 26 and text[19] == "." else 0,
-            tzinfo=UTC,
-        )
+        return datetime(*instant_fields(text), tzinfo=UTC)
 
     def local(self, text: str) -> datetime:
         return self._utc(text).astimezone(self.zone)
