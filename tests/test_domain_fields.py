@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sma_log.domain import fields, vocab
+from sma_log.domain.cells import number_text
 from sma_log.domain.fields import (
     OUTCOME_FIELDS,
     PATIENT_FIELDS,
@@ -252,3 +253,15 @@ def test_study_code_property(raw: str) -> None:
     assert fields.STUDY_CODE_RE.match(code)
     assert code == code.upper()
     assert CODE.parse(code.lower()) == code
+
+
+@pytest.mark.parametrize(
+    "spec", [s for s in ALL_SPECS if s.kind in ("int", "float")], ids=lambda s: s.name
+)
+def test_range_message_writes_its_bounds_as_numbers_are_written(spec: fields.FieldSpec) -> None:
+    """The bounds in a refusal are written by the one number rule (12, not 12.0)."""
+    message = spec.expected()
+    for bound in (spec.minimum, spec.maximum):
+        if bound is not None:
+            assert number_text(bound) in message
+    assert ".0 " not in message + " " and ".0–" not in message

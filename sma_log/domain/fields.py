@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from . import vocab
+from .cells import number_text
 
 Kind = Literal["text", "int", "float", "choice", "bool"]
 
@@ -129,9 +130,7 @@ def _range_text(spec: FieldSpec) -> str:
 
 
 def _fmt(v: float | None) -> str:
-    if v is None:
-        return "?"
-    return str(int(v)) if float(v).is_integer() else str(v)
+    return "?" if v is None else number_text(v)
 
 
 def _parse_number(spec: FieldSpec, raw: Any) -> int | float:

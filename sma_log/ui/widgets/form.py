@@ -20,6 +20,7 @@ from textual.suggester import Suggester
 from textual.validation import ValidationResult, Validator
 from textual.widgets import Input, Label, Select, Static
 
+from ...domain.cells import number_text
 from ...domain.fields import FieldSpec, ValidationError
 from ...domain.text import visible
 
@@ -248,8 +249,8 @@ def _fmt(value: Any, spec: FieldSpec | None = None) -> str:
     """A stored value as the field's text. Text from the database or a file shows its
     control characters made visible (:func:`~sma_log.domain.text.visible`; a note's
     lines and tabs are kept): what the field shows is what saving it keeps."""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
+    if isinstance(value, float):  # what visible(value) gives, but 12.0 as 12
+        return number_text(value)
     multiline = spec is not None and spec.max_length > 200
     return visible(value, multiline=multiline)
 
