@@ -459,6 +459,42 @@ def test_ics_refuses_an_existing_file_without_force(
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 
+@pytest.mark.parametrize("force", [False, True], ids=["", "force"])
+@pytest.mark.parametrize("target", ["fifo", "database", "journal", "symlink"])
+def test_ics_refuses_what_the_exports_refuse(
+    tmp_path: Path, config: Path, clinic: dict[str, Any], at: Any, target: str, force: bool
+) -> None:
+    """--ics goes through the exports' output guard: never a FIFO, the database
+    itself, a name SQLite uses for its journal or a symbolic link, with or without
+    --force; one line, exit code 2, and the target is left as it was."""
+    at(NOW1)
+    db = clinic["path"]
+    mine = tmp_path / "mine.ics"
+    mine.write_text("my own calendar\n")
+    if target == "fifo":
+        out = tmp_path / "pipe.ics"
+        os.mkfifo(out)
+    elif target == "database":
+        out = db
+    elif target == "journal":
+        out = db.with_name(db.name + "-journal")
+    else:
+        out = tmp_path / "link.ics"
+        out.symlink_to(mine)
+    before = {p.name: (p.lstat().st_mode, p.lstat().st_size) for p in tmp_path.iterdir()}
+    db_bytes = db.read_bytes()
+    line = one_error_line(followups(clinic, "--ics", str(out), *(["--force"] if force else [])))
+    assert str(out) in line
+    after = {p.name: (p.lstat().st_mode, p.lstat().st_size) for p in tmp_path.iterdir()}
+    assert after == before
+    assert db.read_bytes() == db_bytes
+    assert mine.read_text() == "my own calendar\n"
+    if target == "symlink":
+        assert out.is_symlink()
+    if target == "fifo":
+        assert stat.S_ISFIFO(out.lstat().st_mode)
+
+
 # ---------------------------------------------------------------- settings
 def test_settings_show_and_change(tmp_path: Path, config: Path) -> None:
     shown = invoke("settings")

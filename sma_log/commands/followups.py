@@ -285,7 +285,9 @@ def followups(opts: Options, status: str, fmt: str, ics: Path | None, force: boo
     the study code identifies a patient: no names, record numbers or notes. Record
     ids go through the export's de-identification: their time part is zeroed; event
     times are kept (a reminder is at its due time). X-SMA-LOG-DEIDENTIFICATION lines
-    say so. An existing PATH is refused unless --force is given.
+    say so. An existing PATH is refused unless --force is given, and --force replaces
+    only a regular file (never a FIFO, a device, a symbolic link, the database or its
+    journal files).
 
     \b
     Text from the file is shown with its control characters made visible (JSON
@@ -301,10 +303,11 @@ def followups(opts: Options, status: str, fmt: str, ics: Path | None, force: boo
     settings = opts.settings
     tz = site_timezone(settings)
     statuses = None if status == "all" else (status,)
-    if ics is not None and ics.exists() and not force:
-        raise CommandRefused(f"{ics}: already exists; choose another path or use --force")
     from ..domain.text import visible
-    from ..export.common import BadCells
+    from ..export.common import BadCells, check_out
+
+    if ics is not None:  # the exports' guard, before reading anything
+        ics = check_out(ics, force, opts.db_path, folder=False)
 
     bad = BadCells(echo=lambda line: click.echo(line, err=True))
     with open_for_reading(opts.db_path, opts.user) as store, unreadable_text_refused():
