@@ -8,6 +8,8 @@ every screen alike; the medians are printed per file.
 
     python benchmarks/screens.py /tmp/d200.db /tmp/d100k.db [--runs 5]
 
+Each file is copied first (the app opens its file read-write).
+
 Make the files with ``sma-log demo -n N --seed 1 PATH`` (the demo's "now" is the
 time it is made, so the queue has due and overdue rows).
 
@@ -29,15 +31,20 @@ import time
 from pathlib import Path
 
 TMUX = shutil.which("tmux") or "tmux"
-SMA_LOG = Path(sys.executable).with_name("sma-log")
+#: The command under test: ``$SMA_LOG_CMD`` if set (e.g. a wrapper running another
+#: checkout), else the ``sma-log`` beside this Python.
+SMA_LOG = Path(os.environ.get("SMA_LOG_CMD") or Path(sys.executable).with_name("sma-log"))
 
 #: What only the finished screen shows (a regex over the whole pane).
-HOME = re.compile(r"Patients\s*\n\s*Study code[^\n]*\n\s*\S+")
-QUEUE = re.compile(r"Follow-ups.*\n(.*\n)*?\s*(missed|overdue|due|upcoming)\s+\S+|No open follow")
+#: Home: a filled table (Patients is below the fold at 100x30 when scores are pending).
+HOME = re.compile(r"(Patients|Recent procedures)\s*\n\s*Study code[^\n]*\n\s*\S+")
+QUEUE = re.compile(
+    r"Follow-ups.*\n(.*\n)*?\s*(?i:missed|overdue|due|upcoming)\s+\S+|No open follow"
+)
 REPORT_FRAME = re.compile(r"Report\s*\n(.*\n)*?\s*Group by")
 REPORT_FIGURES = re.compile(r"Procedures, n\s+\S+\s+\d+")
 REPORT_PLOTS = re.compile(r"Attempts per procedure(.*\n){1,3}.*┤")
-PATIENT = re.compile(r"Procedures of|Procedures\s*\(\d+\)|Next dose")
+PATIENT = re.compile(r"Patient \S+\s*\n(.*\n)*?\s*Follow-ups\s*\n\s*Procedure\s+What")
 
 
 class Term:
@@ -93,8 +100,11 @@ def settle(term: Term, pattern: re.Pattern[str]) -> None:
 
 
 def run(db: Path, runs: int) -> dict[str, list[float]]:
+    """One app on a copy of ``db`` (the app opens its file read-write)."""
     config = Path(tempfile.mkdtemp(prefix="bench-screens-cfg-")) / "settings.json"
-    term = Term(db, config)
+    copy = config.parent / db.name
+    shutil.copyfile(db, copy)
+    term = Term(copy, config)
     samples: dict[str, list[float]] = {}
     try:
         settle(term, HOME)
@@ -109,6 +119,17 @@ def run(db: Path, runs: int) -> dict[str, list[float]]:
             for name, v in zip(("report frame", "report figures", "report plots"), t, strict=True):
                 samples.setdefault(f"{name} (t)", []).append(v)
             settle(term, REPORT_PLOTS)
+            term.key("Escape", HOME)
+            settle(term, HOME)
+            # the patient page: Tab to the Patients table (open -> scores -> recent ->
+            # patients), Enter on its first row
+            for _ in range(3):
+                term.tmux("send-keys", "-t", "b", "Tab")
+                time.sleep(0.05)
+            settle(term, HOME)
+            t = term.key("Enter", PATIENT)
+            samples.setdefault("patient page (Enter)", []).append(t[0])
+            settle(term, PATIENT)
             term.key("Escape", HOME)
             settle(term, HOME)
     finally:
@@ -132,6 +153,9 @@ def main() -> int:
     for name in names:
         cells = "".join(f"{statistics.median(r[name]) * 1000:14.0f}" for r in results.values())
         print(f"{name:34}{cells}")
+    for db, r in results.items():  # every sample, for the spread
+        for name, v in r.items():
+            print(db.name, name, " ".join(f"{x * 1000:.0f}" for x in v))
     return 0
 
 
