@@ -233,3 +233,35 @@ def test_unknown_group_values_come_last_with_a_label() -> None:
         ("midline", "Midline interlaminar"),
         ("unknown", "Not recorded"),
     ]
+
+
+def test_patient_unit_streams_patients_across_chunks_with_the_same_figures() -> None:
+    """Rows grouped by patient are summarised a batch of patients at a time (a patient
+    whose rows straddle a chunk boundary is held until complete): the same figures as
+    the same rows in any order, overall and per group."""
+    rows = []
+    for i in range(stats.CHUNK // 3 + 5):  # more than one chunk; patients of 1-5 rows
+        for k in range(1 + i % 5):
+            rows.append(
+                row(
+                    f"P{i:06d}",
+                    approach=("paramedian", "midline")[(i + k) % 2],
+                    drug_delivered=int((i + k) % 7 != 0),
+                    attempts_n=(i * 3 + k) % 6,
+                    redirections_n=None if k == 2 else (i + k) % 4,
+                    first_attempt_success=None if (i + k) % 9 == 0 else int((i + k) % 3 == 0),
+                    sedation=(None, "none", "local", "iv_sedation")[(i * k) % 4],
+                    fu72_state=("done", "open", "unreachable")[(i + 2 * k) % 3],
+                    pdph=None if (i + k) % 5 == 0 else int((i + k) % 11 == 0),
+                    back_pain_nrs=(i + k) % 4,
+                    other_event_any=int(k == 1),
+                    other_event_serious=int(i % 13 == 0),
+                )
+            )
+    assert len(rows) > stats.CHUNK
+    shuffled = rows[1::2] + rows[::2]  # each patient's rows apart
+    for by in (None, "approach"):
+        grouped = stats.summarise(rows, by=by, unit="patient", grouped_by_patient=True)
+        anyhow = stats.summarise(shuffled, by=by, unit="patient")
+        assert grouped.as_dict() == anyhow.as_dict()
+        assert value(grouped.overall, "patients") == stats.CHUNK // 3 + 5

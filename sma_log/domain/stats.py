@@ -58,7 +58,7 @@ import bisect
 import itertools
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -378,7 +378,7 @@ class Columns:
 
 
 class _Acc:
-    """Histograms of one group's procedures (or of one patient's within a group).
+    """Histograms of one group's procedures.
 
     Made by :func:`_accumulate` from rows, and added together (:meth:`merge`) when the
     rows come in chunks.
@@ -440,16 +440,8 @@ class _Acc:
         self.patients |= other.patients
 
 
-#: The histogram of fields a patient's summary does not read (never added to).
+#: The histogram of fields an accumulator leaves out (never added to).
 _NOTHING: Mapping[Any, int] = Counter()
-
-
-def _tally(values: Iterable[Any]) -> dict[Any, int]:
-    """A histogram of a few values (a patient's procedures): cheaper than a Counter."""
-    out: dict[Any, int] = {}
-    for v in values:
-        out[v] = out.get(v, 0) + 1
-    return out
 
 
 _COUNTERS = (
@@ -474,54 +466,83 @@ def _at_least_one(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 1
 
 
-def _accumulate(rows: Sequence[Sequence[Any]], c: Columns, *, patient: bool = False) -> _Acc:
-    """THE rules of the report: what each ended procedure contributes to each figure.
+# The rules of what each ended procedure contributes, written once and read by both
+# units: the procedure histograms (:func:`_accumulate`) and the patient summaries
+# (:meth:`_PatientFold.add_rows`).
+def _punctured(rows: Sequence[Sequence[Any]], c: Columns) -> list[Sequence[Any]]:
+    """Procedures with a needle insertion: the only ones with attempts, redirections
+    and a first-attempt outcome."""
+    att = c["attempts_n"]
+    return [r for r in rows if r[att]]
 
-    Written once, here, in Python, and used for every figure of both units (a patient's
-    summary is this applied to the patient's own procedures), by the CLI and the
-    report screen alike. Column at a time: each rule is one pass over the rows.
-    ``patient``: only what a patient's summary reads (:meth:`_PatientFold.add`).
-    """
-    delivered, att, red, fas = (
-        c["drug_delivered"],
-        c["attempts_n"],
-        c["redirections_n"],
-        c["first_attempt_success"],
-    )
-    # attempts, redirections and first-attempt success: procedures with a needle insertion
-    punctured = [r for r in rows if r[att]]
-    sed, state = c["sedation"], c["fu72_state"]
-    done = [r for r in rows if r[state] == "done"]
-    # adverse events whenever asked, out of the procedures whose question was answered
-    # (unknown is not "no"); back pain counts an NRS of 1 or more; "serious" is asked
-    # of the other-event answer
-    hist: Any = _tally if patient else Counter
-    ae: dict[str, int] = {}
-    ae_known: dict[str, int] = {}
+
+def _redirections(punctured: Sequence[Sequence[Any]], c: Columns) -> list[Any]:
+    """Punctured procedures' redirections (none recorded: 0)."""
+    red = c["redirections_n"]
+    return [r[red] or 0 for r in punctured]
+
+
+def _fas_known(punctured: Sequence[Sequence[Any]], c: Columns) -> list[Sequence[Any]]:
+    """Punctured procedures whose first-attempt outcome is known (truthy: success)."""
+    fas = c["first_attempt_success"]
+    return [r for r in punctured if r[fas] is not None]
+
+
+def _done(rows: Sequence[Sequence[Any]], c: Columns) -> list[Sequence[Any]]:
+    """Procedures whose 72-hour follow-up was completed."""
+    state = c["fu72_state"]
+    return [r for r in rows if r[state] == "done"]
+
+
+def _adverse_events(
+    done: Sequence[Sequence[Any]], c: Columns
+) -> Iterator[tuple[str, list[Sequence[Any]], list[Sequence[Any]]]]:
+    """Per adverse event: the completed follow-ups whose question was answered (unknown
+    is not "no") and those that report the event (back pain: an NRS of 1 or more;
+    "serious" is asked of the other-event answer)."""
     serious = c["other_event_serious"]
     for key, col in AE_COLUMNS.items():
         i = c[col]
         asked = [r for r in done if r[i] is not None]
-        ae_known[key] = len(asked)
         if key == "back_pain":
-            ae[key] = sum(1 for r in asked if _at_least_one(r[i]))
+            hit = [r for r in asked if _at_least_one(r[i])]
         elif key == "other_event_serious":
-            ae[key] = sum(1 for r in asked if r[serious])
+            hit = [r for r in asked if r[serious]]
         else:
-            ae[key] = sum(1 for r in asked if r[i])
-    acc = _Acc(
-        len(rows),
-        sum(1 for r in rows if r[delivered]),
-        attempts=hist(r[att] for r in punctured),
-        redirections=hist(r[red] or 0 for r in punctured),
-        fas=hist(1 if r[fas] else 0 for r in punctured if r[fas] is not None),
-        sedation=hist(r[sed] or UNKNOWN for r in rows),
-        fu=hist(r[state] or "none" for r in rows),
-        ae=ae if patient else Counter(ae),
-        ae_known=ae_known if patient else Counter(ae_known),
-    )
-    if patient:  # a patient's summary reads no more
-        return acc
+            hit = [r for r in asked if r[i]]
+        yield key, asked, hit
+
+
+def _sedations(rows: Sequence[Sequence[Any]], c: Columns) -> list[str]:
+    """Each procedure's sedation code (none recorded: unknown)."""
+    sed = c["sedation"]
+    return [r[sed] or UNKNOWN for r in rows]
+
+
+def _deepest(codes: Iterable[str]) -> str:
+    """The deepest of a patient's sedations (unknown codes below every known one)."""
+    return max(sorted(set(codes)), key=lambda k: _SEDATION_DEPTH.get(k, -1))
+
+
+def _median(values: Sequence[Any]) -> Any:
+    """``statistics.median`` of a few numbers (a patient's procedures): the same value
+    :func:`median_counts` gives for their histogram."""
+    s = sorted(values)
+    h = len(s) // 2
+    return s[h] if len(s) % 2 else (s[h - 1] + s[h]) / 2
+
+
+def _accumulate(rows: Sequence[Sequence[Any]], c: Columns, *, per_procedure: bool = True) -> _Acc:
+    """The histograms of the procedures ``rows``: the rules above, column at a time
+    (each rule is one pass over the rows), for the CLI and the report screen alike.
+
+    ``per_procedure=False``: only the figures that stay per procedure in the patient
+    unit (times, satisfaction, follow-ups); the patient figures come from
+    :meth:`_PatientFold.add_rows`.
+    """
+    state = c["fu72_state"]
+    done = _done(rows, c)
+    acc = _Acc(len(rows), fu=Counter(r[state] or "none" for r in rows))
     # per procedure in both units: times, and satisfaction taken in its window
     for name, col in (("proc_min", "procedure_min"), ("punct_min", "puncture_min")):
         i = c[col]
@@ -533,6 +554,19 @@ def _accumulate(rows: Sequence[Sequence[Any]], c: Columns, *, patient: bool = Fa
     s72, t72 = c["satisfaction_72h"], c["fu72_timing"]
     acc.fu72_timing = Counter(r[t72] or UNKNOWN for r in done)
     acc.sat72 = Counter(r[s72] for r in done if r[s72] is not None and r[t72] == "on_time")
+    if not per_procedure:
+        return acc
+    delivered, att, fas = c["drug_delivered"], c["attempts_n"], c["first_attempt_success"]
+    punctured = _punctured(rows, c)
+    acc.delivered = sum(1 for r in rows if r[delivered])
+    acc.attempts = Counter(r[att] for r in punctured)
+    acc.redirections = Counter(_redirections(punctured, c))
+    acc.fas = Counter(1 if r[fas] else 0 for r in _fas_known(punctured, c))
+    acc.sedation = Counter(_sedations(rows, c))
+    acc.ae, acc.ae_known = Counter(), Counter()
+    for key, asked, hit in _adverse_events(done, c):
+        acc.ae_known[key] = len(asked)
+        acc.ae[key] = len(hit)
     pid = c["patient_id"]
     acc.patients = {r[pid] for r in rows}
     return acc
@@ -641,10 +675,10 @@ def _followup_figures(acc: _Acc) -> list[Figure]:
 
 @dataclass
 class _PatientFold:
-    """Patient summaries of one group, folded in one patient at a time.
+    """Patient summaries of one group, folded in a batch of whole patients at a time.
 
     Holds counts and histograms only, so a report over any number of patients keeps
-    constant memory when the rows come grouped by patient.
+    constant memory when the rows come grouped by patient (one chunk of rows at a time).
     """
 
     n: int = 0
@@ -658,34 +692,43 @@ class _PatientFold:
     ae_any: Counter[str] = field(default_factory=Counter)
     ae_known: Counter[str] = field(default_factory=Counter)
 
-    def add(self, p: _Acc) -> None:
-        """One patient, summarised from their procedures' histograms (:func:`_accumulate`
-        over the patient's rows): the per-patient rules of the module docstring."""
-        self.n += 1
-        if p.delivered == p.n:
-            self.success += 1
-        if p.attempts:
-            # Both histograms count the same punctured procedures, so neither is empty.
-            att, red = median_counts(p.attempts), median_counts(p.redirections)
-            assert att is not None and red is not None
-            self.medians_att[att] += 1
-            self.medians_red[red] += 1
-        failed = p.fas.get(0, 0)
-        if failed + p.fas.get(1, 0):
-            self.fas_known += 1
-            if not failed:
-                self.fas_every += 1
-        if p.sedation:
-            deepest = max(sorted(p.sedation), key=lambda k: _SEDATION_DEPTH.get(k, -1))
-            self.deepest[deepest] += 1
-        if p.fu.get("done"):
-            self.followed += 1
-            for key, n in p.ae.items():
-                if n:
-                    self.ae_any[key] += 1
-            for key, n in p.ae_known.items():
-                if n:
-                    self.ae_known[key] += 1
+    def add_rows(self, rows: Sequence[Sequence[Any]], c: Columns) -> None:
+        """The patients of ``rows``, each summarised from their procedures by the
+        per-patient rules of the module docstring over the same per-procedure rules as
+        the procedure figures. Each patient's rows come together, and all of them (in
+        this group): no patient is split between two calls.
+        """
+        pid = c["patient_id"]
+        delivered, att, fas = c["drug_delivered"], c["attempts_n"], c["first_attempt_success"]
+        patients = {r[pid] for r in rows}
+        self.n += len(patients)
+        self.success += len(patients) - len({r[pid] for r in rows if not r[delivered]})
+        punctured = _punctured(rows, c)
+        # a patient's value is the median over their punctured procedures
+        attempts = [r[att] for r in punctured]
+        redirections = _redirections(punctured, c)
+        _require_numbers(*set(attempts), *set(redirections))
+        i = 0
+        for _, run in itertools.groupby(r[pid] for r in punctured):
+            j = i + sum(1 for _ in run)
+            self.medians_att[_median(attempts[i:j])] += 1
+            self.medians_red[_median(redirections[i:j])] += 1
+            i = j
+        known = _fas_known(punctured, c)
+        every = {r[pid] for r in known}
+        self.fas_known += len(every)
+        self.fas_every += len(every - {r[pid] for r in known if not r[fas]})
+        sedations = _sedations(rows, c)
+        i = 0
+        for _, run in itertools.groupby(r[pid] for r in rows):
+            j = i + sum(1 for _ in run)
+            self.deepest[_deepest(sedations[i:j])] += 1
+            i = j
+        done = _done(rows, c)
+        self.followed += len({r[pid] for r in done})
+        for key, asked, hit in _adverse_events(done, c):
+            self.ae_known[key] += len({r[pid] for r in asked})
+            self.ae_any[key] += len({r[pid] for r in hit})
 
 
 def _patient_figures(acc: _Acc, fold: _PatientFold) -> list[Figure]:
@@ -900,7 +943,8 @@ def summarise_table(
     per grouping (``{"approach": "paramedian"}``). Rows are read once, in chunks, so
     memory stays flat; with ``unit="patient"`` each patient is summarised from their
     own procedures (``grouped_by_patient``: the rows come with each patient's together,
-    so only one patient is held at a time; otherwise every patient is held).
+    so patients are summarised a chunk at a time, column at a time, and only the last
+    patient of a chunk is held over; otherwise every row is held until the end).
     """
     dims = parse_by(by)
     if unit not in UNITS:
@@ -913,52 +957,59 @@ def summarise_table(
     overall = _Acc()
     groups: dict[str, _Acc] = {}
     folds: dict[str, _PatientFold] = {}  # "" is overall
-    pending: dict[Any, list[Sequence[Any]]] = {}  # patients not yet summarised
     pid = c["patient_id"]
 
-    def add(chunk: Sequence[Sequence[Any]]) -> None:
-        overall.merge(_accumulate(chunk, c))
-        if key_of is None:
-            return
+    def parts_of(chunk: Sequence[Sequence[Any]]) -> dict[str, list[Sequence[Any]]]:
+        """The rows of each group, in their order."""
+        assert key_of is not None
         parts: dict[str, list[Sequence[Any]]] = {}
         for r in chunk:
             parts.setdefault(key_of(r), []).append(r)
-        for key, part in parts.items():
+        return parts
+
+    def add(chunk: Sequence[Sequence[Any]]) -> None:
+        # the patient unit reads only the per-procedure figures from the histograms
+        overall.merge(_accumulate(chunk, c, per_procedure=not per_patient))
+        if key_of is None:
+            return
+        for key, part in parts_of(chunk).items():
             acc = groups.get(key)
             if acc is None:
                 acc = groups[key] = _Acc()
-            acc.merge(_accumulate(part, c))
+            acc.merge(_accumulate(part, c, per_procedure=not per_patient))
 
-    def fold_into(key: str, patient_rows: list[Sequence[Any]]) -> None:
-        target = folds.get(key)
-        if target is None:
-            target = folds[key] = _PatientFold()
-        target.add(_accumulate(patient_rows, c, patient=True))
-
-    def fold(patient_rows: list[Sequence[Any]]) -> None:
-        fold_into("", patient_rows)
+    def fold(batch: Sequence[Sequence[Any]]) -> None:
+        """Patients whose rows are all in ``batch``, each patient's together."""
+        folds.setdefault("", _PatientFold()).add_rows(batch, c)
         if key_of is None:
             return
-        parts: dict[str, list[Sequence[Any]]] = {}
-        for r in patient_rows:
-            parts.setdefault(key_of(r), []).append(r)
-        for key, part in parts.items():
-            fold_into(key, part)
+        for key, part in parts_of(batch).items():
+            folds.setdefault(key, _PatientFold()).add_rows(part, c)
 
+    held: list[Sequence[Any]] = []  # rows of patients that may continue
     source = iter(rows)
     while chunk := list(itertools.islice(source, CHUNK)):
         if keep:
             chunk = [r for r in chunk if all(_code(r[i]) in codes for i, codes in keep)]
         add(chunk)
-        if per_patient:
-            for r in chunk:
-                pending.setdefault(r[pid], []).append(r)
-            if grouped_by_patient and chunk:
-                last = chunk[-1][pid]  # may continue in the next chunk
-                for patient in [p for p in pending if p != last]:
-                    fold(pending.pop(patient))
-    for patient_rows in pending.values():
-        fold(patient_rows)
+        if not per_patient or not chunk:
+            continue
+        held += chunk
+        if grouped_by_patient:
+            # every patient but the last is complete: summarise them, keep the last
+            last, cut = held[-1][pid], len(held)
+            while cut and held[cut - 1][pid] == last:
+                cut -= 1
+            if cut:
+                fold(held[:cut])
+                del held[:cut]
+    if held:
+        if not grouped_by_patient:  # bring each patient's rows together
+            together: dict[Any, list[Sequence[Any]]] = {}
+            for r in held:
+                together.setdefault(r[pid], []).append(r)
+            held = [r for own in together.values() for r in own]
+        fold(held)
 
     def make(acc: _Acc, key: str) -> list[Figure]:
         if per_patient:
