@@ -429,14 +429,13 @@ def _info_json(
 
 def _bad_cells(store: Store, bad: Any) -> None:
     """Every bad cell of the data tables, reported to ``bad`` (one line each)."""
-    from .export.common import find_bad_cells
+    from .export.common import bad_cells_of
     from .export.jsondoc import table_order
 
     present = set(store.tables())
     for table in table_order():
         if table in present:
-            # find_bad_cells takes a connection (export's API): the one place left here.
-            for cell in find_bad_cells(store.conn, table, store.columns(table)):
+            for cell in bad_cells_of(store, table, store.columns(table)):
                 bad.add(cell)
 
 

@@ -225,6 +225,10 @@ class Source:
     def rows(self, table: str) -> Iterator[dict[str, Any]]:
         raise NotImplementedError
 
+    def count(self, table: str) -> int:
+        """How many rows ``table`` has in the source (0 if it has none)."""
+        return sum(1 for _ in self.rows(table)) if table in self.tables() else 0
+
     def _index(self, table: str, column: str) -> dict[str, list[dict[str, Any]]]:
         """Rows of ``table`` by their ``column`` when it is text (an id can only be text);
         the others under the key None (whose parent can never be found)."""
@@ -316,6 +320,16 @@ class SqliteSource(Source):
 
     def rows(self, table: str) -> Iterator[dict[str, Any]]:
         return self._select(f"SELECT * FROM {table} ORDER BY id")
+
+    def count(self, table: str) -> int:
+        from .storage.db import row_count
+
+        if table not in self.tables():
+            return 0
+        try:
+            return row_count(self.conn, table)
+        except sqlite3.DatabaseError:
+            return 0  # the import itself reports a damaged file
 
     def grouped(self, table: str, column: str, keys: Iterable[Any]) -> dict[Any, list[dict]]:
         wanted = [k for k in dict.fromkeys(keys) if isinstance(k, str)]
@@ -436,6 +450,10 @@ class JsonSource(Source):
         from .storage.schema import CLINICAL_TABLES
 
         return tuple(t for t in CLINICAL_TABLES if t in self.doc["tables"])
+
+    def count(self, table: str) -> int:
+        rows = self.doc["tables"].get(table) if table in self.tables() else None
+        return len(rows) if isinstance(rows, list) else 0
 
     def rows(self, table: str) -> Iterator[dict[str, Any]]:
         rows = self.doc["tables"].get(table, [])

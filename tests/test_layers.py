@@ -24,15 +24,6 @@ ABOVE_STORAGE = [
 #: Where SQL may be written: the storage layer, the exports and the importer.
 SQL_HOMES = ("storage", "export", "importer.py")
 
-#: The places above storage still holding a connection, each because the function it
-#: hands the connection to belongs to another layer and takes nothing else (yet):
-#: ``export.common.find_bad_cells(conn, ...)`` and the importer's ``Source.conn``.
-PENDING = {
-    ("cli.py", "_bad_cells"),  # find_bad_cells(store.conn, ...)
-    ("commands/followups.py", "check_cells"),  # find_bad_cells(store.conn, ...)
-    ("commands/importcmd.py", "_row_count"),  # source.conn: an importer Source
-}
-
 RAW_CALLS = {"execute", "executemany", "executescript"}
 STORE_QUERIES = {"query", "one"}
 
@@ -52,22 +43,6 @@ SQL = re.compile(
 
 def _rel(path: Path) -> str:
     return path.relative_to(PACKAGE).as_posix()
-
-
-def _functions(tree: ast.AST) -> dict[ast.AST, str]:
-    """Every node → the name of the innermost function around it ("" at module level)."""
-    owner: dict[ast.AST, str] = {}
-
-    def visit(node: ast.AST, name: str) -> None:
-        for child in ast.iter_child_nodes(node):
-            inner = (
-                child.name if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef) else name
-            )
-            owner[child] = inner
-            visit(child, inner)
-
-    visit(tree, "")
-    return owner
 
 
 def _is_store(receiver: ast.expr) -> bool:
@@ -92,12 +67,9 @@ def _string_starts(node: ast.AST) -> Iterator[tuple[int, str]]:
 def sql_uses(path: Path, rel: str | None = None) -> list[str]:
     """Every use of SQL or of a raw connection in one module, ``file:line: what``."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    owner = _functions(tree)
     rel = rel or _rel(path)
     found: list[str] = []
     for node in ast.walk(tree):
-        if (rel, owner.get(node, "")) in PENDING:
-            continue
         where = f"{rel}:{getattr(node, 'lineno', '?')}"
         if isinstance(node, ast.Attribute) and node.attr == "conn":
             found.append(f"{where}: .conn ({ast.unparse(node)})")

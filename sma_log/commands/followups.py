@@ -150,7 +150,7 @@ SHOWN_CELLS = {
 def check_cells(store: Store, every_patient: bool, bad: Any) -> None:
     """Report the bad cells the queue (and with ``every_patient`` the calendar's next
     doses) is made from; refuse (one line) if one places a reminder in time."""
-    from ..export.common import find_bad_cells
+    from ..export.common import bad_cells_of
     from ..storage.followups import queue_rows_where
 
     where = queue_rows_where(every_patient)
@@ -167,8 +167,7 @@ def check_cells(store: Store, every_patient: bool, bad: Any) -> None:
     found = []
     seen = set()
     for table, columns, rows in scans:
-        # find_bad_cells takes a connection (export's API): the one place left here.
-        for cell in find_bad_cells(store.conn, table, columns, where=rows):
+        for cell in bad_cells_of(store, table, columns, where=rows):
             if (table, cell.rowid, cell.column) not in seen:
                 seen.add((table, cell.rowid, cell.column))
                 found.append(cell)
@@ -360,9 +359,7 @@ def _revision(store: Store, records: list[tuple[str, str]], fallback: Any) -> tu
     they stay the same from one export to the next while nothing changes. Entries whose
     time cannot be read (bad cells another tool wrote) are not counted for the time;
     ``fallback`` (an instant) stands in when none can be."""
-    from ..export.common import instant_ok_sql
-
-    n, last = store.revision(records, instant_ok_sql("at"))
+    n, last = store.revision(records)
     return n, _instant(last) or fallback
 
 

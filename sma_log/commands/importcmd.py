@@ -147,7 +147,7 @@ class _Counted:
     def __init__(self, source: Any, bar: Any) -> None:
         self._source = source
         self._bar = bar
-        bar.update_to(0, total=sum(_row_count(source, t) for t in self.COUNTED))
+        bar.update_to(0, total=sum(source.count(t) for t in self.COUNTED))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._source, name)
@@ -155,23 +155,6 @@ class _Counted:
     def rows(self, table: str) -> Any:
         rows = self._source.rows(table)
         return self._bar.wrap(rows) if table in self.COUNTED else rows
-
-
-def _row_count(source: Any, table: str) -> int:
-    """How many rows ``table`` has in the source (0 if it has none)."""
-    import sqlite3
-
-    from ..storage.db import row_count
-
-    if table not in source.tables():
-        return 0
-    if source.kind == "sqlite":
-        try:
-            return row_count(source.conn, table)
-        except sqlite3.DatabaseError:
-            return 0  # the import itself reports a damaged file
-    rows = source.doc["tables"].get(table)
-    return len(rows) if isinstance(rows, list) else 0
 
 
 def _listing(title: str, lines: list[str]) -> None:

@@ -35,12 +35,16 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from ..domain.cells import mask_id, number_text
 from ..domain.clock import instant_fields
 from ..storage.errors import StorageError
+from ..storage.store import instant_ok_sql
+
+if TYPE_CHECKING:
+    from ..storage.store import Store
 
 
 class ExportRefused(StorageError):
@@ -602,29 +606,6 @@ def staged_folder(out: Path, force: bool, known: Iterable[str]) -> Iterator[Path
 SHOWN_CHARS = 60
 
 
-def instant_ok_sql(expr: str) -> str:
-    """SQL true for text that may be a stored instant, ``YYYY-MM-DDTHH:MM:SS.ffffffZ``.
-
-    SQL only sorts out the cells to look at: every cell it does not pass is judged by
-    :meth:`CellRule.problem` (:func:`~sma_log.domain.clock.from_text`), so it may hold
-    back a sound one (never in practice) but never pass one that reading refuses. A
-    GLOB of plain ``?`` places the separators and the length; SQLite's own date parser
-    (``julianday``) then reads the digits and refuses month 13, day 32, minute 60
-    (and any other separator); around it: year 0 (a text bound that is no number, so
-    a numeric column's affinity leaves it text), hour 24, and a day past the end of
-    its month (which the parser rolls over into the next month, so for days 29-31 the
-    date must read back the same). Measured on 1M events: 0.55 s against 0.8 s for a
-    GLOB of digit classes.
-    """
-    x = expr
-    return (
-        f"({x} < X'' AND length(CAST({x} AS BLOB)) = 27 "  # GLOB stops at a NUL
-        f"AND {x} GLOB '????-??-??T??:??:??.?????[0-9]Z' "
-        f"AND {x} >= '0001-01-01' AND substr({x}, 12, 2) < '24' AND julianday({x}) IS NOT NULL "
-        f"AND (substr({x}, 9, 2) < '29' OR date({x}, '+0 days') = substr({x}, 1, 10)))"
-    )
-
-
 def _sql_literal(value: Any) -> str:
     if isinstance(value, str):
         return "'" + value.replace("'", "''") + "'"
@@ -982,3 +963,12 @@ def find_bad_cells(
             if problem is not None:
                 found.append(BadCell(table, rowid, row_id, c, problem, v))
     return found
+
+
+def bad_cells_of(
+    store: Store, table: str, columns: Iterable[str], where: str = "1"
+) -> list[BadCell]:
+    """:func:`find_bad_cells` of the rows of ``table`` (aliased ``t``) in a Store's file
+    that pass ``where``: what the commands and the CLI call (they hand over the Store,
+    never its connection)."""
+    return find_bad_cells(store.conn, table, columns, where=where)
