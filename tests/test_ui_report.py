@@ -24,8 +24,16 @@ from sma_log.storage.store import Store
 from sma_log.ui.app import SmaLogApp, create_app
 from sma_log.ui.screens.base import StatusLine
 from sma_log.ui.screens.home import HomeScreen
-from sma_log.ui.screens.report import ReportScreen, long_rows
+from sma_log.ui.screens.report import (
+    Params,
+    ReportScreen,
+    compute,
+    compute_plots,
+    long_rows,
+    parse_only,
+)
 from sma_log.ui.widgets.plots import (
+    PLOT_COLUMNS,
     AttemptsPlot,
     LearningCurvePlot,
     PlotCollector,
@@ -461,3 +469,28 @@ def test_a_value_another_tool_wrote_is_a_message_not_a_crash(clinic: Path, tmp_p
         assert line.refused and "not a number" in line.message
 
     run(app, script)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        Params(None, "procedure", None, None),
+        Params("operator", "patient", None, None, parse_only("approach=paramedian")),
+        Params("approach", "procedure", pendulum.date(2026, 3, 3), NOW.date()),
+    ],
+)
+def test_plots_come_from_the_kept_facts_as_from_the_analysis_rows(
+    clinic: Path, params: Params
+) -> None:
+    """The plots' data, one pass over the kept facts in start order, equals what the
+    analysis rows in start order give (as the screen drew them before issue 13)."""
+    result = compute(clinic, "t", params, "Europe/Rome")
+    plots = compute_plots(clinic, "t", result, "Europe/Rome").plots
+    columns = [*PLOT_COLUMNS, "approach"]
+    with Store.open(clinic, "t", create=False, readonly=True) as s:
+        rows = iter_analysis_rows(s, params.start, params.end, columns=columns, tz="Europe/Rome")
+        kept = [r for r in rows if all(stats.group_key(r, d) in c for d, c in params.where)]
+    collector = PlotCollector()
+    list(collector.rows(kept))
+    assert plots == collector.finish(result.report)
+    assert plots is not None and sum(plots.attempts.values()) > 0

@@ -58,7 +58,7 @@ import bisect
 import itertools
 import math
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -863,6 +863,18 @@ def parse_where(where: Mapping[str, str | Sequence[str]] | None) -> dict[str, fr
     return out
 
 
+def row_filter(
+    columns: Sequence[str], filters: Mapping[str, frozenset[str]]
+) -> Callable[[Sequence[Any]], bool]:
+    """Whether a row tuple (in the order of ``columns``) is kept by ``filters`` (from
+    :func:`parse_where`): its group is one of the codes given, per grouping."""
+    index = {name: i for i, name in enumerate(columns)}
+    keep = [(index[GROUPINGS[d][0]], codes) for d, codes in filters.items()]
+    if not keep:
+        return lambda r: True
+    return lambda r: all(_code(r[i]) in codes for i, codes in keep)
+
+
 def _key_of(c: Columns, dims: tuple[str, ...]) -> Any:
     """A function giving a row tuple's group key for ``dims`` (one code, or several)."""
     idx = [c[GROUPINGS[d][0]] for d in dims]
@@ -951,7 +963,7 @@ def summarise_table(
         raise ValueError(f"unknown unit {unit!r}; choose procedure or patient")
     filters = parse_where(where)
     c = Columns(columns)
-    keep = [(c[GROUPINGS[d][0]], codes) for d, codes in filters.items()]
+    keep = row_filter(columns, filters) if filters else None
     key_of = _key_of(c, dims) if dims else None
     per_patient = unit == "patient"
     overall = _Acc()
@@ -989,8 +1001,8 @@ def summarise_table(
     held: list[Sequence[Any]] = []  # rows of patients that may continue
     source = iter(rows)
     while chunk := list(itertools.islice(source, CHUNK)):
-        if keep:
-            chunk = [r for r in chunk if all(_code(r[i]) in codes for i, codes in keep)]
+        if keep is not None:
+            chunk = [r for r in chunk if keep(r)]
         add(chunk)
         if not per_patient or not chunk:
             continue

@@ -339,13 +339,15 @@ def iter_facts(
     date_to: date | str | None = None,
     tz: str = "UTC",
     by_patient: bool = False,
+    by_start: bool = False,
 ) -> Iterator[tuple[Any, ...]]:
     """Fact rows (ended procedures) as tuples in the order of ``columns``, optionally of
     procedures started in a date range.
 
     The same values as :func:`sma_log.storage.analysis.iter_analysis_rows` gives for
     these columns, from the narrow table (and its index on the start). ``by_patient``:
-    each patient's rows together (the table's own order: no sort).
+    each patient's rows together (the table's own order: no sort); ``by_start``: in
+    start order, as the analysis rows come.
     """
     names = list(columns)
     where, params = [], []
@@ -360,6 +362,8 @@ def iter_facts(
         sql += " WHERE " + " AND ".join(where)
     if by_patient:
         sql += " ORDER BY patient_id"
+    elif by_start:
+        sql += " ORDER BY started_at, procedure_id"
     cur = conn.execute(sql, params)
     cur.arraysize = 2000
     while chunk := cur.fetchmany():
@@ -411,6 +415,35 @@ def load_report(
         if own:
             conn.execute("COMMIT")
     return report
+
+
+def iter_rows_by_start(
+    store: analysis.Connected,
+    columns: Sequence[str],
+    date_from: date | str | None = None,
+    date_to: date | str | None = None,
+    tz: str = "UTC",
+    where: Mapping[str, str | Sequence[str]] | None = None,
+) -> Iterator[tuple[Any, ...]]:
+    """The report's rows (ended procedures of the dates, kept by ``where`` as the
+    report keeps them), in start order, as tuples in the order of ``columns``: the kept
+    facts, or the tables on a file whose facts were built by other definitions (as
+    :func:`load_report` reads). What the report screen's plots are drawn from.
+    """
+    filters = stats.parse_where(where)
+    names = list(dict.fromkeys([*columns, *(stats.GROUPINGS[d][0] for d in filters)]))
+    conn = store.conn
+    rows: Iterable[Sequence[Any]]
+    if _has_cache(conn) and stored_version(conn) == definition_version():
+        rows = iter_facts(conn, names, date_from, date_to, tz, by_start=True)
+    else:
+        sql, _, params = analysis.analysis_sql(names, date_from, date_to, tz, order=True)
+        rows = conn.execute(sql, params)
+    keep = stats.row_filter(names, filters)
+    n = len(columns)
+    for r in rows:
+        if keep(r):
+            yield tuple(r[:n])
 
 
 def cancelled_count(

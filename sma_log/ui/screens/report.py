@@ -6,8 +6,8 @@ laid out by the same :func:`sma_log.domain.report_table.table_rows`, so screen a
 command agree cell for cell. Grouping by one or two groupings ("then by") and a filter
 ("only", the CLI's ``--where``: ``approach=paramedian, scoliosis=severe``) are offered
 as on the command line. The figures are computed in a worker thread on a read-only
-connection of its own; the plots' data (the analysis rows in start order, for the
-learning curve) follow in a second worker. A result that a newer request has
+connection of its own; the plots' data (one pass over the kept facts in start order,
+for the learning curve) follow in a second worker. A result that a newer request has
 overtaken is dropped.
 
 Dates are calendar days (YYYY-MM-DD, both inclusive) of the procedure start in the
@@ -168,20 +168,16 @@ def compute(db_path: Path, user: str | None, params: Params, tz: str) -> Result:
 
 
 def compute_plots(db_path: Path, user: str | None, result: Result, tz: str) -> Result:
-    """The plots' data for a computed report: the analysis rows in start order."""
-    from ...storage.analysis import iter_analysis_rows
-    from ...storage.reportcache import report_columns
+    """The plots' data for a computed report: one pass over the report's rows (the kept
+    facts) in start order, three columns of each."""
+    from ...storage.reportcache import iter_rows_by_start
     from ...storage.store import Store
 
     p = result.params
-    columns = list(dict.fromkeys([*report_columns(p.by, p.filters), *PLOT_COLUMNS]))
     collector = PlotCollector()
     store = Store.open_for_reading(db_path, user or "report")
     try:
-        rows = iter_analysis_rows(store, p.start, p.end, columns=columns, tz=tz)
-        kept = (r for r in rows if all(stats.group_key(r, d) in codes for d, codes in p.where))
-        for _ in collector.rows(kept):
-            pass
+        collector.add(iter_rows_by_start(store, PLOT_COLUMNS, p.start, p.end, tz, p.filters))
     finally:
         store.close()
     return Result(p, result.report, collector.finish(result.report))
@@ -197,6 +193,7 @@ class ReportScreen(AppScreen):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
     DEFAULT_CSS = """
     ReportScreen .status-line { height: auto; max-height: 3; }
+    ReportScreen #report-body.-computing #report-table { text-opacity: 50%; }
     """
 
     def __init__(self) -> None:
@@ -338,7 +335,7 @@ class ReportScreen(AppScreen):
         if params == self._shown and not force:
             return
         self._pending = params
-        self.query_one("#report-body").loading = True
+        self._computing(True)
         db_path, user, tz = self.sma.db_path, self.store.user, self.tz
         self.run_worker(
             lambda: compute(db_path, user, params, tz),
@@ -381,7 +378,7 @@ class ReportScreen(AppScreen):
             )
         elif event.state == WorkerState.ERROR:
             self._pending = None
-            self.query_one("#report-body").loading = False
+            self._computing(False)
             message = f"The report could not be computed: {worker.error}"
             self.query_one("#report-title", Static).update(Text(message))
             self.say(message, refused=True)
@@ -396,7 +393,15 @@ class ReportScreen(AppScreen):
         )
         quality = result.report.quality_lines()
         self.query_one("#report-quality", Static).update(Text("\n".join(quality)))
-        self.query_one("#report-body").loading = False
+        self._computing(False)
+
+    def _computing(self, on: bool) -> None:
+        """While the figures are computed: the shown ones greyed and a line saying so
+        (static: an animated indicator would redraw for as long as the worker runs,
+        and take the worker's time on a busy machine)."""
+        self.query_one("#report-body").set_class(on, "-computing")
+        if on:
+            self.query_one("#report-title", Static).update(Text("Computing the report…"))
 
     def _show_plots(self, plots: PlotData) -> None:
         self.query_one(AttemptsPlot).show(plots)

@@ -1,8 +1,8 @@
 """The report screen's three plots (textual-plotext), and the data they draw.
 
-The data is gathered while the report's rows stream past (:class:`PlotCollector`
-wraps the row iterator that :func:`sma_log.domain.stats.summarise` reads, so the
-rows are read once), then drawn by plain widgets that know nothing of the database:
+The data is gathered in one pass over the report's kept facts in start order
+(:class:`PlotCollector`, fed three columns of each row), then drawn by plain widgets
+that know nothing of the database:
 
 * :class:`AttemptsPlot`: procedures by number of needle attempts (per procedure);
 * :class:`TimeByGroupPlot`: procedure time per group as a horizontal box (min,
@@ -16,7 +16,7 @@ rows are read once), then drawn by plain widgets that know nothing of the databa
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,18 +66,24 @@ class PlotCollector:
         self.times: dict[str, list[float | None]] = {}
 
     def rows(self, rows: Iterable[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:
+        """Collect from analysis rows (mappings), passing them on."""
+        for r in rows:
+            self.add([(r["attempts_n"], r["procedure_min"], r["operator"])])
+            yield r
+
+    def add(self, rows: Iterable[Sequence[Any]]) -> None:
+        """Collect from row tuples in the order of :data:`PLOT_COLUMNS`: one pass."""
         attempts = self.attempts
         times = self.times
-        for r in rows:
-            n = r["attempts_n"]
+        unknown = stats.UNKNOWN_LABEL
+        for n, minutes, operator in rows:
             if n is not None:
                 attempts[min(int(n), ATTEMPTS_CAP)] += 1
-            op = r["operator"] or stats.UNKNOWN_LABEL
+            op = operator or unknown
             series = times.get(op)
             if series is None:
                 series = times[op] = []
-            series.append(r["procedure_min"])
-            yield r
+            series.append(minutes)
 
     def finish(self, report: stats.Report) -> PlotData:
         groups = report.groups or [report.overall]
