@@ -366,6 +366,26 @@ def test_timeline_rules_refuse_events_out_of_order(world: dict[str, Any], tmp_pa
     revalidate(target)
 
 
+@pytest.mark.parametrize("identifiers", [False, True])
+def test_a_closed_follow_up_without_its_completed_at_key_is_refused(
+    world: dict[str, Any], tmp_path: Path, identifiers: bool
+) -> None:
+    """No export removes ``completed_at``: a row without the key is missing it, not
+    holding an unknown value (found by the hostile-document search: the row was stored
+    with NULL, a record the bedside refuses)."""
+    doc = copy.deepcopy(world["docs"][identifiers])
+    closed = next(f for f in doc["tables"]["followups"] if f["state"] != "open")
+    del closed["completed_at"]
+    source = write_doc(doc, tmp_path / "no-completed.json")
+    target = fresh(world, tmp_path)
+    with opened(target, "merger") as store:
+        result = import_file(store, source)
+    assert ("followups", closed["id"], "completed_at") in {
+        (r.table, r.id, r.field) for r in result.refused
+    }
+    revalidate(target)
+
+
 def test_a_null_id_is_refused_and_never_conflicts_with_itself(
     world: dict[str, Any], tmp_path: Path
 ) -> None:

@@ -806,11 +806,13 @@ def check_followup(
                     f"({procedure.get('satisfaction_5min')})",
                 )
             )
-    if "completed_at" in row:
-        if state == "open" and row["completed_at"] is not None:
-            refused.append(Refusal("followups", fid, "completed_at", "open, yet completed"))
-        if state != "open" and row["completed_at"] is None:
-            refused.append(Refusal("followups", fid, "completed_at", f"{state}, but when?"))
+    # No export removes completed_at and every schema has it: absent is missing, not
+    # unknown (a new record would be stored without it).
+    completed = row.get("completed_at")
+    if state == "open" and completed is not None:
+        refused.append(Refusal("followups", fid, "completed_at", "open, yet completed"))
+    if state != "open" and completed is None:
+        refused.append(Refusal("followups", fid, "completed_at", f"{state}, but when?"))
     out.update(_timing(row, procedure, refused))
     answers = _followup_answers(row)
     if state == "done" and kind == "day3":
