@@ -5,7 +5,12 @@ the expected text is visible, records the wall time since the process was starte
 the peak resident memory (VmHWM) of the app's process, then kills it. Runs alternate
 between the two commands so machine noise hits both alike.
 
-    python benchmarks/startup.py [--runs 15]
+    python benchmarks/startup.py [--runs 15] [--src DIR]
+
+``--src`` adds sma-log run from another checkout (``git archive REV | tar -x -C DIR``)
+through PYTHONPATH, interleaved with the rest: a before/after in one run.
+A third command is the same first screen built from Textual's bare widgets
+(``benchmarks/bare_home.py``): what Textual itself costs for a screen of this size.
 
 Targets (issue 2): start-up <= 1.3x the one-Label app; peak RSS <= 1.3x.
 """
@@ -85,6 +90,7 @@ def measure(command: list[str], expect: str, env: dict[str, str]) -> tuple[float
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--src", default=None, help="also run sma-log from this checkout")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="sma-log-bench-"))
     env = {"SMA_LOG_CONFIG": str(work / "settings.json"), "TERM": "xterm-256color"}
@@ -102,8 +108,18 @@ def main() -> None:
             [sys.executable, str(HERE / "one_label.py")],
             "No procedure in progress",
         ),
+        "bare widgets, home's layout": (
+            [sys.executable, str(HERE / "bare_home.py")],
+            "IN PROGRESS",
+        ),
         "sma-log (demo db, 200 procedures)": ([sma_log, "--db", str(db)], "IN PROGRESS"),
     }
+    if args.src:
+        src = str(Path(args.src).resolve())
+        commands["sma-log from --src"] = (
+            ["env", f"PYTHONPATH={src}", sys.executable, "-m", "sma_log", "--db", str(db)],
+            "IN PROGRESS",
+        )
     results: dict[str, list[tuple[float, int]]] = {k: [] for k in commands}
     for _ in range(args.runs):
         for name, (cmd, expect) in commands.items():

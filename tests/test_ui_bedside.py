@@ -29,6 +29,7 @@ from sma_log.ui.screens.home import HomeScreen
 from sma_log.ui.screens.procedure import ProcedureScreen
 from sma_log.ui.screens.refused import RefusedScreen
 from sma_log.ui.screens.start import StartScreen
+from sma_log.ui.widgets.bedside import AttemptList, BigNumber
 from sma_log.ui.widgets.bigtext import BigText
 
 SIZE = (100, 34)
@@ -713,3 +714,46 @@ def test_a_late_5_minute_score_says_so(tmp_path: Path) -> None:
     with read(db) as s:
         row = s.one("SELECT early, late FROM followups WHERE kind = 'score_5min'")
         assert row == {"early": 0, "late": 1}
+
+
+def test_each_attempt_key_shows_its_line_count_and_message_without_a_relayout(
+    tmp_path: Path,
+) -> None:
+    """The attempt key repaints the list, the big figure and the status line in place
+    (no layout pass, issue 13): what it drew must still be the whole new state."""
+    db = tmp_path / "t.db"
+    open_procedure_db(db)
+
+    async def script(app: SmaLogApp, pilot: Pilot[Any]) -> None:
+        await keys(pilot, "l")
+        assert isinstance(app.screen, ProcedureScreen)
+        for n in range(1, 4):
+            await keys(pilot, "a")
+            listed = str(app.screen.query_one(AttemptList).render())
+            assert f"#{n} " in listed and f"#{n + 1} " not in listed
+            assert app.screen.query_one("#attempts", BigNumber).value == str(n)
+            assert status(app).startswith(f"Attempt {n} recorded at ")
+            assert not app.screen._layout_required  # nothing waits for a layout pass
+        regions = [w.region for w in app.screen.query("Milestones, AttemptList")]
+        assert all(r.height > 3 for r in regions)  # as high as their boxes
+
+    drive(db, script)
+    assert events_of(db) == ["start", "attempt", "attempt", "attempt"]
+
+
+@pytest.mark.parametrize("tz", ["Europe/Rome", "America/New_York", "UTC", "Asia/Kolkata"])
+def test_times_on_screen_read_as_pendulum_writes_them_across_clock_changes(tz: str) -> None:
+    """local_time formats with the standard library (15x faster at 500 dates a screen);
+    the text is the one pendulum's format gives, over both clock changes of a year."""
+    from sma_log.domain.clock import to_text
+    from sma_log.ui import fmt
+
+    start = pendulum.datetime(2026, 1, 1, 0, 17, 3, 250_000, tz="UTC")
+    for hours in range(0, 366 * 24, 7):
+        instant = start.add(hours=hours)
+        for pattern in fmt._STRFTIME:
+            expected = instant.in_timezone(tz).format(pattern)
+            assert fmt.local_time(to_text(instant), tz, pattern) == expected
+            assert fmt.local_time(instant, tz, pattern) == expected
+    assert fmt.local_time("2026-13-01T00:00:00.000000Z", tz) == "2026-13-01T00:00:00.000000Z"
+    assert fmt.local_time(None, tz) == fmt.NONE

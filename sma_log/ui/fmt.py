@@ -9,12 +9,14 @@ column) is shown as stored, made visible, never a crash.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pendulum
 from rich.text import Text
 
-from ..domain.clock import from_text
+from ..domain.clock import from_text, stored_fields
 from ..domain.text import visible
 
 #: What a screen shows for a missing value.
@@ -28,6 +30,10 @@ def shown(value: Any, *, multiline: bool = False, empty: str = NONE) -> str:
         return empty
     if isinstance(value, bytes):  # a BLOB another tool wrote: no value to show
         return f"x'{value[:16].hex()}'"
+    if isinstance(value, str) and value.isprintable():
+        # The common case, in C: every control, format and bidi character is
+        # unprintable, so visible() would return the text as it is.
+        return value
     return visible(value, multiline=multiline)
 
 
@@ -44,8 +50,44 @@ def _dt(value: Any) -> pendulum.DateTime | None:
     return pendulum.instance(value)
 
 
+#: The patterns screens use, as strftime (month names in English, as pendulum's
+#: default locale writes them): formatted with the standard library, ≈15x faster than
+#: pendulum's ``format`` (a home screen at 100k procedures shows 500 dates).
+_STRFTIME = {
+    "HH:mm:ss": "%H:%M:%S",
+    "HH:mm": "%H:%M",
+    "YYYY-MM-DD HH:mm": "%Y-%m-%d %H:%M",
+    "YYYY-MM-DD": "%Y-%m-%d",
+    "DD MMM HH:mm": "%d {MMM} %H:%M",
+    "DD MMM YY": "%d {MMM} %y",
+}
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _fast(value: Any, tz: str, pattern: str) -> str | None:
+    """``value`` in ``tz`` by the standard library; None where it cannot say (the
+    caller then asks pendulum, which gives the same text)."""
+    if isinstance(value, str):
+        utc = datetime(*stored_fields(value), tzinfo=UTC)  # ValueError: not stored form
+    elif isinstance(value, datetime) and value.tzinfo is not None:
+        utc = value
+    else:
+        return None
+    try:
+        zone = ZoneInfo(tz)  # cached by zoneinfo
+    except (ValueError, KeyError, OSError):  # not an IANA key pendulum may still read
+        return None
+    local = utc.astimezone(zone)
+    return local.strftime(pattern).replace("{MMM}", _MONTHS[local.month - 1])
+
+
 def local_time(value: Any, tz: str, fmt: str = "HH:mm:ss") -> str:
     try:
+        pattern = _STRFTIME.get(fmt)
+        if pattern is not None and value is not None and value != "":
+            text = _fast(value, tz, pattern)
+            if text is not None:
+                return text
         dt = _dt(value)
         return dt.in_timezone(tz).format(fmt) if dt else NONE
     except (ValueError, TypeError, OverflowError):  # not a stored instant: as it is

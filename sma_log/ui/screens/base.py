@@ -38,6 +38,7 @@ class StatusLine(Static):
     def __init__(self, message: str = "", *, id: str = STATUS_LINE) -> None:
         super().__init__(Text(message), id=id, classes="status-line")
         self.message = message
+        self._length = len(message)
         self.refused = False
 
     def say(self, message: str, *, refused: bool = False) -> None:
@@ -49,7 +50,12 @@ class StatusLine(Static):
             text.append(" NOT RECORDED ", style="bold reverse")
             text.append(" ")
         text.append(message)
-        self.update(text)
+        old_length, self._length = self._length, len(text)
+        # A layout pass only when the line may wrap (a long refusal takes up to 3 rows):
+        # the live screen's keys say one short line each.
+        width = self.content_size.width
+        wraps = width <= 0 or max(old_length, len(text)) > width
+        self.update(text, layout=wraps)
 
 
 def status_screen(app: App[Any]) -> AppScreen | None:
@@ -132,5 +138,23 @@ class AppScreen(Screen[Any]):
     def refresh_from_store(self) -> None:
         """Redraw from the database (called on show and when another process writes)."""
 
+    def drawn_on_show(self, first: bool) -> None:
+        """After the redraw of a show (``first``: the screen's first show): focus,
+        a first message. A subclass puts here what it would put in
+        ``on_screen_resume``, which runs before this class's handler."""
+
+    #: Whether the screen has been shown (see :meth:`on_screen_resume`).
+    _was_shown = False
+
     def on_screen_resume(self) -> None:
+        """Every show draws from the database once, the first show included.
+
+        Textual calls the ``on_screen_resume`` of every class in the MRO (a subclass's
+        first, then this one), so a subclass must not define one that draws too (that
+        drew home three times on open), and ``on_mount`` need not draw: a screen's
+        first ScreenResume follows its Mount before the first frame.
+        """
+        first = not self._was_shown
+        self._was_shown = True
         self.refresh_from_store()
+        self.drawn_on_show(first)

@@ -18,7 +18,6 @@ from ..fmt import cell, local_datetime, local_time, minutes, shown
 from ..widgets.bedside import KeyLegend
 from .base import AppScreen, StatusLine
 from .help import legend_items
-from .scoring import ask_score
 
 
 def _t(value: Any) -> Text:
@@ -120,13 +119,10 @@ class HomeScreen(AppScreen):
             "Study code", "SMA type", "Born", "Motor", "Procedures", "Last"
         )
         self.set_interval(1.0, self._tick_elapsed)
-        self.refresh_from_store()
-        if self._open:
-            self.query_one("#open", DataTable).focus()
+        # No draw here: the first show (ScreenResume, right after) draws once.
 
-    def on_screen_resume(self) -> None:
-        super().on_screen_resume()
-        if self._open:  # back home: Enter resumes the procedure in progress
+    def drawn_on_show(self, first: bool) -> None:
+        if self._open:  # home, first or again: Enter resumes the procedure in progress
             self.query_one("#open", DataTable).focus()
 
     def refresh_from_store(self) -> None:
@@ -201,8 +197,12 @@ class HomeScreen(AppScreen):
     #: own screen and in the report).
     WIDE = 96
 
+    def _width(self) -> int:
+        # Before its first layout a screen has no size yet: the terminal's then.
+        return self.size.width or self.app.size.width
+
     def _set_columns(self) -> None:
-        wide = self.size.width >= self.WIDE
+        wide = self._width() >= self.WIDE
         if wide == self._wide:
             return
         self._wide = wide
@@ -222,7 +222,7 @@ class HomeScreen(AppScreen):
         )
 
     def on_resize(self) -> None:
-        if getattr(self, "_wide", None) is not None and (self.size.width >= self.WIDE) != (
+        if getattr(self, "_wide", None) is not None and (self._width() >= self.WIDE) != (
             self._wide
         ):
             self.refresh_from_store()
@@ -338,4 +338,6 @@ class HomeScreen(AppScreen):
         self._ask_score(key)
 
     def _ask_score(self, proc_id: str) -> None:
+        from .scoring import ask_score  # its dialog is not on the start-up path
+
         ask_score(self, proc_id, then=lambda _score: self.refresh_from_store())

@@ -168,8 +168,10 @@ class ProcedureScreen(AppScreen):
     def on_mount(self) -> None:
         self.query_one("#milestones-box").border_title = "Milestones"
         self.query_one("#attempts-box").border_title = "Attempts"
-        self.refresh_from_store()
-        if self.view is not None and self.view.row["status"] == "open":
+        # No draw here: the first show (ScreenResume, right after) draws once.
+
+    def drawn_on_show(self, first: bool) -> None:
+        if first and self.view is not None and self.view.row["status"] == "open":
             started = local_time(self.view.started_at, self.tz, "HH:mm:ss")
             self.say(f"In progress since {started}: keys record at once · Esc goes home")
 
@@ -231,7 +233,9 @@ class ProcedureScreen(AppScreen):
             line.append(f"  {shown(vocab.label(vocab.HARDWARE, row['hardware']))}")
         if ended:
             line.append(f"  — {shown(words.get(status, str(status).upper()))}", style="bold")
-        self.query_one("#patient-line", Static).update(line)
+        if line != getattr(self, "_patient_line", None):  # one row high (bedside.tcss)
+            self._patient_line = line
+            self.query_one("#patient-line", Static).update(line, layout=False)
 
     def on_key(self, event: events.Key) -> None:
         """A key that is not one of this screen's says so (Caps Lock, a key meant for

@@ -19,6 +19,15 @@ from ..fmt import local_time, shown
 from .bigtext import BigText
 
 
+def update_text(widget: Static, text: Text, old_length: int) -> None:
+    """Update a one-line-unless-it-wraps Static; a layout pass only when its height can
+    change (the old or the new text longer than its width). The live screen's key and
+    its 4-per-second timer then repaint what changed without laying out the screen."""
+    width = widget.content_size.width
+    wraps = width <= 0 or max(old_length, len(text)) > width or "\n" in text.plain
+    widget.update(text, layout=wraps)
+
+
 class BigNumber(Vertical):
     """A titled box with a large number, as large as the terminal allows."""
 
@@ -26,6 +35,7 @@ class BigNumber(Vertical):
         super().__init__(id=id, classes="big-number")
         self.border_title = title
         self._value = value
+        self._caption = ""
 
     def compose(self) -> ComposeResult:
         yield BigText(self._value)
@@ -38,8 +48,11 @@ class BigNumber(Vertical):
     def update(self, value: str, caption: str = "") -> None:
         big = self.query_one(BigText)
         if big.value != value:
-            big.update(value)
-        self.query_one(".big-caption", Label).update(Text(caption))
+            big.update(value)  # a repaint only: the box does not change size
+        if caption != self._caption:  # the timer's 4 ticks a second keep the caption
+            label = self.query_one(".big-caption", Label)
+            update_text(label, Text(caption), len(self._caption))
+            self._caption = caption
 
 
 class ElapsedTimer(BigNumber):
@@ -98,7 +111,9 @@ class Milestones(Static):
         if len(state.sedation_changes) > 1:
             at, _, _ = state.sedation_changes[-1]
             text.append(f" since {local_time(at, tz)}")
-        self.update(text)
+        if text != getattr(self, "_shown", None):  # the attempt key rarely moves a milestone
+            self._shown = text
+            self.update(text, layout=False)  # as high as its box (bedside.tcss)
 
 
 class AttemptList(Static):
@@ -126,7 +141,9 @@ class AttemptList(Static):
                 text.append(f"  {local_time(at, tz)} ")
                 text.append(shown(note.replace("\n", " ")[:200]))
                 text.append("\n")
-        self.update(text)
+        if text != getattr(self, "_shown", None):
+            self._shown = text
+            self.update(text, layout=False)  # as high as its box (bedside.tcss)
 
 
 class KeyLegend(Widget):
