@@ -7,8 +7,8 @@ so machine noise hits both alike; medians and the ratio are printed.
 
     python benchmarks/key_screen.py [--runs 40] [--procedures 200] [--src DIR]
 
-``--src`` runs sma-log from another checkout (e.g. ``git archive HEAD~3 | tar -x -C
-DIR``) through PYTHONPATH: a before/after on the same machine.
+``--src`` adds sma-log run from another checkout (e.g. ``git archive HEAD~3 | tar -x -C
+DIR``) through PYTHONPATH on a copy of the same file, interleaved: a before/after.
 
 Target (issue 13): sma-log <= 1.5x the counter app. The key's commit alone is
 ``benchmarks/attempt_latency.py``.
@@ -91,50 +91,57 @@ def main() -> None:
         check=True,
         capture_output=True,
     )
-    app_env = {**env, "PYTHONPATH": str(Path(args.src).resolve())} if args.src else env
-    app = Term([sys.executable, "-m", "sma_log", "--db", str(db)], app_env)
+    apps = {"sma-log": Term([sma_log, "--db", str(db)], env)}
+    if args.src:  # the same file copied, run from the other checkout, interleaved
+        other = work / "other.db"
+        shutil.copy(db, other)
+        src_env = {**env, "PYTHONPATH": str(Path(args.src).resolve())}
+        apps["sma-log from --src"] = Term(
+            [sys.executable, "-m", "sma_log", "--db", str(other)], src_env
+        )
     counter = Term([sys.executable, str(HERE / "counter_app.py")], env)
-    app_ms: list[float] = []
-    counter_ms: list[float] = []
+    samples: dict[str, list[float]] = {name: [] for name in [*apps, "counter"]}
     try:
-        app.wait_for(lambda s: "IN PROGRESS" in s)
+        for app in apps.values():
+            app.wait_for(lambda s: "IN PROGRESS" in s)
         time.sleep(1)
-        app.key("Enter")  # home: Enter resumes the procedure in progress
-        app.wait_for(lambda s: attempts_box(s) is not None)
+        for app in apps.values():
+            app.key("Enter")  # home: Enter resumes the procedure in progress
+            app.wait_for(lambda s: attempts_box(s) is not None)
         counter.wait_for(lambda s: "count: 0" in s)
         time.sleep(1)
         for i in range(args.runs):
-            before = attempts_box(app.screen())
-            app.key("a")
-            t0 = time.perf_counter()
-            app.wait_for(lambda s, before=before: attempts_box(s) not in (None, before))
-            app_ms.append((time.perf_counter() - t0) * 1000)
-            time.sleep(0.15)
+            for name, app in apps.items():
+                before = attempts_box(app.screen())
+                app.key("a")
+                t0 = time.perf_counter()
+                app.wait_for(lambda s, before=before: attempts_box(s) not in (None, before))
+                samples[name].append((time.perf_counter() - t0) * 1000)
+                time.sleep(0.15)
             counter.key("a")
             t0 = time.perf_counter()
             counter.wait_for(lambda s, i=i: f"count: {i + 1}" in s)
-            counter_ms.append((time.perf_counter() - t0) * 1000)
+            samples["counter"].append((time.perf_counter() - t0) * 1000)
             time.sleep(0.15)
         t0 = time.perf_counter()
         for _ in range(50):
             counter.screen()
         poll = (time.perf_counter() - t0) / 50 * 1000
     finally:
-        app.close()
+        for app in apps.values():
+            app.close()
         counter.close()
         shutil.rmtree(work, ignore_errors=True)
     print(f"python {sys.version.split()[0]}, {args.runs} interleaved samples each")
-    for name, v in (
-        ("sma-log a -> Attempts box drawn", app_ms),
-        ("counter a -> Label drawn", counter_ms),
-    ):
+    base = statistics.median(samples["counter"])
+    for name, v in samples.items():
         q = statistics.quantiles(v, n=4)
+        what = "a -> Label drawn" if name == "counter" else "a -> Attempts box drawn"
         print(
-            f"{name:32s} median {statistics.median(v):6.1f} ms  "
-            f"IQR {q[0]:.1f}-{q[2]:.1f}  min {min(v):.1f}"
+            f"{name + ' ' + what:48s} median {statistics.median(v):6.1f} ms  "
+            f"IQR {q[0]:.1f}-{q[2]:.1f}  min {min(v):.1f}  {statistics.median(v) / base:.2f}x"
         )
-    ratio = statistics.median(app_ms) / statistics.median(counter_ms)
-    print(f"ratio {ratio:.2f}x; one capture-pane poll {poll:.1f} ms")
+    print(f"one capture-pane poll {poll:.1f} ms")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ through PYTHONPATH, interleaved with the rest: a before/after in one run.
 A third command is the same first screen built from Textual's bare widgets
 (``benchmarks/bare_home.py``): what Textual itself costs for a screen of this size.
 
-Targets (issue 2): start-up <= 1.3x the one-Label app; peak RSS <= 1.3x.
+Targets (issues 2, 13): start-up <= 1.3x the one-Label app; peak RSS <= 1.3x.
 """
 
 from __future__ import annotations

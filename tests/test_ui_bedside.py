@@ -757,3 +757,20 @@ def test_times_on_screen_read_as_pendulum_writes_them_across_clock_changes(tz: s
             assert fmt.local_time(instant, tz, pattern) == expected
     assert fmt.local_time("2026-13-01T00:00:00.000000Z", tz) == "2026-13-01T00:00:00.000000Z"
     assert fmt.local_time(None, tz) == fmt.NONE
+
+
+def test_home_shows_the_procedure_in_progress_on_its_first_frame(tmp_path: Path) -> None:
+    """Home draws from the store once on open, before its first layout: the line of
+    the procedure in progress has its row (filled after the layout it stayed 0 high)."""
+    db = tmp_path / "t.db"
+    open_procedure_db(db, attempts=1)
+
+    async def script(app: SmaLogApp, pilot: Pilot[Any]) -> None:
+        assert isinstance(app.screen, HomeScreen)
+        await pilot.pause(0.1)
+        table = app.screen.query_one("#open")
+        assert table.display and table.region.height == 1
+        line = "".join(s.text for s in app.screen._compositor.render_strips())
+        assert "IN PROGRESS  RM-009" in line
+
+    drive(db, script)

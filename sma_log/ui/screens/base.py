@@ -143,18 +143,28 @@ class AppScreen(Screen[Any]):
         a first message. A subclass puts here what it would put in
         ``on_screen_resume``, which runs before this class's handler."""
 
+    def draw_on_mount(self) -> None:
+        """Draw from the database now, in ``on_mount``: before the first layout, so the
+        first frame has the data and its sizes (a DataTable filled later drew its row
+        0 high); the first show then does not draw again."""
+        self.refresh_from_store()
+        self._drawn_on_mount = True
+
     #: Whether the screen has been shown (see :meth:`on_screen_resume`).
     _was_shown = False
+    #: Whether on_mount drew (:meth:`draw_on_mount`).
+    _drawn_on_mount = False
 
     def on_screen_resume(self) -> None:
-        """Every show draws from the database once, the first show included.
+        """Every show draws from the database once, the first show included (unless
+        ``on_mount`` just drew, :meth:`draw_on_mount`).
 
         Textual calls the ``on_screen_resume`` of every class in the MRO (a subclass's
         first, then this one), so a subclass must not define one that draws too (that
-        drew home three times on open), and ``on_mount`` need not draw: a screen's
-        first ScreenResume follows its Mount before the first frame.
+        drew home three times on open): it overrides :meth:`drawn_on_show` instead.
         """
         first = not self._was_shown
         self._was_shown = True
-        self.refresh_from_store()
+        if not (first and self._drawn_on_mount):
+            self.refresh_from_store()
         self.drawn_on_show(first)

@@ -119,7 +119,7 @@ class HomeScreen(AppScreen):
             "Study code", "SMA type", "Born", "Motor", "Procedures", "Last"
         )
         self.set_interval(1.0, self._tick_elapsed)
-        # No draw here: the first show (ScreenResume, right after) draws once.
+        self.draw_on_mount()  # once: the first show does not draw again
 
     def drawn_on_show(self, first: bool) -> None:
         if self._open:  # home, first or again: Enter resumes the procedure in progress

@@ -168,7 +168,7 @@ class ProcedureScreen(AppScreen):
     def on_mount(self) -> None:
         self.query_one("#milestones-box").border_title = "Milestones"
         self.query_one("#attempts-box").border_title = "Attempts"
-        # No draw here: the first show (ScreenResume, right after) draws once.
+        self.draw_on_mount()  # once: the first show does not draw again
 
     def drawn_on_show(self, first: bool) -> None:
         if first and self.view is not None and self.view.row["status"] == "open":
