@@ -7,12 +7,14 @@ os.wait4):
 
 * ``sma-log report --by approach --format csv``: the whole file, per procedure (the
   kept fact rows summarised by the one rule set, in Python);
-* the same with ``--unit patient`` (each patient summarised from their rows);
+* the same with ``--unit patient`` (each patient summarised from their rows), and
+  ``report --unit patient`` ungrouped (issue 13's command);
 * the same with ``--from/--to`` covering the last 30 days of the file (the fact rows of
   the range);
 * ``sqlite3`` running an equivalent GROUP BY (approach; counts, success, attempts,
   times, 72-h follow-up and PDPH through the same LEFT JOIN) on the file: what the
-  report would cost computed from the tables each time.
+  report would cost computed from the tables each time; and the same per patient
+  (``GROUP BY p.patient_id``: issue 13's anchor for ``--unit patient``).
 
     python benchmarks/report_scale.py [--sizes 1000,10000,100000,1000000] [--runs 5] [--dir D]
 
@@ -20,6 +22,10 @@ Target (issue 10): the report over 100k procedures in at most 1 s from the CLI, 
 one rule set (the SQL histograms kept by triggers, which met issue 4's 0.3 s / 1 M <
 1 s with a second copy of the rules, were dropped); memory flat. A file whose kept
 facts were built by other definitions is rebuilt once before timing.
+
+Target (issue 13): ``report --unit patient`` at most 1 s at 100k procedures. Measured
+(``--sizes 100000 --runs 3`` on the issue's 100k demo file, 2 shared cores) and the
+interleaved before/after runs: README, "Report and export at scale".
 """
 
 from __future__ import annotations
@@ -41,6 +47,10 @@ SQL = """SELECT p.approach, count(*), count(DISTINCT p.patient_id), sum(p.drug_d
   sum(f.state = 'done'), avg(f.satisfaction), sum(f.pdph)
 FROM procedures p LEFT JOIN followups f ON f.procedure_id = p.id AND f.kind = 'day3'
 WHERE p.status = 'ended' GROUP BY p.approach;"""
+#: The same per patient (issue 13's anchor for ``--unit patient``).
+PATIENT_SQL = SQL.replace("SELECT p.approach,", "SELECT p.patient_id,").replace(
+    "GROUP BY p.approach", "GROUP BY p.patient_id"
+)
 
 
 def run(cmd: list[str]) -> tuple[float, float]:
@@ -111,10 +121,12 @@ def main() -> None:
         cmds = {
             "cli": base,
             "patient": [*base, "--unit", "patient"],
+            "patient1": [sma, "--db", str(db), "report", "--unit", "patient", "--format", "csv"],
             "month": [*base, "--from", lo, "--to", hi],
         }
         if sqlite:
             cmds["sql"] = [sqlite, "-readonly", str(db), SQL]
+            cmds["sql1"] = [sqlite, "-readonly", str(db), PATIENT_SQL]
         run(cmds["cli"])  # warm the page cache (and upgrade an older file once)
         times: dict[str, list[float]] = {k: [] for k in cmds}
         rss: dict[str, list[float]] = {k: [] for k in cmds}
@@ -136,6 +148,8 @@ def main() -> None:
         "--unit patient",
         "--from/--to last 30 days",
         "sqlite3 GROUP BY",
+        "--unit patient, ungrouped",
+        "sqlite3 per-patient GROUP BY",
         "report peak RSS",
     )
     print("| " + " | ".join(head) + " |")
@@ -144,6 +158,8 @@ def main() -> None:
         cells = [f"{size:,}", f"{mb:,.0f}"]
         cells += [f"{m[k]:.3f}" for k in ("cli", "patient", "month")]
         cells.append(f"{m['sql']:.3f}" if "sql" in m else "—")
+        cells.append(f"{m['patient1']:.3f}")
+        cells.append(f"{m['sql1']:.3f}" if "sql1" in m else "—")
         cells.append(f"{p['cli']:.0f}")
         print("| " + " | ".join(cells) + " |")
 
