@@ -184,3 +184,60 @@ def test_settings_text_is_unchanged(config: Path) -> None:
         "5-min score from",
         "theme",
     ]
+
+
+def test_info_check_reports_sqlite_integrity_problems(demo_db: Path) -> None:
+    """SQLite's integrity check (run on a connection of its own beside the other two
+    checks) still reaches the result: an index whose entries do not match its rows."""
+    conn = sqlite3.connect(demo_db)
+    conn.execute("CREATE INDEX t_meta_value ON meta(value)")
+    conn.execute("PRAGMA writable_schema = ON")
+    conn.execute(
+        "UPDATE sqlite_master SET sql = 'CREATE INDEX t_meta_value ON meta(key)' "
+        "WHERE name = 't_meta_value'"
+    )
+    conn.commit()
+    conn.close()
+    result = CliRunner().invoke(main, ["--db", str(demo_db), "info", "--check", "--format", "json"])
+    assert result.exit_code == 1, result.output
+    problems = json.loads(result.stdout)["check"]["problems"]
+    assert len(problems) == 1 and problems[0].startswith("integrity check: "), problems
+    assert "t_meta_value" in problems[0]
+
+
+def test_scan_bad_cells_a_range_at_a_time_finds_what_one_query_finds(demo_db: Path) -> None:
+    """``info --check`` scans each table a rowid range at a time (for its progress): the
+    same cells in the same order as one query, whatever the rowids' gaps."""
+    from sma_log.export.common import find_bad_cells, scan_bad_cells
+    from sma_log.storage.store import Store
+
+    conn = sqlite3.connect(demo_db)
+    ids = [r[0] for r in conn.execute("SELECT rowid FROM events ORDER BY rowid")]
+    # gaps: one row moved far up, one far down (negative), the rest in place
+    conn.execute("UPDATE events SET rowid = 9000000000 WHERE rowid = ?", (ids[1],))
+    conn.execute("UPDATE events SET rowid = -5 WHERE rowid = ?", (ids[2],))
+    bad = {ids[0]: "1999-13-01T00:00:00.000000Z", ids[3]: "yesterday", ids[-1]: 7}
+    for rowid, value in bad.items():
+        conn.execute("UPDATE events SET at = ? WHERE rowid = ?", (value, rowid))
+    conn.execute("UPDATE events SET kind = 'nope' WHERE rowid = 9000000000")
+    conn.commit()
+    columns = [r[1] for r in conn.execute("PRAGMA table_info(events)")]
+    whole = find_bad_cells(conn, "events", columns)
+    conn.close()
+    assert {(c.rowid, c.column) for c in whole} >= {
+        (ids[0], "at"),
+        (ids[3], "at"),
+        (ids[-1], "at"),
+        (9000000000, "kind"),
+    }
+    with Store.open(demo_db, "t", create=False, readonly=True) as store:
+        for chunk in (1, 2, 5, 10_000):
+            steps: list[tuple[int, int]] = []
+
+            def step(done: int, total: int, steps: list[tuple[int, int]] = steps) -> None:
+                steps.append((done, total))
+
+            found = list(scan_bad_cells(store, "events", step, chunk))
+            assert found == whole, chunk
+            assert steps[-1] == (len(ids), len(ids))
+            assert [d for d, _ in steps] == sorted(d for d, _ in steps)
