@@ -67,6 +67,7 @@ _OPTIONS = {
     "window_before_hours": "--window-before H",
     "window_after_hours": "--window-after H",
     "score_earliest_min": "--score-earliest MIN",
+    "missed_after_days": "--missed-after DAYS",
 }
 
 #: Numeric settings and their allowed range (the same as the ``settings`` options).
@@ -74,6 +75,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "window_before_hours": (0.0, 72.0),
     "window_after_hours": (0.0, 168.0),
     "score_earliest_min": (0.0, 5.0),
+    "missed_after_days": (0.0, 365.0),
 }
 
 
@@ -100,6 +102,9 @@ class Settings:
     window_after_hours: float = 24.0
     #: Minutes after the end from which the 5-minute score may be taken (0-5).
     score_earliest_min: float = 4.0
+    #: Days after its window closes that a missed follow-up stays in the queue (0-365);
+    #: after that it is listed only on request (the queue's m, --status missed).
+    missed_after_days: float = 14.0
 
     @classmethod
     def load(cls, path: Path | None = None, replacing: Iterable[str] = ()) -> Settings:

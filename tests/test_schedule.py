@@ -268,3 +268,30 @@ def test_validate_followup_required_and_consistency() -> None:
     )
     assert "other_event" in validate_followup({"other_event_serious": "yes"}, completing=False)
     assert "colour" in validate_followup({"colour": "blue"}, completing=False)
+
+
+def test_a_missed_followup_leaves_the_queue_after_the_setting() -> None:
+    """Missed at due + window.after; long missed (out of the queue) missed_after_days
+    later; at exactly that instant it stays."""
+    due = pendulum.datetime(2026, 5, 1, 10, tz="UTC")
+    window = schedule.Window(12, 24)
+    closes = due.add(hours=24)
+    assert schedule.status("day3", due, closes.add(seconds=1), window) == "missed"
+    cut = closes.add(days=14)
+    assert not schedule.long_missed("day3", due, cut, window, 14)
+    assert schedule.long_missed("day3", due, cut.add(seconds=1), window, 14)
+    assert schedule.queue_cutoff("day3", cut, window, 14) == due
+    # 0 days: it leaves the queue the moment it is missed
+    assert schedule.long_missed("day3", due, closes.add(seconds=1), window, 0)
+    assert not schedule.long_missed("day3", due, closes, window, 0)
+    # fractions of a day; the 5-minute score by its own window
+    score = schedule.DEFAULT_WINDOWS["score_5min"]
+    end = due.subtract(minutes=5)
+    leaves = due.add(hours=2).add(hours=12)
+    assert not schedule.long_missed("score_5min", due, leaves, score, 0.5)
+    assert schedule.long_missed("score_5min", due, leaves.add(seconds=1), score, 0.5)
+    assert schedule.queue_cutoff("score_5min", leaves, score, 0.5) == end.add(minutes=5)
+    with pytest.raises(ValueError):
+        schedule.queue_cutoff("day3", cut, window, -1)
+    with pytest.raises(ValueError):
+        schedule.queue_cutoff("day9", cut, window, 14)

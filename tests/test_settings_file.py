@@ -42,6 +42,14 @@ BAD: dict[str, tuple[bytes, tuple[str, ...]]] = {
         ('"window_after_hours"', "a number is needed"),
     ),
     "score out of range": (b'{"score_earliest_min": 6}', ('"score_earliest_min"', "0-5")),
+    "missed after out of range": (
+        b'{"missed_after_days": 400}',
+        ('"missed_after_days"', "0-365", "--missed-after"),
+    ),
+    "missed after not a number": (
+        b'{"missed_after_days": "14"}',
+        ('"missed_after_days"', "a number is needed"),
+    ),
     "wrong type": (b'{"operator": 7}', ('"operator"', "a string is needed")),
     "boolean window": (b'{"window_before_hours": true}', ('"window_before_hours"', "number")),
     "unknown locale": (b'{"locale": "xx"}', ('"locale"', "unknown locale")),
@@ -55,6 +63,7 @@ MENDS = {
     "window out of range": "--window-before",
     "boolean window": "--window-before",
     "wrong type": "--operator",
+    "missed after out of range": "--missed-after",
 }
 
 

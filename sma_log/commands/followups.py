@@ -57,16 +57,22 @@ def _queue_rows(
 
     store.set_window(settings.window_before_hours, settings.window_after_hours)
     store.set_score_earliest(settings.score_earliest_min)
+    store.set_missed_after(settings.missed_after_days)
     now = store.now()
     today = now.in_timezone(tz).date()
-    items = store.followup_queue(statuses=statuses, now=now)
+    # Every missed follow-up when they are asked for; else the queue (what needs action).
+    missed_too = statuses is not None and "missed" in statuses
+    items = store.followup_queue(statuses=statuses, now=now, missed_too=missed_too)
+    found = store.next_doses((item.row["patient_id"] for item in items), settings.label, tz, today)
     next_doses: dict[str, Any] = {}
     out = []
     for item in items:
         row = item.row
         pid = row["patient_id"]
         if pid not in next_doses:
-            nd = store.next_dose(pid, settings.label, tz, today)
+            nd = found[pid]
+            if isinstance(nd, ValueError):  # a dose's time or regimen cannot be read
+                raise nd
             next_doses[pid] = None
             if nd is not None:
                 next_doses[pid] = {
@@ -237,7 +243,8 @@ def _text_table(rows: list[tuple[dict[str, Any], QueueItem]], tz: str, locale: s
     type=click.Choice(STATUS_CHOICES),
     default="all",
     show_default=True,
-    help="Only follow-ups in this state (all: every open follow-up).",
+    help="Only follow-ups in this state (all: the queue, every open follow-up but those "
+    "missed longer ago than the setting missed_after_days; missed: every missed one).",
 )
 @click.option(
     "--format",
@@ -262,8 +269,10 @@ def followups(opts: Options, status: str, fmt: str, ics: Path | None, force: boo
     \b
     Open follow-ups only (the 5-minute score and the 72-hour call of each ended
     procedure); "missed" ones are open past their window (late entry is still
-    allowed). Statuses use the follow-up window of the settings; times are shown in
-    the settings' time zone and locale (see: sma-log settings). The database is opened
+    allowed). One missed for longer than the setting missed_after_days (default 14
+    days after its window closed) leaves the queue: --status missed lists it.
+    Statuses use the follow-up window of the settings; times are shown in the
+    settings' time zone and locale (see: sma-log settings). The database is opened
     read-only; a missing file is not created. Exit code 0, also when the queue is empty.
 
     \b

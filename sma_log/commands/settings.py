@@ -38,6 +38,13 @@ from .common import CommandRefused, Options
     help="Minutes after the end the 5-minute score may first be taken (0-5; default 4).",
 )
 @click.option(
+    "--missed-after",
+    type=click.FloatRange(0, 365),
+    metavar="DAYS",
+    help="Days after its window a missed follow-up leaves the queue (0-365; default 14); "
+    "sma-log followups --status missed still lists it.",
+)
+@click.option(
     "--format",
     "fmt",
     type=click.Choice(("text", "json")),
@@ -55,6 +62,7 @@ def settings_command(
     window_before: float | None,
     window_after: float | None,
     score_earliest: float | None,
+    missed_after: float | None,
     fmt: str,
 ) -> None:
     """Show the settings, or change them (only the options given; the rest is kept).
@@ -96,11 +104,14 @@ def settings_command(
         ("--window-before", window_before),
         ("--window-after", window_after),
         ("--score-earliest", score_earliest),
+        ("--missed-after", missed_after),
     ):
         if value is not None and not math.isfinite(value):  # FloatRange lets "nan" through
             raise CommandRefused(f"{option}: a number is needed, not {value}")
     if score_earliest is not None:
         changes["score_earliest_min"] = float(score_earliest)
+    if missed_after is not None:
+        changes["missed_after_days"] = float(missed_after)
     if window_before is not None:
         changes["window_before_hours"] = float(window_before)
     if window_after is not None:
@@ -172,6 +183,7 @@ def _show_settings(settings: Any, path: Path) -> None:
         ("window before", f"{settings.window_before_hours:g} h"),
         ("window after", f"{settings.window_after_hours:g} h"),
         ("5-min score from", f"{settings.score_earliest_min:g} min after the end"),
+        ("missed leave queue", f"{settings.missed_after_days:g} days after the window"),
         ("theme", settings.theme),
     ]
     width = max(len(k) for k, _ in rows)

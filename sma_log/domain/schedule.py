@@ -24,6 +24,7 @@ Computed status of an open follow-up (``status``), for a due time ``due`` and a 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -84,6 +85,38 @@ DEFAULT_WINDOWS: dict[str, Window] = {
     "score_5min": score_window(),
     "day3": Window(before_hours=12, after_hours=24),
 }
+
+#: A follow-up missed for longer than this many days after its window closed leaves the
+#: queue (a setting, ``missed_after_days``): it is still reachable through the queue's
+#: "missed too" filter, ``sma-log followups --status missed`` and the report's
+#: completeness line, and may still be entered late.
+DEFAULT_MISSED_AFTER_DAYS = 14.0
+
+
+def queue_cutoff(
+    kind: str, now: pendulum.DateTime, window: Window, missed_after_days: float
+) -> pendulum.DateTime:
+    """The earliest due time (UTC) an open follow-up of ``kind`` may have and still be in
+    the queue: one due before it was missed for longer than ``missed_after_days``
+    (``now > due + window.after + missed_after_days``; at exactly that instant it stays)."""
+    _check_kind(kind)
+    if not (missed_after_days >= 0):
+        raise ValueError("missed_after_days must be 0 or more")
+    grace = pendulum.duration(seconds=round(missed_after_days * 86400))
+    return _utc(now, "now") - window.after - grace
+
+
+def long_missed(
+    kind: str,
+    due: pendulum.DateTime,
+    now: pendulum.DateTime,
+    window: Window,
+    missed_after_days: float,
+) -> bool:
+    """Whether an open follow-up has been missed for longer than ``missed_after_days``
+    after its window closed, and so leaves the queue (see :func:`queue_cutoff`)."""
+    return _utc(due, "due") < queue_cutoff(kind, now, window, missed_after_days)
+
 
 Status = Literal["upcoming", "due", "overdue", "missed"]
 Timing = Literal["early", "on_time", "late"]
@@ -151,13 +184,31 @@ def status(
     """
     _check_kind(kind)
     w = window if window is not None else DEFAULT_WINDOWS[kind]
-    due_u = _utc(due, "due")
-    now_u = _utc(now if now is not None else pendulum.now("UTC"), "now")
-    if now_u < due_u - w.before:
+    bounds = status_bounds(kind, now if now is not None else pendulum.now("UTC"), w)
+    return status_at(_utc(due, "due"), bounds)
+
+
+def status_bounds(
+    kind: str, now: pendulum.DateTime, window: Window
+) -> tuple[pendulum.DateTime, pendulum.DateTime, pendulum.DateTime]:
+    """The due times (UTC) at which an open follow-up's status changes at ``now``, for
+    :func:`status_at`: computed once for a whole queue instead of once per row."""
+    _check_kind(kind)
+    now_u = _utc(now, "now")
+    return (now_u + window.before, now_u, now_u - window.after)
+
+
+def status_at(
+    due: pendulum.DateTime,
+    bounds: tuple[pendulum.DateTime, pendulum.DateTime, pendulum.DateTime],
+) -> Status:
+    """The status of an open follow-up due at ``due`` (UTC) by :func:`status_bounds`."""
+    upcoming_after, due_from, overdue_from = bounds
+    if due > upcoming_after:  # now < due - before
         return "upcoming"
-    if now_u <= due_u:
+    if due >= due_from:  # now <= due
         return "due"
-    if now_u <= due_u + w.after:
+    if due >= overdue_from:  # now <= due + after
         return "overdue"
     return "missed"
 
@@ -256,6 +307,7 @@ _PHRASES: dict[str, tuple[str, str, str]] = {
 }
 
 
+@functools.lru_cache(maxsize=64)
 def resolve_locale(locale: str | None) -> str:
     """The pendulum locale to use: ``locale`` if pendulum has it, else its language
     (``pt_PT`` -> ``pt`` when present), else ``"en"``."""

@@ -7,8 +7,9 @@ next dose) lives in the domain core; this module only reads and writes.
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
@@ -22,6 +23,7 @@ from .db import Row
 from .errors import Conflict, NotFound
 from .rows import ContactAttempt
 
+FOLLOWUP_KIND_NAMES = tuple(kind for kind, _ in schedule.FOLLOWUP_KINDS)
 BOOL_FIELDS = tuple(n for n, s in fields.FOLLOWUP_FIELDS.items() if s.kind == "bool")
 
 
@@ -105,6 +107,15 @@ class FollowupStore:
         """How many minutes after the end the 5-minute score may first be taken (a setting)."""
         self.windows = {**self.windows, "score_5min": schedule.score_window(minutes)}
 
+    #: Days after its window closes that a missed follow-up stays in the queue (a setting).
+    missed_after_days: float = schedule.DEFAULT_MISSED_AFTER_DAYS
+
+    def set_missed_after(self, days: float) -> None:
+        """How many days after its window a missed follow-up leaves the queue (a setting)."""
+        if not (days >= 0):
+            raise ValueError("missed_after_days must be 0 or more")
+        self.missed_after_days = days
+
     def window(self, kind: str) -> schedule.Window:
         return self.windows.get(kind, schedule.default_window(kind))
 
@@ -172,25 +183,85 @@ class FollowupStore:
         now: pendulum.DateTime | None = None,
         include_closed: bool = False,
         closed_limit: int = 500,
+        *,
+        missed_too: bool = False,
+        missed_after_days: float | None = None,
     ) -> list[QueueItem]:
-        """Every open follow-up (overdue first, then due, upcoming, missed; by due time),
-        and with ``include_closed`` the most recently closed ones too."""
+        """The open follow-ups that need action (overdue first, then due, upcoming,
+        missed; by due time), and with ``include_closed`` the most recently closed ones.
+
+        A follow-up missed for longer than ``missed_after_days`` (default: the
+        store's setting) after its window closed is left out unless ``missed_too``
+        (:func:`~sma_log.domain.schedule.long_missed`): the query reads only the open
+        follow-ups due from the earliest cut-off on, through ``idx_followups_state_due_at``,
+        so the queue costs what it holds, not what the file holds.
+        """
         now = now or self.now()
+        days = self.missed_after_days if missed_after_days is None else missed_after_days
         select = """SELECT f.*, pt.study_code, pt.id AS patient_id, p.started_at, p.ended_at,
                        p.operator
             FROM followups f JOIN procedures p ON p.id = f.procedure_id
             JOIN patients pt ON pt.id = p.patient_id"""
-        rows = self.query(f"{select} WHERE f.state = 'open' ORDER BY f.due_at")
+        if missed_too:
+            rows = self.query(f"{select} WHERE f.state = 'open' ORDER BY f.due_at")
+        else:
+            cutoffs = {kind: self.queue_cutoff(kind, now, days) for kind in FOLLOWUP_KIND_NAMES}
+            rows = self.query(
+                f"{select} WHERE f.state = 'open' AND f.due_at >= ? ORDER BY f.due_at",
+                (to_text(min(cutoffs.values())),),
+            )
         if include_closed:
             rows += self.query(
                 f"{select} WHERE f.state != 'open' ORDER BY f.completed_at DESC LIMIT ?",
                 (closed_limit,),
             )
-        items = [QueueItem(r, self.status_of(r, now), from_text(r["due_at"])) for r in rows]
+        bounds = {k: schedule.status_bounds(k, now, self.window(k)) for k in FOLLOWUP_KIND_NAMES}
+        items = []
+        for r in rows:
+            due = from_text(r["due_at"])
+            if r["state"] != "open":
+                state = str(r["state"])
+            elif r["kind"] in bounds:
+                state = schedule.status_at(due, bounds[r["kind"]])
+            else:
+                state = self.status_of(r, now)  # an unknown kind: refused there
+            items.append(QueueItem(r, state, due))
+        if not missed_too:
+            items = [  # the exact rule per kind (the query read from the earliest cut-off)
+                i
+                for i in items
+                if i.row["state"] != "open" or i.due >= cutoffs.get(i.row["kind"], i.due)
+            ]
         if statuses is not None:
             items = [i for i in items if i.status in statuses]
-        items.sort(key=lambda i: schedule.queue_key(i.status, i.due))
+        # schedule.queue_key's order; every due here is UTC already (from_text)
+        items.sort(key=lambda i: (schedule.status_rank(i.status), i.due))
         return items
+
+    def long_missed_counts(
+        self, now: pendulum.DateTime | None = None, missed_after_days: float | None = None
+    ) -> dict[str, int]:
+        """Per kind, the open follow-ups missed for longer than ``missed_after_days``:
+        the ones left out of the queue (for the report's completeness line). One
+        indexed count per kind (``idx_followups_state_due_at``)."""
+        now = now or self.now()
+        out: dict[str, int] = {}
+        for kind in FOLLOWUP_KIND_NAMES:
+            cut = to_text(self.queue_cutoff(kind, now, missed_after_days))
+            row = self.one(
+                "SELECT count(*) AS n FROM followups "
+                "WHERE state = 'open' AND due_at < ? AND kind = ?",
+                (cut, kind),
+            )
+            out[kind] = int(row["n"]) if row else 0
+        return out
+
+    def queue_cutoff(
+        self, kind: str, now: pendulum.DateTime, missed_after_days: float | None = None
+    ) -> pendulum.DateTime:
+        """The earliest due time an open follow-up of ``kind`` has to be in the queue."""
+        days = self.missed_after_days if missed_after_days is None else missed_after_days
+        return schedule.queue_cutoff(kind, now, self.window(kind), days)
 
     def patient_followups(self, patient_id: str) -> list[Row]:
         """The patient's follow-ups with their procedure's end, latest due first."""
@@ -429,6 +500,56 @@ class FollowupStore:
             for r in rows
             if r["regimen"]
         ]
+
+    def next_doses(
+        self,
+        patient_ids: Iterable[str],
+        label: str = "eu",
+        tz: str | pendulum.Timezone = "UTC",
+        today: pendulum.Date | None = None,
+    ) -> dict[str, dosing.NextDose | ValueError | None]:
+        """:meth:`next_dose` of each of ``patient_ids`` in one query (their delivered
+        doses through ``idx_procedures_patient_id_started_at``): only the patients asked
+        for are read. A patient whose dose time or regimen cannot be read maps to the
+        ValueError :meth:`next_dose` would raise."""
+        wanted = list(dict.fromkeys(patient_ids))
+        if not wanted:
+            return {}
+        zone = pendulum.timezone(tz) if isinstance(tz, str) else tz
+        today = today or self.now().in_timezone(zone).date()
+        rows = self.query(
+            # Patient by patient through idx_procedures_patient_id_started_at: "+status"
+            # keeps the planner (the file has no statistics) from reading every ended
+            # procedure through idx_procedures_status instead.
+            "SELECT patient_id, ended_at, started_at, regimen FROM procedures "
+            "WHERE patient_id IN (SELECT value FROM json_each(?)) AND +status = 'ended' "
+            "AND drug_delivered = 1 ORDER BY patient_id, started_at",
+            (json.dumps(wanted),),
+        )
+        doses: dict[str, list[dosing.Dose] | ValueError] = {pid: [] for pid in wanted}
+        for r in rows:
+            mine = doses.get(r["patient_id"])
+            if not isinstance(mine, list) or not r["regimen"]:
+                continue
+            try:
+                day = from_text(r["ended_at"] or r["started_at"]).in_timezone(zone).date()
+            except ValueError as exc:
+                doses[r["patient_id"]] = exc
+                continue
+            mine.append(dosing.Dose(day, r["regimen"]))
+        out: dict[str, dosing.NextDose | ValueError | None] = {}
+        for pid, found in doses.items():
+            if isinstance(found, ValueError):
+                out[pid] = found
+                continue
+            if not found:
+                out[pid] = None
+                continue
+            try:
+                out[pid] = dosing.next_dose(found, label=label, today=today)
+            except ValueError as exc:
+                out[pid] = exc
+        return out
 
     def next_dose(
         self,

@@ -387,6 +387,7 @@ class Store(FollowupStore):
         )
 
     def recent_procedures(self, limit: int = 20) -> list[Row]:
+        """The ``limit`` latest procedures by start (``idx_procedures_started_at``)."""
         return self.query(
             """SELECT p.*, pt.study_code FROM procedures p JOIN patients pt
             ON pt.id = p.patient_id ORDER BY p.started_at DESC LIMIT ?""",
@@ -394,13 +395,66 @@ class Store(FollowupStore):
         )
 
     def pending_scores(self, limit: int = 50) -> list[Row]:
-        """Ended procedures whose 5-minute satisfaction score is still to be entered."""
+        """Ended procedures whose 5-minute score is still to be taken, latest end first.
+
+        Found from their open score follow-ups, latest due first, through
+        ``idx_followups_state_due_at`` (due = end + 5 min: the same order), stopping at
+        ``limit``: what is read grows with the scores still open, not with the file. A
+        score closed as not reachable or declined is not pending (it cannot be entered
+        before it is reopened).
+        """
         return self.query(
-            """SELECT p.*, pt.study_code FROM procedures p JOIN patients pt
-            ON pt.id = p.patient_id WHERE p.status = 'ended' AND p.satisfaction_5min IS NULL
-            ORDER BY p.ended_at DESC LIMIT ?""",
+            # CROSS JOIN keeps this order: the file has no statistics, and the planner
+            # would start from every ended procedure (idx_procedures_status).
+            """SELECT p.*, pt.study_code FROM followups f
+            CROSS JOIN procedures p ON p.id = f.procedure_id
+            JOIN patients pt ON pt.id = p.patient_id
+            WHERE f.state = 'open' AND f.kind = 'score_5min'
+              AND p.status = 'ended' AND p.satisfaction_5min IS NULL
+            ORDER BY f.due_at DESC LIMIT ?""",
             (limit,),
         )
+
+    def recent_patients(self, limit: int = 50) -> list[Row]:
+        """The ``limit`` patients with the latest procedures, latest first, with the
+        columns of :meth:`list_patients` (``procedures_n``, ``last_procedure_at``).
+
+        Walks the procedures by start, latest first, through ``idx_procedures_started_at``
+        until ``limit`` distinct patients are found (no GROUP BY over every procedure),
+        then counts only theirs (``idx_procedures_patient_id_started_at``). A patient
+        without any procedure is not listed (the start screen finds every patient).
+        """
+        if limit <= 0:
+            return []
+        order: list[str] = []
+        seen: set[str] = set()
+        cur = self.conn.execute("SELECT patient_id FROM procedures ORDER BY started_at DESC")
+        try:
+            while len(order) < limit:
+                batch = cur.fetchmany(256)
+                if not batch:
+                    break
+                for (pid,) in batch:
+                    if pid not in seen:
+                        seen.add(pid)
+                        order.append(pid)
+                        if len(order) == limit:
+                            break
+        finally:
+            cur.close()
+        if not order:
+            return []
+        rows = self.query(
+            """SELECT pt.*,
+                (SELECT count(*) FROM procedures WHERE patient_id = pt.id) AS procedures_n,
+                (SELECT max(started_at) FROM procedures WHERE patient_id = pt.id)
+                    AS last_procedure_at
+            FROM patients pt WHERE pt.id IN (SELECT value FROM json_each(?))""",
+            (json.dumps(order),),
+        )
+        rank = {pid: i for i, pid in enumerate(order)}
+        rows.sort(key=lambda r: rank[r["id"]])
+        return rows
 
     def start_procedure(self, patient_id: str, setup: Mapping[str, Any]) -> str:
         clean = fields.validate(fields.SETUP_FIELDS, setup)

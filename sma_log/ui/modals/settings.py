@@ -56,6 +56,15 @@ SPECS = {
         maximum=5,
         unit="min after the end",
     ),
+    "missed_after_days": fields.FieldSpec(
+        "missed_after_days",
+        "Missed leave the queue",
+        "float",
+        "Then listed with m in the queue and sma-log followups --status missed",
+        minimum=0,
+        maximum=365,
+        unit="days after the window",
+    ),
 }
 
 
@@ -99,7 +108,12 @@ class SettingsDialog(Dialog[Settings | None]):
             k: ("" if v is None and k in ("operator", "timezone") else v) for k, v in values.items()
         }
         clean["locale"] = schedule.resolve_locale(clean.get("locale") or "en")
-        for key in ("window_before_hours", "window_after_hours", "score_earliest_min"):
+        for key in (
+            "window_before_hours",
+            "window_after_hours",
+            "score_earliest_min",
+            "missed_after_days",
+        ):
             if clean.get(key) is None:
                 clean[key] = getattr(Settings(), key)
         self.dismiss(replace(self.settings, **{k: v for k, v in clean.items() if v is not None}))

@@ -1,5 +1,8 @@
 """The nurses' queue: overdue first, then due now, then upcoming (and missed).
 
+It holds what needs action: a follow-up missed for longer than the setting
+``missed_after_days`` (14 days after its window closed) leaves it; ``m`` shows those too.
+
 Status is in words, not colour alone. The screen redraws by itself every 30 s (a
 row turns overdue without a restart) and whenever another terminal writes.
 
@@ -20,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import pendulum
 from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
@@ -114,12 +118,21 @@ class FollowupScreen(AppScreen):
         Binding("u", "undo", "Undo x/c", id="queue.undo"),
         Binding("o", "reopen", "Reopen", id="queue.reopen"),
         Binding("v", "toggle_closed", "Done rows", id="queue.closed"),
+        Binding(
+            "m",
+            "toggle_missed",
+            "Missed too",
+            tooltip="Also the follow-ups missed for longer than the setting missed_after_days",
+            id="queue.missed",
+        ),
         Binding("escape", "home", "Home", id="queue.home"),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self.show_closed = False
+        #: Also the follow-ups missed for longer than ``missed_after_days`` (``m``).
+        self.show_missed = False
         self.items: dict[str, QueueItem] = {}
         #: Display cells of every item by column key (all columns, shown or not).
         self.cells: dict[str, dict[str, Text]] = {}
@@ -139,9 +152,21 @@ class FollowupScreen(AppScreen):
     def on_mount(self) -> None:
         self.title = "sma-log"
         self.sub_title = "Follow-ups"
+        # The first draw is the base class's, on the first show (one refresh on open).
         self.set_interval(30, self.refresh_from_store)
-        self.refresh_from_store()
-        self.query_one("#queue", DataTable).focus()
+
+    def drawn_on_show(self, first: bool) -> None:
+        if first:
+            self.query_one("#queue", DataTable).focus()
+
+    _zone: pendulum.Timezone | None = None
+
+    @property
+    def zone(self) -> pendulum.Timezone:
+        """The site's time zone, parsed once (not per patient's dose)."""
+        if self._zone is None or self._zone.name != self.tz:
+            self._zone = pendulum.timezone(self.tz)
+        return self._zone
 
     def on_resize(self, event: events.Resize) -> None:
         if self.cells and self._fit()[0] != self.columns:
@@ -161,7 +186,13 @@ class FollowupScreen(AppScreen):
         ``focus``, a record just acted on)."""
         settings = self.sma.settings
         try:
-            items = self.guarded(lambda: self.store.followup_queue(include_closed=self.show_closed))
+            items = self.guarded(
+                lambda: self.store.followup_queue(
+                    include_closed=self.show_closed,
+                    missed_too=self.show_missed,
+                    missed_after_days=settings.missed_after_days,
+                )
+            )
         except ValueError as exc:  # a time another tool wrote that cannot be read
             self.refuse(unreadable(exc))
             return
@@ -169,8 +200,15 @@ class FollowupScreen(AppScreen):
             return
         keep = focus or self.current_key()
         now = self.store.now()
-        today = now.in_timezone(self.tz).date()
-        next_doses: dict[str, str] = {}
+        today = now.in_timezone(self.zone).date()
+        # One query for the next doses of the patients of these rows only.
+        found = self.store.next_doses(
+            (item.row["patient_id"] for item in items), settings.label, self.zone, today
+        )
+        next_doses = {
+            pid: "?" if isinstance(nd, ValueError) else _next_dose_short(nd, today)
+            for pid, nd in found.items()
+        }
         old_order = self.order
         self.items = {}
         self.cells = {}
@@ -180,13 +218,6 @@ class FollowupScreen(AppScreen):
             row = item.row
             counts[item.status] = counts.get(item.status, 0) + 1
             pid = row["patient_id"]
-            if pid not in next_doses:
-                try:
-                    nd = self.store.next_dose(pid, settings.label, self.tz, today)
-                except ValueError:  # a dose's time or regimen cannot be read
-                    next_doses[pid] = "?"
-                else:
-                    next_doses[pid] = _next_dose_short(nd, today)
             self.items[item.id] = item
             self.order.append(item.id)
             when = (
@@ -270,7 +301,14 @@ class FollowupScreen(AppScreen):
         if not any_items:
             summary.append("Nothing due: the queue is clear.", style="bold")
         summary.append(
-            "  enter: answers · v: " + ("show done" if not self.show_closed else "hide done"),
+            "  enter: answers · v: "
+            + ("show done" if not self.show_closed else "hide done")
+            + " · m: "
+            + (
+                f"missed > {self.sma.settings.missed_after_days:g} d too"
+                if not self.show_missed
+                else "hide long missed"
+            ),
             style="dim",
         )
         self.query_one("#queue-summary", Static).update(summary)
@@ -506,6 +544,17 @@ class FollowupScreen(AppScreen):
     def action_toggle_closed(self) -> None:
         self.show_closed = not self.show_closed
         self.refresh_from_store()
+
+    def action_toggle_missed(self) -> None:
+        """Also show (or hide again) the follow-ups missed for longer than the setting."""
+        self.show_missed = not self.show_missed
+        self.refresh_from_store()
+        days = f"{self.sma.settings.missed_after_days:g}"
+        self.say(
+            f"Showing also the follow-ups missed for more than {days} days (m hides them)"
+            if self.show_missed
+            else f"Follow-ups missed for more than {days} days hidden (m shows them)"
+        )
 
     def action_home(self) -> None:
         self.app.pop_screen()

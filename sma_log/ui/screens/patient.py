@@ -65,7 +65,7 @@ class PatientScreen(AppScreen):
         self.query_one("#patient-followups", DataTable).add_columns(
             "Procedure", "What", "Status", "Score", "PDPH", "Calls"
         )
-        self.refresh_from_store()
+        # The first draw is the base class's, on the first show (one refresh on open).
 
     def refresh_from_store(self) -> None:
         s = self.store
