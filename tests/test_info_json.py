@@ -145,6 +145,7 @@ def test_settings_json_defaults_then_saved(config: Path) -> None:
         "window_before_hours": 12.0,
         "window_after_hours": 24.0,
         "score_earliest_min": 4.0,
+        "missed_after_days": 14.0,
     }
     assert doc["timezone_in_effect"] == Settings().tz_name()
     assert not config.exists()
@@ -182,6 +183,7 @@ def test_settings_text_is_unchanged(config: Path) -> None:
         "window before",
         "window after",
         "5-min score from",
+        "missed leave queue",
         "theme",
     ]
 

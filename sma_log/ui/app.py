@@ -114,6 +114,7 @@ class SmaLogApp(App[int]):
             return
         self._store.set_window(self.settings.window_before_hours, self.settings.window_after_hours)
         self._store.set_score_earliest(self.settings.score_earliest_min)
+        self._store.set_missed_after(self.settings.missed_after_days)
         self.theme_changed_signal.subscribe(self, self._remember_theme)
         # Always home first, even with a procedure in progress (it is home's first
         # line, resumed with Enter or l): a key meant for another screen never lands
@@ -146,6 +147,7 @@ class SmaLogApp(App[int]):
             if self._store is not None:
                 self._store.set_window(new.window_before_hours, new.window_after_hours)
                 self._store.set_score_earliest(new.score_earliest_min)
+                self._store.set_missed_after(new.missed_after_days)
                 if new.operator:
                     self._store.user = new.operator
             self.notify("Settings saved")

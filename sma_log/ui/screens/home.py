@@ -19,6 +19,9 @@ from ..widgets.bedside import KeyLegend
 from .base import AppScreen, StatusLine
 from .help import legend_items
 
+#: How many patients home lists (latest procedure first); the start screen finds any.
+HOME_PATIENTS = 200
+
 
 def _t(value: Any) -> Text:
     """Table cells are Text, never markup: user text shows as typed, its control
@@ -102,7 +105,10 @@ class HomeScreen(AppScreen):
             yield DataTable(id="scores", cursor_type="row", zebra_stripes=True)
             yield Static(Text("Recent procedures", style="bold"), classes="section")
             yield DataTable(id="recent", cursor_type="row", zebra_stripes=True)
-            yield Static(Text("Patients", style="bold"), classes="section")
+            yield Static(
+                Text(f"Patients, latest procedure first (up to {HOME_PATIENTS})", style="bold"),
+                classes="section",
+            )
             yield DataTable(id="patients", cursor_type="row", zebra_stripes=True)
         yield StatusLine(self._message)
         yield KeyLegend(legend_items(self.app, self), id="home-keys")
@@ -132,7 +138,7 @@ class HomeScreen(AppScreen):
                 self.store.open_procedures(),
                 self.store.pending_scores(),
                 self.store.recent_procedures(30),
-                self.store.list_patients(),
+                self.store.recent_patients(HOME_PATIENTS),
             )
         )
         if data is None:
