@@ -213,3 +213,72 @@ def test_where_keeps_only_the_given_groups(config: Path, tmp_path: Path) -> None
     patients = invoke(db, "--where", "scoliosis=severe", "--unit", "patient", "--format", "json")
     doc = json.loads(patients.output)
     assert {f["key"]: f for f in doc["overall"]["figures"]}["patients"]["n"] == 3
+
+
+# ---------------------------------------------------------------- issue 13: out of the queue
+def _two_missed(db: Path, now: Any) -> None:
+    """Two ended procedures whose 72-h follow-up was never done: one ended 30 days
+    before ``now`` (missed > 14 d: out of the queue), one 8 days before (missed, still
+    in the queue). Written through the Store at their own instants (pendulum travel)."""
+    import pendulum
+
+    from sma_log.domain.clock import Clock
+    from sma_log.storage.store import Store
+
+    setup = {
+        "regimen": "std_maintenance",
+        "guidance": "us_realtime",
+        "level_intended": "L3-L4",
+        "sedation": "none",
+        "operator": "Dr Rossi",
+        "approach": "midline",
+    }
+    with Store.open(db, "nurse", clock=Clock(monotonic=False)) as s:
+        for code, days in (("LONG-1", 30), ("RECENT-1", 8)):
+            end = now.subtract(days=days)
+            pendulum.travel_to(end.subtract(minutes=10), freeze=True)
+            pt = s.create_patient({"study_code": code})
+            pid = s.start_procedure(pt["id"], setup)
+            for kind in ("attempt", "csf", "injection_start", "injection_end"):
+                s.record(pid, kind)
+            pendulum.travel_to(end, freeze=True)
+            s.end_procedure(pid, {"drug_delivered": "yes"})
+            pendulum.travel_to(end.add(minutes=5), freeze=True)
+            s.set_score(pid, 5)
+
+
+def test_long_missed_follow_ups_are_counted_in_every_format(config: Path, tmp_path: Path) -> None:
+    """The 72-h follow-ups out of the queue (missed > missed_after_days) are counted at
+    report time, with the setting: text and markdown lines, a CSV row, a JSON key."""
+    import pendulum
+
+    now = pendulum.datetime(2026, 5, 10, 9, 0, tz="UTC")
+    db = tmp_path / "missed.db"
+    try:
+        _two_missed(db, now)
+        pendulum.travel_to(now, freeze=True)
+        text = invoke(db).output
+        assert "72-h follow-ups missed > 14 d (out of the queue; whole file, now): 1" in text
+        md = invoke(db, "--format", "markdown").output
+        assert "72-h follow-ups missed > 14 d (out of the queue; whole file, now): 1" in md
+        doc = json.loads(invoke(db, "--format", "json").output)
+        assert doc["data_quality"] == {"cancelled": 0, "long_missed": 1, "missed_after_days": 14}
+        rows = list(csv.DictReader(io.StringIO(invoke(db, "--format", "csv").output)))
+        row = next(r for r in rows if r["figure"] == "followup_72h_long_missed")
+        assert (row["group"], row["n"]) == ("file", "1")
+        # the setting moves the count: 1 day after the window both are out of the queue
+        Settings(timezone="Europe/Rome", locale="en", missed_after_days=1).save(config)
+        doc = json.loads(invoke(db, "--format", "json").output)
+        assert doc["data_quality"]["long_missed"] == 2
+        assert "missed > 1 d (out of the queue; whole file, now): 2" in invoke(db).output
+        # ... and 60 days after it none is: no line (nothing lost from sight), the key 0
+        Settings(timezone="Europe/Rome", locale="en", missed_after_days=60).save(config)
+        assert "out of the queue" not in invoke(db).output
+        doc = json.loads(invoke(db, "--format", "json").output)
+        assert doc["data_quality"]["long_missed"] == 0
+        # a date range leaves it as it is: it counts the whole file (its line says so)
+        Settings(timezone="Europe/Rome", locale="en").save(config)
+        doc = json.loads(invoke(db, "--from", "2030-01-01", "--format", "json").output)
+        assert doc["data_quality"]["long_missed"] == 1
+    finally:
+        pendulum.travel_back()

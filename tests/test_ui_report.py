@@ -494,3 +494,38 @@ def test_plots_come_from_the_kept_facts_as_from_the_analysis_rows(
     list(collector.rows(kept))
     assert plots == collector.finish(result.report)
     assert plots is not None and sum(plots.attempts.values()) > 0
+
+
+# ---------------------------------------------------------------- issue 13: out of the queue
+def test_the_screen_counts_the_follow_ups_out_of_the_queue(clinic: Path, tmp_path: Path) -> None:
+    """The 72-h follow-ups missed for longer than the app's missed_after_days (out of the
+    queue) are counted now, whole file, under the table; the setting moves the count."""
+    with Store.open(clinic, "t", create=False, readonly=True) as s:
+        out = s.long_missed_counts(NOW)["day3"]  # the queue's own rule
+        s.set_missed_after(0)
+        every_missed = s.long_missed_counts(NOW)["day3"]
+    assert 0 < out < every_missed  # the file has both: long missed and recently missed
+
+    def shown(settings: Settings) -> str:
+        app = create_app(
+            clinic,
+            user="dr-rossi",
+            settings=settings,
+            clock=Clock(monotonic=False),
+            settings_path=tmp_path / "s.json",
+        )
+        text: list[str] = []
+
+        async def script(pilot: Any) -> None:
+            await pilot.press("t")
+            await settle(pilot)
+            text.append(str(pilot.app.screen.query_one("#report-quality", Static).render()))
+
+        run(app, script)
+        return text[0]
+
+    line = "72-h follow-ups missed > {} d (out of the queue; whole file, now): {}"
+    assert line.format(14, out) in shown(Settings(timezone="Europe/Rome"))
+    assert line.format(0, every_missed) in shown(
+        Settings(timezone="Europe/Rome", missed_after_days=0)
+    )

@@ -109,7 +109,9 @@ def report(
     (range) with the n, scores taken in their window only (early, late and unknown
     timing counted on their own lines); sedation by kind; PDPH and other adverse
     events (n/N of the completed 72-hour follow-ups that answered the question);
-    follow-up completeness; starts cancelled before the first puncture (in no figure).
+    follow-up completeness; starts cancelled before the first puncture (in no figure);
+    72-hour follow-ups missed for longer than the setting missed_after_days, out of
+    the queue (counted now, over the whole file).
 
     \b
     --by approach,scoliosis gives every combination (a two-way table, as Ke et al.
@@ -159,6 +161,11 @@ def report(
             )
         except stats.DataError as exc:
             raise CommandRefused(f"cannot summarise: {exc}") from None
+        # out of the queue, so not out of sight: counted now, with this site's settings
+        s = opts.settings
+        store.set_window(s.window_before_hours, s.window_after_hours)
+        store.set_missed_after(s.missed_after_days)
+        result.set_long_missed(store.long_missed_counts()["day3"], s.missed_after_days)
     if fmt == "json":
         import json
 

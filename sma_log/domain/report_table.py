@@ -160,6 +160,21 @@ def render_csv(report: Report) -> str:
                     **{k: ("" if v is None else v) for k, v in d.items()},
                 }
             )
+    # the data-quality counts: group "overall" (the report's dates and filters) or
+    # "file" (the whole file: the follow-ups missed too long, counted now)
+    labels = {"overall": "Overall", "file": "Whole file"}
+    for key, label, scope, n in report.quality_items():
+        w.writerow(
+            {
+                "by": report.by or "",
+                "group": scope,
+                "group_label": labels[scope],
+                "figure": key,
+                "figure_label": label,
+                "unit": "procedure",
+                "n": n,
+            }
+        )
     return buf.getvalue()
 
 

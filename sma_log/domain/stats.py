@@ -335,27 +335,70 @@ class Report:
     #: Filters applied: grouping → the group codes kept.
     where: dict[str, list[str]] = field(default_factory=dict)
     #: Counts about the records the figures leave out (e.g. ``cancelled``: starts
-    #: cancelled before the first puncture), filled by whoever reads the file.
+    #: cancelled before the first puncture), filled by whoever reads the file;
+    #: ``long_missed``: open 72-h follow-ups missed for longer than the setting
+    #: ``missed_after_days`` (out of the queue), counted at report time over the
+    #: whole file (it depends on now and the setting: not a kept fact).
     quality: dict[str, int] = field(default_factory=dict)
+    #: The ``missed_after_days`` setting ``quality["long_missed"]`` was counted with.
+    missed_after_days: float | None = None
+
+    def set_long_missed(self, n: int, missed_after_days: float) -> None:
+        """The 72-h follow-ups missed > ``missed_after_days`` (whole file, now)."""
+        self.quality["long_missed"] = n
+        self.missed_after_days = missed_after_days
 
     def as_dict(self) -> dict[str, Any]:
+        quality: dict[str, Any] = dict(self.quality)
+        if self.missed_after_days is not None:
+            quality["missed_after_days"] = self.missed_after_days
         return {
             "by": self.by,
             "where": dict(self.where),
             "unit": self.unit,
             "groups": [g.as_dict() for g in self.groups],
             "overall": self.overall.as_dict(),
-            "data_quality": dict(self.quality),
+            "data_quality": quality,
         }
+
+    def quality_items(self) -> list[tuple[str, str, str, int]]:
+        """The data-quality counts: (key, label, scope, n); scope ``overall`` (the
+        report's dates and filters) or ``file`` (the whole file)."""
+        items = []
+        n = self.quality.get("cancelled")
+        if n is not None:
+            items.append(
+                (
+                    "cancelled",
+                    "Cancelled before the first skin puncture (in no figure), procedures",
+                    "overall",
+                    n,
+                )
+            )
+        n = self.quality.get("long_missed")
+        if n is not None and self.missed_after_days is not None:
+            days = f"{self.missed_after_days:g}"
+            items.append(
+                (
+                    "followup_72h_long_missed",
+                    f"72-h follow-ups missed > {days} d (out of the queue; whole file, now), n",
+                    "file",
+                    n,
+                )
+            )
+        return items
 
     def quality_lines(self) -> list[str]:
         """The data-quality lines printed under the table."""
-        n = self.quality.get("cancelled")
-        if n is None:
-            return []
-        return [
-            f"Cancelled before the first skin puncture (in no figure): {n} procedure(s)",
-        ]
+        lines = []
+        for key, label, _, n in self.quality_items():
+            if key == "cancelled":  # its words since issue 9
+                lines.append(
+                    f"Cancelled before the first skin puncture (in no figure): {n} procedure(s)"
+                )
+            elif n:  # none lost from sight: no line (the CSV and JSON keep the 0)
+                lines.append(f"{label.removesuffix(', n')}: {n}")
+        return lines
 
 
 def _round(v: float | None, digits: int) -> float | None:

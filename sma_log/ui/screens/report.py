@@ -23,9 +23,11 @@ group with its value (:func:`long_rows`), every cell of the CLI's table still th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.cells import cell_len
 from rich.text import Text
@@ -47,6 +49,9 @@ from ..widgets.plots import (
     TimeByGroupPlot,
 )
 from .base import AppScreen, StatusLine
+
+if TYPE_CHECKING:
+    from ...domain.schedule import Window
 
 NO_GROUPING = "none"
 _GROUP_WORDS = {
@@ -148,8 +153,17 @@ def parse_day(text: str) -> date | None:
     return pendulum.from_format(value, "YYYY-MM-DD").date()
 
 
-def compute(db_path: Path, user: str | None, params: Params, tz: str) -> Result:
-    """The figures, on a read-only connection of its own: what ``sma-log report`` gives."""
+def compute(
+    db_path: Path,
+    user: str | None,
+    params: Params,
+    tz: str,
+    windows: Mapping[str, Window] | None = None,
+    missed_after_days: float | None = None,
+) -> Result:
+    """The figures, on a read-only connection of its own: what ``sma-log report`` gives.
+    With ``missed_after_days`` (and the app store's ``windows``), also the 72-h
+    follow-ups missed for longer than it (whole file, now; a data-quality line)."""
     from ...storage.store import Store
 
     store = Store.open_for_reading(db_path, user or "report")
@@ -162,6 +176,11 @@ def compute(db_path: Path, user: str | None, params: Params, tz: str) -> Result:
             tz,
             where=params.filters,
         )
+        if missed_after_days is not None:
+            if windows is not None:
+                store.windows = dict(windows)
+            store.set_missed_after(missed_after_days)
+            report.set_long_missed(store.long_missed_counts()["day3"], missed_after_days)
     finally:
         store.close()
     return Result(params, report)
@@ -337,8 +356,9 @@ class ReportScreen(AppScreen):
         self._pending = params
         self._computing(True)
         db_path, user, tz = self.sma.db_path, self.store.user, self.tz
+        windows, days = dict(self.store.windows), self.store.missed_after_days
         self.run_worker(
-            lambda: compute(db_path, user, params, tz),
+            lambda: compute(db_path, user, params, tz, windows, days),
             name="report",
             group="report",
             thread=True,
