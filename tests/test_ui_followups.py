@@ -90,7 +90,8 @@ def test_queue_order_and_status_words(clinic: Path, tmp_path: Path) -> None:
         ]
         # The clock moves on: UPCOMING's call becomes due without a restart.
         pendulum.travel_to(NOW.add(hours=52), freeze=True)
-        app.screen.refresh_from_store()  # what its 30-second timer does
+        app.screen.refresh_in_background()  # what its 30-second timer does
+        await app.workers.wait_for_complete()
         await pilot.pause()
         assert ("UPCOMING", "due now") in codes(app)
 
@@ -428,7 +429,8 @@ def test_the_30_second_refresh_reorders_rows_and_the_cursor_stays_on_its_record(
         assert table.cursor_row == 3
         # 52 hours on: UPCOMING is due now and goes first, OVERDUE and DUE are missed.
         pendulum.travel_to(NOW.add(hours=52), freeze=True)
-        app.screen.refresh_from_store()  # what its 30-second timer does
+        app.screen.refresh_in_background()  # what its 30-second timer does
+        await app.workers.wait_for_complete()
         await pilot.pause()
         assert [c for c, _ in codes(app)] == ["UPCOMING", "MISSED", "OVERDUE", "DUE"]
         assert cursor(app) == ("MISSED", "72-h call") and table.cursor_row == 1

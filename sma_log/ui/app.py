@@ -172,7 +172,11 @@ class SmaLogApp(App[int]):
             return
         if version != self._data_version:
             self._data_version = version
-            refresh = getattr(self.screen, "refresh_from_store", None)
+            # Another process wrote (this connection's own commits leave data_version
+            # as it is): a screen that can read in the background does (the queue).
+            refresh = getattr(self.screen, "refresh_in_background", None) or getattr(
+                self.screen, "refresh_from_store", None
+            )
             if refresh is not None:
                 refresh()
 

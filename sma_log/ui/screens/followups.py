@@ -20,8 +20,8 @@ always says all of them.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, cast
 
 import pendulum
 from rich.text import Text
@@ -29,10 +29,13 @@ from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Static
+from textual.worker import Worker, WorkerState
 
+from ...config import Settings
 from ...domain import dosing, schedule
 from ...domain.clock import from_text
 from ...storage.followups import QueueItem
+from ...storage.store import Store
 from ..fmt import cell, local_datetime, local_time, short_datetime, shown
 from ..modals.confirm import ConfirmDialog
 from ..modals.followup import CloseDialog, FollowupDialog, kind_words, state_words
@@ -72,6 +75,17 @@ class Undoable:
     what: str
 
 
+@dataclass
+class QueueData:
+    """What one read of the queue gives: the items, their cells, their order."""
+
+    items: dict[str, QueueItem] = field(default_factory=dict)
+    #: Display cells of every item by column key (all columns, shown or not).
+    cells: dict[str, dict[str, Text]] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+
+
 def _next_dose_short(nd: dosing.NextDose | None, today: Any) -> str:
     """ "26 Mar 27 (120 d)" / "12 Jan 27 (3 d late)": fits the queue's last column at 120."""
     if nd is None:
@@ -107,6 +121,59 @@ def label(row: dict[str, Any]) -> str:
     return f"{shown(row['study_code'])} · {shown(kind_words(row['kind']))}"
 
 
+def read_queue(
+    store: Store,
+    closed: bool,
+    missed: bool,
+    settings: Settings,
+    tz: str,
+    zone: pendulum.Timezone,
+) -> QueueData:
+    """The queue's rows and cells as ``store`` holds them now (no widget touched: the
+    periodic redraw runs this in a worker thread, on a connection of its own)."""
+    items = store.followup_queue(
+        include_closed=closed,
+        missed_too=missed,
+        missed_after_days=settings.missed_after_days,
+    )
+    now = store.now()
+    today = now.in_timezone(zone).date()
+    # One query for the next doses of the patients of these rows only.
+    found = store.next_doses(
+        (item.row["patient_id"] for item in items), settings.label, zone, today
+    )
+    next_doses = {
+        pid: "?" if isinstance(nd, ValueError) else _next_dose_short(nd, today)
+        for pid, nd in found.items()
+    }
+    data = QueueData()
+    for item in items:
+        row = item.row
+        data.counts[item.status] = data.counts.get(item.status, 0) + 1
+        data.items[item.id] = item
+        data.order.append(item.id)
+        when = (
+            schedule.relative_phrase(item.due, now, settings.locale)
+            if row["state"] == "open"
+            else local_datetime(row["completed_at"], tz)
+        )
+        data.cells[item.id] = {
+            "status": Text(
+                state_words(item.status, row.get("late"), row.get("early")),
+                style=STATUS_STYLE.get(item.status, ""),
+            ),
+            "code": cell(row["study_code"]),
+            "procedure": Text(local_time(row["ended_at"], tz, "DD MMM YY")),
+            "operator": cell(row["operator"]),
+            "what": cell(kind_words(row["kind"])),
+            "due": Text(short_datetime(row["due_at"], tz)),
+            "when": Text(when),
+            "calls": cell(row["contact_attempts_n"] or 0),
+            "next": Text(next_doses[row["patient_id"]]),
+        }
+    return data
+
+
 class FollowupScreen(AppScreen):
     DEFAULT_CSS = """
     FollowupScreen .status-line { height: auto; max-height: 3; }
@@ -140,6 +207,9 @@ class FollowupScreen(AppScreen):
         self.order: list[str] = []
         self.columns: list[str] = []
         self.undo_stack: list[Undoable] = []
+        #: Counts the synchronous redraws: a background read started before the last
+        #: one is stale when it arrives, and is dropped.
+        self.generation = 0
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -153,7 +223,7 @@ class FollowupScreen(AppScreen):
         self.title = "sma-log"
         self.sub_title = "Follow-ups"
         # The first draw is the base class's, on the first show (one refresh on open).
-        self.set_interval(30, self.refresh_from_store)
+        self.set_interval(30, self.refresh_in_background)
 
     def drawn_on_show(self, first: bool) -> None:
         if first:
@@ -182,65 +252,76 @@ class FollowupScreen(AppScreen):
         return key if key in self.items else None
 
     def refresh_from_store(self, focus: str | None = None) -> None:
-        """Redraw from the database; the cursor stays on the record it was on (or on
-        ``focus``, a record just acted on)."""
-        settings = self.sma.settings
+        """Redraw from the database now, on the event loop (on open and after the
+        nurse's own action: the screen shows what was committed); the cursor stays on
+        the record it was on (or on ``focus``, a record just acted on). A background
+        read started before this one is discarded when it arrives (:attr:`generation`)."""
+        self.generation += 1
         try:
-            items = self.guarded(
-                lambda: self.store.followup_queue(
-                    include_closed=self.show_closed,
-                    missed_too=self.show_missed,
-                    missed_after_days=settings.missed_after_days,
-                )
-            )
+            data = self.guarded(lambda: read_queue(self.store, *self._what()))
         except ValueError as exc:  # a time another tool wrote that cannot be read
             self.refuse(unreadable(exc))
             return
-        if items is None:
-            return
-        keep = focus or self.current_key()
-        now = self.store.now()
-        today = now.in_timezone(self.zone).date()
-        # One query for the next doses of the patients of these rows only.
-        found = self.store.next_doses(
-            (item.row["patient_id"] for item in items), settings.label, self.zone, today
+        if data is not None:
+            self._apply(data, focus)
+
+    def refresh_in_background(self) -> None:
+        """The periodic redraw (every 30 s, and when another terminal writes): the
+        queue is read in a thread on a read-only connection of its own, so keys are
+        not kept waiting; :meth:`on_worker_state_changed` draws the rows."""
+        main = self.store
+        db_path, user, clock = self.sma.db_path, main.user, main.clock
+        windows, missed_after = main.windows, main.missed_after_days
+        generation, what = self.generation, self._what()
+
+        def read() -> tuple[int, QueueData]:
+            # sqlite3 connections belong to the thread that made them: one of its own.
+            reader = Store.open(db_path, user, clock=clock, create=False, readonly=True)
+            try:
+                reader.windows = windows
+                reader.missed_after_days = missed_after
+                return generation, read_queue(reader, *what)
+            finally:
+                reader.close()
+
+        self.run_worker(
+            read,
+            name="queue-refresh",
+            group="queue-refresh",
+            thread=True,
+            exclusive=True,
+            exit_on_error=False,
         )
-        next_doses = {
-            pid: "?" if isinstance(nd, ValueError) else _next_dose_short(nd, today)
-            for pid, nd in found.items()
-        }
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if worker.group != "queue-refresh":
+            return
+        if event.state == WorkerState.SUCCESS:
+            generation, data = cast("tuple[int, QueueData]", worker.result)
+            if self.accepts(generation):
+                self._apply(data)
+        elif event.state == WorkerState.ERROR and self.is_attached:
+            # A file another tool filled, a read-only open refused: the synchronous
+            # read says why in the screen's own words.
+            self.refresh_from_store()
+
+    def accepts(self, generation: int) -> bool:
+        """Whether a background read started at ``generation`` is still the newest
+        state: no synchronous redraw (the nurse's action) came after it started."""
+        return generation == self.generation and self.is_attached
+
+    def _what(self) -> tuple[bool, bool, Settings, str, pendulum.Timezone]:
+        """What :func:`read_queue` needs of this screen, taken on the event loop."""
+        return self.show_closed, self.show_missed, self.sma.settings, self.tz, self.zone
+
+    def _apply(self, data: QueueData, focus: str | None = None) -> None:
+        """Draw ``data``, the cursor on ``focus`` or on the record it is on now."""
+        keep = focus or self.current_key()
         old_order = self.order
-        self.items = {}
-        self.cells = {}
-        self.order = []
-        counts: dict[str, int] = {}
-        for item in items:
-            row = item.row
-            counts[item.status] = counts.get(item.status, 0) + 1
-            pid = row["patient_id"]
-            self.items[item.id] = item
-            self.order.append(item.id)
-            when = (
-                schedule.relative_phrase(item.due, now, settings.locale)
-                if row["state"] == "open"
-                else local_datetime(row["completed_at"], self.tz)
-            )
-            self.cells[item.id] = {
-                "status": Text(
-                    state_words(item.status, row.get("late"), row.get("early")),
-                    style=STATUS_STYLE.get(item.status, ""),
-                ),
-                "code": cell(row["study_code"]),
-                "procedure": Text(local_time(row["ended_at"], self.tz, "DD MMM YY")),
-                "operator": cell(row["operator"]),
-                "what": cell(kind_words(row["kind"])),
-                "due": Text(short_datetime(row["due_at"], self.tz)),
-                "when": Text(when),
-                "calls": cell(row["contact_attempts_n"] or 0),
-                "next": Text(next_doses[pid]),
-            }
+        self.items, self.cells, self.order = data.items, data.cells, data.order
         self._draw(self._landing(keep, old_order))
-        self._summary(counts, bool(items))
+        self._summary(data.counts, bool(data.items))
 
     def _landing(self, keep: str | None, old_order: list[str]) -> str | None:
         """Where the cursor goes: the same record; if it left the view, the record that
