@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from . import __version__
-from .commands.common import EXIT_REFUSED, CommandRefused, Options
+from .commands.common import EXIT_REFUSED, CommandRefused, Options, format_option
 from .domain.fields import ValidationError
 from .storage.errors import StorageError
 
@@ -268,14 +268,9 @@ def _parse_instant(text: str) -> Any:
     help="Rebuild the report's kept figures (report_facts, report_patients, report_cells) "
     "from the tables, in one transaction, and put their triggers back.",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(("text", "json")),
-    default="text",
-    show_default=True,
-    help="json: one object on stdout (with --check its problems too; bad cells still "
-    "go to stderr, one line each).",
+@format_option(
+    "json: one object on stdout (with --check its problems too; bad cells still "
+    "go to stderr, one line each)."
 )
 @click.pass_obj
 def info(opts: Options, check: bool, rebuild_report: bool, fmt: str) -> None:

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import click
+
 if TYPE_CHECKING:
     from ..config import Settings
     from ..storage.store import Store
@@ -15,6 +17,19 @@ if TYPE_CHECKING:
 EXIT_REFUSED = 2
 #: An export written, but with bad cells (each reported on one line of stderr).
 EXIT_BAD_CELLS = 3
+
+
+def format_option(help: str, choices: tuple[str, ...] = ("text", "json")) -> Any:
+    """The ``--format`` option of a command that prints (``fmt``; the first choice is
+    the default): one definition for every command."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(choices),
+        default=choices[0],
+        show_default=True,
+        help=help,
+    )
 
 
 class CommandRefused(Exception):

@@ -13,6 +13,7 @@ from .common import (
     EXIT_BAD_CELLS,
     CommandRefused,
     Options,
+    format_option,
     local_iso,
     open_for_reading,
     site_timezone,
@@ -246,14 +247,7 @@ def _text_table(rows: list[tuple[dict[str, Any], QueueItem]], tz: str, locale: s
     help="Only follow-ups in this state (all: the queue, every open follow-up but those "
     "missed longer ago than the setting missed_after_days; missed: every missed one).",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(("text", "json")),
-    default="text",
-    show_default=True,
-    help="An aligned table, or JSON for scripts.",
-)
+@format_option("An aligned table, or JSON for scripts.")
 @click.option(
     "--ics",
     type=click.Path(dir_okay=False, path_type=Path),

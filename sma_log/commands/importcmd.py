@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from ..domain.text import visible
-from .common import Options
+from .common import Options, format_option
 
 #: Exit code when the import finished but left conflicts unresolved.
 EXIT_CONFLICTS = 3
@@ -28,13 +28,8 @@ MAX_LISTED = 200
     is_flag=True,
     help="Show what would be merged; write nothing (imported into a throw-away copy).",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(("text", "json")),
-    default="text",
-    show_default=True,
-    help="The report: a table, or JSON (counts, every conflict, refused and recomputed record).",
+@format_option(
+    "The report: a table, or JSON (counts, every conflict, refused and recomputed record)."
 )
 @click.pass_obj
 def import_command(

@@ -9,7 +9,7 @@ import click
 
 from ..domain.report_table import render_csv, render_markdown, render_text, title
 from ..domain.text import visible
-from .common import CommandRefused, Options, open_for_reading
+from .common import CommandRefused, Options, format_option, open_for_reading
 
 if TYPE_CHECKING:
     from ..domain.stats import Unit
@@ -82,14 +82,7 @@ def parse_where(items: tuple[str, ...]) -> dict[str, list[str]]:
 )
 @click.option("--from", "date_from", metavar="YYYY-MM-DD", default=None, help="First day (start).")
 @click.option("--to", "date_to", metavar="YYYY-MM-DD", default=None, help="Last day (inclusive).")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(FORMATS),
-    default="text",
-    show_default=True,
-    help="Table for the terminal or a document, or CSV / JSON for scripts.",
-)
+@format_option("Table for the terminal or a document, or CSV / JSON for scripts.", FORMATS)
 @click.pass_obj
 def report(
     opts: Options,

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from .common import CommandRefused, Options
+from .common import CommandRefused, Options, format_option
 
 
 @click.command("settings")
@@ -44,14 +44,7 @@ from .common import CommandRefused, Options
     help="Days after its window a missed follow-up leaves the queue (0-365; default 14); "
     "sma-log followups --status missed still lists it.",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(("text", "json")),
-    default="text",
-    show_default=True,
-    help="json: one object on stdout (path, whether the file exists, the settings).",
-)
+@format_option("json: one object on stdout (path, whether the file exists, the settings).")
 @click.pass_obj
 def settings_command(
     opts: Options,
