@@ -179,6 +179,15 @@ class Store(FollowupStore):
             return cls.open(path, user, create=False)
         return store
 
+    def reader(self) -> Store:
+        """A read-only Store on the same file with this one's clock, follow-up windows
+        and missed-after setting: for a worker thread (sqlite3 connections belong to the
+        thread that made them), reading what this Store would read. Close it after use."""
+        other = type(self).open(self.path, self.user, clock=self.clock, create=False, readonly=True)
+        other.windows = self.windows
+        other.missed_after_days = self.missed_after_days
+        return other
+
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
             self.conn.close()

@@ -270,16 +270,11 @@ class FollowupScreen(AppScreen):
         queue is read in a thread on a read-only connection of its own, so keys are
         not kept waiting; :meth:`on_worker_state_changed` draws the rows."""
         main = self.store
-        db_path, user, clock = self.sma.db_path, main.user, main.clock
-        windows, missed_after = main.windows, main.missed_after_days
         generation, what = self.generation, self._what()
 
         def read() -> tuple[int, QueueData]:
-            # sqlite3 connections belong to the thread that made them: one of its own.
-            reader = Store.open(db_path, user, clock=clock, create=False, readonly=True)
+            reader = main.reader()  # opened in this thread: a connection of its own
             try:
-                reader.windows = windows
-                reader.missed_after_days = missed_after
                 return generation, read_queue(reader, *what)
             finally:
                 reader.close()
