@@ -164,3 +164,30 @@ def test_a_bad_learning_value_in_the_file_is_refused_and_mended(config: Path, db
     assert res.exit_code == 2 and "must be below p1" in res.output
     assert run("settings", "--learning-p0", "0.05").exit_code == 0
     assert Settings.load(config).learning_p0 == 0.05
+
+
+def test_the_demo_s_operators_improve_and_the_command_shows_it(
+    config: Path, tmp_path: Path
+) -> None:
+    """The demo draws each operator's first attempt from a learning curve: the newest
+    (Dr Romano) fails more in the first third of their series than in the last; the
+    senior (Dr Conti) is at the plateau from the start."""
+    from datetime import UTC, datetime
+
+    from sma_log.demo import write_demo
+
+    path = tmp_path / "demo.db"
+    write_demo(path, procedures=1500, seed=1, now=datetime(2026, 3, 27, 9, 0, tzinfo=UTC))
+    doc = json.loads(run("--db", str(path), "learning", "--format", "json").output)
+    ops = {o["operator"]: o for o in doc["operators"]}
+
+    def thirds(name: str) -> tuple[float, float]:
+        xs = [p["failure"] for p in ops[name]["series"]]
+        k = len(xs) // 3
+        return sum(xs[:k]) / k, sum(xs[-k:]) / k
+
+    early, late = thirds("Dr Romano")
+    assert early > late + 0.15
+    senior_early, senior_late = thirds("Dr Conti")
+    assert abs(senior_early - senior_late) < 0.1
+    assert ops["Dr Romano"]["h1_crossed"] is not None
