@@ -151,3 +151,21 @@ def test_bad_learning_settings_are_refused_beside_the_field(clinic: Path, tmp_pa
         0.45,
         0.1,
     )
+
+
+def test_f1_on_the_report_lists_c_although_the_footer_does_not(
+    clinic: Path, tmp_path: Path
+) -> None:
+    from sma_log.ui.screens.help import HelpScreen
+
+    app = make_app(clinic, tmp_path)
+
+    async def script(pilot: Any) -> None:
+        await pilot.press("t")
+        await settle(pilot)
+        await pilot.press("f1")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        assert any("Learning curves (CUSUM)" in line for line in app.screen.lines())
+
+    run(app, script)
