@@ -227,12 +227,6 @@ def _show_settings(settings: Any, path: Path) -> None:
         ("window after", f"{settings.window_after_hours:g} h"),
         ("5-min score from", f"{settings.score_earliest_min:g} min after the end"),
         ("missed leave queue", f"{settings.missed_after_days:g} days after the window"),
-        (
-            "learning curves",
-            f"failure = {settings.learning_failure}; p0 {settings.learning_p0:g}, "
-            f"p1 {settings.learning_p1:g}, α {settings.learning_alpha:g}, "
-            f"β {settings.learning_beta:g}",
-        ),
         ("theme", settings.theme),
     ]
     width = max(len(k) for k, _ in rows)
