@@ -504,6 +504,7 @@ def _register() -> None:
     main.add_command(import_command)
     main.add_command(settings_command)
     main.add_command(__import__("sma_log.commands.report", fromlist=["report"]).report)
+    main.add_command(__import__("sma_log.commands.learning", fromlist=["x"]).learning_command)
 
 
 _register()

@@ -68,6 +68,12 @@ _OPTIONS = {
     "window_after_hours": "--window-after H",
     "score_earliest_min": "--score-earliest MIN",
     "missed_after_days": "--missed-after DAYS",
+    # learning curves (issue 14)
+    "learning_failure": "--learning-failure first-attempt|first-pass",
+    "learning_p0": "--learning-p0 P",
+    "learning_p1": "--learning-p1 P",
+    "learning_alpha": "--learning-alpha A",
+    "learning_beta": "--learning-beta B",
 }
 
 #: Numeric settings and their allowed range (the same as the ``settings`` options).
@@ -105,6 +111,14 @@ class Settings:
     #: Days after its window closes that a missed follow-up stays in the queue (0-365);
     #: after that it is listed only on request (the queue's m, --status missed).
     missed_after_days: float = 14.0
+    # -- learning curves (issue 14): the CUSUM's failure definition, acceptable and
+    # unacceptable failure rates and error rates (defaults: domain.learning, with their
+    # sources); checked by the domain rule (0 < p0 < p1 < 1, α and β in (0, 1)).
+    learning_failure: str = "first-attempt"
+    learning_p0: float = 0.10
+    learning_p1: float = 0.20
+    learning_alpha: float = 0.10
+    learning_beta: float = 0.10
 
     @classmethod
     def load(cls, path: Path | None = None, replacing: Iterable[str] = ()) -> Settings:
@@ -139,7 +153,16 @@ class Settings:
                     key=key,
                 )
             values[key] = value
-        return cls(**values)
+        settings = cls(**values)
+        problem = settings.learning_problem()
+        if problem:  # the four together (p0 < p1): named by the first one in the file
+            key = next((k for k in _LEARNING_RATES if k in data), "learning_p0")
+            raise SettingsRefused(
+                f"{path}: {_where(path, key)}{problem}; fix it with: sma-log settings "
+                f"{_OPTIONS[key]}, or {_ADVICE}",
+                key=key,
+            )
+        return settings
 
     def save(self, path: Path | None = None, replacing: Iterable[str] = ()) -> Path:
         """Write the settings (0600, atomically). Keys of a newer version kept; a file
@@ -164,6 +187,22 @@ class Settings:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
         return path
+
+    def learning_problem(self) -> str | None:
+        """Why the learning-curve settings cannot make a chart (the domain's sentence)."""
+        from .domain import learning
+
+        return learning.parameters_problem(
+            self.learning_p0, self.learning_p1, self.learning_alpha, self.learning_beta
+        )
+
+    def learning_parameters(self) -> Any:
+        """The :class:`sma_log.domain.learning.Parameters` of these settings."""
+        from .domain import learning
+
+        return learning.Parameters(
+            self.learning_p0, self.learning_p1, self.learning_alpha, self.learning_beta
+        )
 
     def tz_name(self) -> str:
         if self.timezone:
@@ -245,6 +284,8 @@ def _where(path: Path, key: str) -> str:
 def _check_value(key: str, value: Any) -> tuple[str | None, Any]:
     """(None, the value to keep) or (a message for the user, None)."""
     default = getattr(Settings, key)
+    if key in _LEARNING_RATES or key == "learning_failure":
+        return _check_learning(key, value)
     if isinstance(default, float):
         if isinstance(value, bool) or not isinstance(value, int | float):
             return f"a number is needed, not {_json_kind(value)}", None
@@ -269,6 +310,25 @@ def _check_value(key: str, value: Any) -> tuple[str | None, Any]:
         if problem:
             return problem, None
     return None, value
+
+
+#: The learning-curve rates (issue 14), checked one by one by the domain rule.
+_LEARNING_RATES = {
+    "learning_p0": "p0",
+    "learning_p1": "p1",
+    "learning_alpha": "alpha",
+    "learning_beta": "beta",
+}
+
+
+def _check_learning(key: str, value: Any) -> tuple[str | None, Any]:
+    from .domain import learning
+
+    if key == "learning_failure":
+        problem = learning.failure_problem(value)
+        return problem, None if problem else value
+    problem = learning.parameter_problem(_LEARNING_RATES[key], value)
+    return problem, None if problem else float(value)
 
 
 def locale_problem(value: str) -> str | None:

@@ -36,35 +36,35 @@ HOSTILE = (
 
 DIGESTS: dict[str, dict[str, str]] = {
     "deidentified": {
-        "attempts.csv": "060e03d98218cfde21266a64fa62c95511526f19da6f2e3232d8191dfbc50991",
-        "contact_attempts.csv": "c396498983601e022c56104780aa198fe784003d8024e6bb306c3e9ca7b1ef14",
+        "attempts.csv": "a5c51cab009664b6f694fa104f2bab8a736ccbd30df6d276fb6108ce58d203ca",
+        "contact_attempts.csv": "6ec6a49f1ae56c73e3addeebb3102b8b5b04647bc559e06a5445559ee6355e88",
         "data_dictionary.csv": "523a72190761bf6c498c6da8208d6d55c3073bd4f027d8ab9fc053a95e4d9f6c",
-        "events.csv": "5cb3501b01e896994771408c7c87cab9c995ec02d2ccd6bec2b0b1936054b48c",
-        "followups.csv": "d754995bfabd4d554608d617ec86e7e46478097c53d05edafd62eb1e12adb150",
-        "patients.csv": "ebefe067e9b91b681e3ad77a29ddcaa452ad0a7f6e770afd2cbcd67f4520c155",
-        "procedures.csv": "b0fd560cb2d635ecd85c8eb943c162836a1f33d4fe21c2e47f3ccac1a537e367",
-        "procedures_analysis.csv": "adca39530241fb80fdd4cd24dec9cdc2f15bffea088b4b85fd1a1e311b0e0271",  # noqa: E501
+        "events.csv": "573c384636c75b1a3b2a2d8c4fcad6d96797ac72ed53887fa33b212e9c2cd626",
+        "followups.csv": "5cc6782952f5e19149d567648763f294b70f8b95fdc84714864231166ccb3393",
+        "patients.csv": "fd1772580ad2baed316b18ea74b41038ff3eb4b4a97cc29147fad684a4e9ea4b",
+        "procedures.csv": "2900a3ea62f707f32552c69b9d12c052289f6d13c58a6fd5133b4cf8d81f1618",
+        "procedures_analysis.csv": "a22c08b41df37b90632e99de8234a49d63186468a34464044bcb9c96474796ba",  # noqa: E501
     },
     "identifiers": {
-        "attempts.csv": "bb162b89e821cf351a90e47b92db061d4367fba38984430aa0cba84d509d5c6f",
-        "contact_attempts.csv": "7fad4f62a13d692c553c89afece1d28ff0595a8f6cf3eaf5c7fab345447f3b2d",
+        "attempts.csv": "96df0127bb2e2970ef16ff0bb4caced562d32da52157a95f45d7704063525dcc",
+        "contact_attempts.csv": "2ff87e57d487628502a69ed085d8ecb774669d06fe9b087a3a21ac065c5b87e0",
         "data_dictionary.csv": "c8d88121c351d94be420a8ce91a9df7d4bffe9a2a8e50ecaf1255b761c438455",
-        "events.csv": "623d62b91bb7bb8354186316ac7d4e80e578dfdb0a9b98ef0f8475319e6834d0",
-        "followups.csv": "202d29e1d849520ca57cea91badf462aa57e12b44047dc5d45d1e62a5630704b",
+        "events.csv": "e07e0f84f78fbd396817ea20e1bbae936eb45b57b43c635e2b31b054a79ed5a9",
+        "followups.csv": "3db2ff5e8d5e08e6c89cc6c9c56f29b7d17412144bb4e26849c7065b8f826576",
         "identifiers.csv": "6a28e41703da418ce8f9d9ccf01ed7f18cdf56a6823b18cee3d3710520aa2249",
-        "patients.csv": "87bf5021cdb893977582efa0088b21806265ab55e21bbc9a37c7bd2b028065ea",
-        "procedures.csv": "0f248bdbf5eddab5490f11a9425e1391c0fd8145d9385b92b06177e6fdfa2b3a",
-        "procedures_analysis.csv": "c640d5c2cdd266a476c1582e390bb8577097926f46c3eb41a1cda285f3a919c5",  # noqa: E501
+        "patients.csv": "79ee81bd00ebd0c77ef6b9fbb780ef437bccaac8be09f263e64bf04bcff7052b",
+        "procedures.csv": "7df17a42c392d1db0b9d116ec6b9c06474022d7a5b6334335353307e022f869b",
+        "procedures_analysis.csv": "9b0bd8bf743b7434569267bfb6b689058007d53d4f0bf252c6b309bc9d6dc470",  # noqa: E501
     },
     "excel": {
-        "attempts.csv": "ac46da9fe217a6455d23307d158351abccac4b768c04cea638807ada96c9fe0a",
-        "contact_attempts.csv": "ef0e0f6cb5915da5aacb457b7dd1fcb0cd84ce02ccb885c65705589c6072b8a6",
+        "attempts.csv": "401bfe8e41e79f1390e832d2c4c8c408f61c82efece4c0f6d573eabf266a5cc1",
+        "contact_attempts.csv": "236fad5482e89a2646652c4eff15a9238406025906e0ea80febaf9d92c13dbd3",
         "data_dictionary.csv": "4be95e87818f4bee7cf57c4b42bcf60b56361d8193ea0abeac68c461bd287ae6",
-        "events.csv": "e042df006f79fa41cffc6e05d10027c6c51beadc266f1cf998f6da98bdca64af",
-        "followups.csv": "471eb60e19e82cd3a04322490ada3656ee69a21effdd81f4ae7674f2c3785bfb",
-        "patients.csv": "e19bdda9cbc40bef0e2e0c792aae01a319f79ee025fa1236742bd491e85082e1",
-        "procedures.csv": "88e27131537e14788e9401929fcef3cbfb1af325ecadddfb2fd3580cef1c74e8",
-        "procedures_analysis.csv": "5501f47523904b5857225314a71450581b060d3ce8a9f2e9aadef724f8c18508",  # noqa: E501
+        "events.csv": "5768a2d09acc37555e949c4a916b19a429249ef61aadf7fb66a694de686ef1f4",
+        "followups.csv": "c497d8c2a097955876f59602bc7ffeb3059f0788ed34d8b802be025d77e3a511",
+        "patients.csv": "173304b15233cf4f388051a944ce2489bd453d836aa8f44de0d142f8b5d1c0e7",
+        "procedures.csv": "90a5ce3218e4cac74c69d187778dac2324a2e71e1017d9649092deb9d3e37486",
+        "procedures_analysis.csv": "a3c8d56bb77d5a125a64b73537177b33d8fda6a75ea0531a24bc96868e04ef68",  # noqa: E501
     },
 }
 

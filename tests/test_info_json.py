@@ -146,6 +146,12 @@ def test_settings_json_defaults_then_saved(config: Path) -> None:
         "window_after_hours": 24.0,
         "score_earliest_min": 4.0,
         "missed_after_days": 14.0,
+        # learning curves (issue 14)
+        "learning_failure": "first-attempt",
+        "learning_p0": 0.10,
+        "learning_p1": 0.20,
+        "learning_alpha": 0.10,
+        "learning_beta": 0.10,
     }
     assert doc["timezone_in_effect"] == Settings().tz_name()
     assert not config.exists()

@@ -44,6 +44,17 @@ from .common import CommandRefused, Options, format_option
     help="Days after its window a missed follow-up leaves the queue (0-365; default 14); "
     "sma-log followups --status missed still lists it.",
 )
+# -- learning curves (issue 14): checked by the domain rule (domain/learning.py)
+@click.option(
+    "--learning-failure",
+    type=click.Choice(("first-attempt", "first-pass")),
+    help="What a learning curve counts as failure: not a first-attempt success "
+    "(default), or not a first-pass success (also a redirection on the first attempt).",
+)
+@click.option("--learning-p0", type=float, metavar="P", help="Acceptable failure rate (0.10).")
+@click.option("--learning-p1", type=float, metavar="P", help="Unacceptable failure rate (0.20).")
+@click.option("--learning-alpha", type=float, metavar="A", help="CUSUM type I error α (0.10).")
+@click.option("--learning-beta", type=float, metavar="B", help="CUSUM type II error β (0.10).")
 @format_option("json: one object on stdout (path, whether the file exists, the settings).")
 @click.pass_obj
 def settings_command(
@@ -56,6 +67,11 @@ def settings_command(
     window_after: float | None,
     score_earliest: float | None,
     missed_after: float | None,
+    learning_failure: str | None,
+    learning_p0: float | None,
+    learning_p1: float | None,
+    learning_alpha: float | None,
+    learning_beta: float | None,
     fmt: str,
 ) -> None:
     """Show the settings, or change them (only the options given; the rest is kept).
@@ -109,6 +125,9 @@ def settings_command(
         changes["window_before_hours"] = float(window_before)
     if window_after is not None:
         changes["window_after_hours"] = float(window_after)
+    changes.update(
+        _learning_changes(learning_failure, learning_p0, learning_p1, learning_alpha, learning_beta)
+    )
     path = config_path()
     try:
         current = opts.settings
@@ -120,6 +139,9 @@ def settings_command(
         current = Settings.load(path, replacing=changes)
     if changes:
         current = replace(current, **changes)
+        problem = current.learning_problem()  # p0 < p1 with the kept values
+        if problem:
+            raise CommandRefused(f"learning curves: {problem}")
         current.save(path, replacing=changes)
         opts._settings = current
         if fmt == "text":
@@ -128,6 +150,34 @@ def settings_command(
         _show_json(current, path, saved=bool(changes))
     else:
         _show_settings(current, path)
+
+
+def _learning_changes(
+    failure: str | None,
+    p0: float | None,
+    p1: float | None,
+    alpha: float | None,
+    beta: float | None,
+) -> dict[str, Any]:
+    """The learning-curve settings given, each checked by the domain rule."""
+    from ..domain import learning
+
+    changes: dict[str, Any] = {}
+    if failure is not None:
+        changes["learning_failure"] = failure
+    for option, name, value in (
+        ("--learning-p0", "p0", p0),
+        ("--learning-p1", "p1", p1),
+        ("--learning-alpha", "alpha", alpha),
+        ("--learning-beta", "beta", beta),
+    ):
+        if value is None:
+            continue
+        problem = learning.parameter_problem(name, value)
+        if problem:
+            raise CommandRefused(f"{option}: {problem}")
+        changes[f"learning_{name}"] = float(value)
+    return changes
 
 
 def _check_locale(value: str) -> str:

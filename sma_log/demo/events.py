@@ -8,10 +8,12 @@ injection and the end, or a failed end.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ..domain import vocab
 from .draws import Draws
+from .units import DAY
 
 #: ``(kind, at, value, voided_at)``: instants in microseconds since the epoch.
 RawEvent = tuple[str, int, str | None, int | None]
@@ -43,20 +45,50 @@ DELIVERY: tuple[tuple[str, tuple[int, int], str | None], ...] = (
 _LEVELS = vocab.codes(vocab.LEVELS)
 
 
+#: Each operator's learning curve (issue 14): (days before "now" they took up these
+#: injections, first-attempt success below their plateau on day one). The gap closes
+#: exponentially (:data:`LEARNING_DAYS`) with the days since; before that day a
+#: procedure is theirs as a novice. Dr Conti is the unit's senior, Dr Romano its newest.
+OPERATOR_LEARNING: dict[str, tuple[int, float]] = {
+    "Dr Conti": (3000, 0.45),
+    "Dr Greco": (900, 0.45),
+    "Dr Marino": (700, 0.50),
+    "Dr Ferrari": (500, 0.45),
+    "Dr Romano": (400, 0.60),
+}
+#: First-attempt success an operator's plateau adds to the patient's usual chance.
+PLATEAU_GAIN = 0.35
+#: Days for an operator's gap to their plateau to shrink by a factor e.
+LEARNING_DAYS = 150.0
+
+
+def operator_skill(operator: str | None, t0: int, now: int) -> float:
+    """What the operator adds to (or takes from) the first attempt's chance at ``t0``."""
+    if operator not in OPERATOR_LEARNING:
+        return 0.0
+    start_days_ago, gap = OPERATOR_LEARNING[operator]
+    experience = max(0.0, start_days_ago - (now - t0) / DAY)
+    return PLATEAU_GAIN - gap * math.exp(-experience / LEARNING_DAYS)
+
+
 def raw_timeline(
-    draw: Draws, t0: int, setup: dict[str, Any], difficulty: float
+    draw: Draws, t0: int, setup: dict[str, Any], difficulty: float, skill: float = 0.0
 ) -> tuple[list[RawEvent], bool, int]:
-    """Raw events from the start at ``t0``; whether it failed; how many attempts."""
-    attempts, failed = _outcome(draw, difficulty)
+    """Raw events from the start at ``t0``; whether it failed; how many attempts.
+    ``skill``: the operator's gain on the first attempt (:func:`operator_skill`)."""
+    attempts, failed = _outcome(draw, difficulty, skill)
     return _Keying(draw, t0, setup, difficulty).play(attempts, failed), failed, attempts
 
 
-def _outcome(draw: Draws, d: float) -> tuple[int, bool]:
-    """How many attempts it takes, and whether the procedure fails after them."""
+def _outcome(draw: Draws, d: float, skill: float = 0.0) -> tuple[int, bool]:
+    """How many attempts it takes, and whether the procedure fails after them: the
+    first attempt succeeds with the patient's chance plus the operator's ``skill``."""
     p_success = min(0.82, max(0.2, 0.75 - 0.55 * d))
+    p = min(0.95, max(0.1, p_success + skill))
     attempts = 1
-    while attempts < 6 and draw.rng.random() > p_success:
+    while attempts < 6 and draw.rng.random() > p:
         attempts += 1
+        p = p_success
     failed = attempts >= 4 and draw.chance(0.04 + 0.3 * d)
     return attempts, failed
 

@@ -13,7 +13,7 @@ from typing import Any
 from ..domain import timeline, vocab
 from .columns import ATTEMPT_COLUMNS, DEMO_USER
 from .draws import Draws
-from .events import RawEvent, raw_timeline
+from .events import RawEvent, operator_skill, raw_timeline
 from .patients import LEVELS_INTENDED, OPERATORS, Profile
 from .units import dt, text, us_of_dt
 
@@ -59,7 +59,8 @@ def procedure(
 ) -> tuple[dict[str, Any], Rows, Rows]:
     """One procedure started at ``t0``: its row, attempts rows and events rows."""
     setup = _setup(draw, prof.setup)
-    raw, failed, attempts_n = raw_timeline(draw, t0, setup, prof.difficulty)
+    skill = operator_skill(setup["operator"], t0, now)
+    raw, failed, attempts_n = raw_timeline(draw, t0, setup, prof.difficulty, skill)
     if mode == "open":
         raw, t0 = _cut_at_now(draw, raw, t0, now)
     proc_id = draw.id(t0)

@@ -12,7 +12,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from ...config import Settings
-from ...domain import fields, schedule
+from ...domain import fields, learning, schedule
 from ..widgets.form import FormField, collect
 from .base import Dialog
 
@@ -65,11 +65,63 @@ SPECS = {
         maximum=365,
         unit="days after the window",
     ),
+    # -- learning curves (issue 14): checked by the domain rule (domain/learning.py)
+    "learning_failure": fields.FieldSpec(
+        "learning_failure",
+        "Learning: failure",
+        "choice",
+        choices=learning.FAILURE_DEFINITIONS,
+        required=True,
+    ),
+    "learning_p0": fields.FieldSpec(
+        "learning_p0",
+        "Learning: p0",
+        "float",
+        "Acceptable failure rate; between 0 and 1 (the ends excluded: the domain's check)",
+        minimum=0,
+        maximum=1,
+    ),
+    "learning_p1": fields.FieldSpec(
+        "learning_p1",
+        "Learning: p1",
+        "float",
+        "Unacceptable failure rate; between 0 and 1 (the ends excluded: the domain's check)",
+        minimum=0,
+        maximum=1,
+    ),
+    "learning_alpha": fields.FieldSpec(
+        "learning_alpha",
+        "Learning: α",
+        "float",
+        "CUSUM type I error; between 0 and 1 (the ends excluded: the domain's check)",
+        minimum=0,
+        maximum=1,
+    ),
+    "learning_beta": fields.FieldSpec(
+        "learning_beta",
+        "Learning: β",
+        "float",
+        "CUSUM type II error; between 0 and 1 (the ends excluded: the domain's check)",
+        minimum=0,
+        maximum=1,
+    ),
+}
+#: The learning-curve rate fields and the domain's name of each.
+LEARNING_RATES = {
+    "learning_p0": "p0",
+    "learning_p1": "p1",
+    "learning_alpha": "alpha",
+    "learning_beta": "beta",
 }
 
 
 def _check_timezone(value: object) -> str | None:
     return schedule.validate_timezone(str(value)) if value else None
+
+
+def _rate_check(name: str) -> Any:
+    """The domain's check of one learning-curve rate (a message beside the field)."""
+    return lambda value: learning.parameter_problem(name, value)
 
 
 class SettingsDialog(Dialog[Settings | None]):
@@ -88,6 +140,8 @@ class SettingsDialog(Dialog[Settings | None]):
             )
             for name, spec in SPECS.items():
                 extra = _check_timezone if name == "timezone" else None
+                if name in LEARNING_RATES:
+                    extra = _rate_check(LEARNING_RATES[name])
                 yield FormField(spec, getattr(s, name), extra=extra)
             yield Static(
                 Text(
@@ -116,4 +170,10 @@ class SettingsDialog(Dialog[Settings | None]):
         ):
             if clean.get(key) is None:
                 clean[key] = getattr(Settings(), key)
-        self.dismiss(replace(self.settings, **{k: v for k, v in clean.items() if v is not None}))
+        new = replace(self.settings, **{k: v for k, v in clean.items() if v is not None})
+        problem = new.learning_problem()  # the four together: p0 below p1, α + β below 1
+        if problem:
+            field = "learning_p1" if "p0 (" in problem else "learning_alpha"
+            self.query_one(f"#field-{field}", FormField).show_error(problem)
+            return
+        self.dismiss(new)

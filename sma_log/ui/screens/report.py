@@ -8,7 +8,8 @@ command agree cell for cell. Grouping by one or two groupings ("then by") and a 
 as on the command line. The figures are computed in a worker thread on a read-only
 connection of its own; the plots' data (one pass over the kept facts in start order,
 for the learning curve) follow in a second worker. A result that a newer request has
-overtaken is dropped.
+overtaken is dropped. ``c`` opens the learning curves (CUSUM and LC-CUSUM per
+operator, :mod:`sma_log.ui.screens.learning`) on a screen of their own.
 
 Dates are calendar days (YYYY-MM-DD, both inclusive) of the procedure start in the
 site's time zone, checked as they are typed: a date that is not one says so beside
@@ -207,6 +208,9 @@ class ReportScreen(AppScreen):
         Binding("escape", "home", "Home", id="report.home"),
         Binding("p", "plots", "Plots", id="report.plots"),
         Binding("g", "refresh", "Recompute", id="report.refresh"),
+        # issue 14: the learning curves (CUSUM, LC-CUSUM) on their own screen; not in
+        # the footer (kept as it was), listed by F1 like every binding.
+        Binding("c", "learning", "Learning curves (CUSUM)", id="report.learning", show=False),
     ]
     AUTO_FOCUS = "#report-table"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
@@ -471,6 +475,11 @@ class ReportScreen(AppScreen):
         body = self.query_one("#report-body", VerticalScroll)
         body.focus()
         body.scroll_to_widget(self.query_one("#report-plots"), top=True, animate=False)
+
+    def action_learning(self) -> None:
+        from .learning import LearningScreen
+
+        self.app.push_screen(LearningScreen())
 
     def action_home(self) -> None:
         self.sma.go_home()

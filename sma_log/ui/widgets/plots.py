@@ -1,4 +1,4 @@
-"""The report screen's three plots (textual-plotext), and the data they draw.
+"""The report screen's plots (textual-plotext), and the data they draw.
 
 The data is gathered in one pass over the report's kept facts in start order
 (:class:`PlotCollector`, fed three columns of each row), then drawn by plain widgets
@@ -11,6 +11,10 @@ that know nothing of the database:
 * :class:`LearningCurvePlot`: procedure time over each operator's successive
   procedures, one series per operator (long series binned to means so the plot
   stays fast and readable).
+
+The learning-curve screen (issue 14) draws one operator's
+:class:`~sma_log.domain.learning.Curve`: :class:`CusumPlot` (the CUSUM of failure with
+h0 and h1) and :class:`LcCusumPlot` (the LC-CUSUM with its h).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Any
 
 from textual_plotext import PlotextPlot
 
-from ...domain import stats
+from ...domain import learning, stats
 
 #: The analysis-row keys the plots read (besides the report's).
 PLOT_COLUMNS: tuple[str, ...] = ("attempts_n", "procedure_min", "operator")
@@ -201,3 +205,48 @@ def _spread(figure: stats.Figure) -> stats.Spread:
     if not isinstance(figure.value, stats.Spread):
         raise TypeError(f"{figure.key} is not a time figure")
     return figure.value
+
+
+# ---------------------------------------------------------------- issue 14: CUSUM charts
+class CusumPlot(_Plot):
+    """One operator's standard CUSUM of failure with its decision limits h0 and h1."""
+
+    def show_curve(self, curve: learning.Curve | None) -> None:
+        title = "CUSUM of failure"
+        if curve is None or not curve.points:
+            self._empty(title + ": no procedure")
+            return
+        p = curve.params
+        limits = f"h1 {p.h1:.2f} (red) · h0 {p.h0:.2f} (green)"
+        plt = self._reset(f"{title}: {curve.operator}", limits)
+        xs = [pt.number for pt in curve.points]
+        plt.plot(xs, [pt.cusum for pt in curve.points], color="cyan")
+        plt.hline(p.h1, "red")
+        plt.hline(p.h0, "green")
+        _whole_ticks(plt, len(xs))
+        plt.xlabel("operator's procedure number")
+        self.refresh()
+
+
+class LcCusumPlot(_Plot):
+    """One operator's LC-CUSUM with its limit h (adequate performance at or above)."""
+
+    def show_curve(self, curve: learning.Curve | None) -> None:
+        title = "LC-CUSUM"
+        if curve is None or not curve.points:
+            self._empty(title + ": no procedure")
+            return
+        h = curve.params.lc_h
+        plt = self._reset(f"{title}: {curve.operator}", f"h {h:.2f} (green)")
+        xs = [pt.number for pt in curve.points]
+        plt.plot(xs, [pt.lc_cusum for pt in curve.points], color="magenta")
+        plt.hline(h, "green")
+        _whole_ticks(plt, len(xs))
+        plt.xlabel("operator's procedure number")
+        self.refresh()
+
+
+def _whole_ticks(plt: Any, last: int) -> None:
+    """About five whole-number ticks on the procedure-number axis."""
+    step = max(1, -(-last // 5))
+    plt.xticks(list(range(1, last + 1, step)))
