@@ -737,10 +737,7 @@ class _Merger:
             self.conn.executemany(
                 "INSERT INTO audit_log(tx, table_name, record_id, field, old_value, kept) "
                 "VALUES (?, ?, ?, '*', NULL, ?)",
-                [
-                    (tx, table, r["id"], insert_kept(table, {c: r[c] for c in names}))
-                    for r in group
-                ],
+                [(tx, table, r["id"], insert_kept(table, {c: r[c] for c in names})) for r in group],
             )
 
     def update(

@@ -53,7 +53,9 @@ DAY3_FIX = {
 START = pendulum.datetime(2026, 3, 2, 9, tz="UTC")
 
 
-def drive(store_a: Any, open_store: Callable[[Path, str], Any], folder: Path, snap: Callable[[], Any]) -> None:
+def drive(
+    store_a: Any, open_store: Callable[[Path, str], Any], folder: Path, snap: Callable[[], Any]
+) -> None:
     """Drive ``store_a`` (user ``tester``, a wall clock) through every write path.
 
     ``open_store(path, user)`` opens another file (for the import); ``folder`` is for it
@@ -118,10 +120,12 @@ def drive(store_a: Any, open_store: Callable[[Path, str], Any], folder: Path, sn
         act(st.set_score, proc, 3 + k % 2)
         if k == 0:
             act(st.set_score, proc, 2)  # a correction
-            act(st.update_procedure, proc, {"note": "corrected", "bmi": "19.5", "sedation": "local"})
-        day3 = st.one(
-            "SELECT id FROM followups WHERE procedure_id = ? AND kind = 'day3'", (proc,)
-        )["id"]
+            act(
+                st.update_procedure, proc, {"note": "corrected", "bmi": "19.5", "sedation": "local"}
+            )
+        day3 = st.one("SELECT id FROM followups WHERE procedure_id = ? AND kind = 'day3'", (proc,))[
+            "id"
+        ]
         tick(3600 * 60)
         act(st.record_no_answer, day3, "no answer")
         act(st.record_no_answer, day3, None)

@@ -29,6 +29,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import audit_scenario
 import pytest
 
 from sma_log.domain import records, timeline
@@ -37,12 +38,8 @@ from sma_log.storage import auditlog
 from sma_log.storage.schema import CLINICAL_TABLES, SCHEMA_VERSION
 from sma_log.storage.store import Store
 
-import audit_scenario
-
 FIXTURE4 = Path(__file__).parent / "fixtures" / "schema4.db"
-TIMELINE_CACHE = frozenset(
-    timeline.derived_columns(timeline.replay([], None, None), to_text)
-)
+TIMELINE_CACHE = frozenset(timeline.derived_columns(timeline.replay([], None, None), to_text))
 
 Tables = dict[str, dict[str, dict[str, str | None]]]
 
@@ -71,7 +68,12 @@ def _derived(events: dict[str, dict[str, str | None]], proc: dict[str, str | Non
     )
     tl = [
         timeline.Event(
-            e["id"], e["kind"], from_text(e["at"]), e["value"], e["attempt_id"], e["voided_at"] is not None
+            e["id"],
+            e["kind"],
+            from_text(e["at"]),
+            e["value"],
+            e["attempt_id"],
+            e["voided_at"] is not None,
         )
         for e in evs
     ]
@@ -122,8 +124,10 @@ def test_replaying_the_log_backward_gives_back_every_past_state(tmp_path: Path) 
             corrected = {
                 e["field"]
                 for e in entries[:i]
-                if e["table_name"] == "procedures" and e["record_id"] == pid
-                and e["action"] == "update" and e["field"] in TIMELINE_CACHE
+                if e["table_name"] == "procedures"
+                and e["record_id"] == pid
+                and e["action"] == "update"
+                and e["field"] in TIMELINE_CACHE
             }
             derived = _derived(state["events"], proc)
             for col in TIMELINE_CACHE:
@@ -179,7 +183,13 @@ def _compare(state: Tables, snapshot: Tables, k: int) -> None:
             for col, value in row.items():
                 if col == "updated_at" or (table == "procedures" and col in TIMELINE_CACHE):
                     continue
-                assert state[table][rid][col] == value, (k, table, col, value, state[table][rid][col])
+                assert state[table][rid][col] == value, (
+                    k,
+                    table,
+                    col,
+                    value,
+                    state[table][rid][col],
+                )
 
 
 # ---------------------------------------------------------------------- migration
@@ -256,7 +266,10 @@ def test_a_migrated_file_goes_on_being_audited(
 ) -> None:
     path, before, _ = migrated
     with _open(path, "nurse") as store:
-        fid = store.one("SELECT id FROM followups WHERE state = 'done' AND kind = 'day3' AND back_pain_nrs = 2 LIMIT 1")["id"]
+        fid = store.one(
+            "SELECT id FROM followups WHERE state = 'done' AND kind = 'day3' "
+            "AND back_pain_nrs = 2 LIMIT 1"
+        )["id"]
         n0, _ = store.revision([("followups", fid)])
         store.complete_followup(fid, {**audit_scenario.DAY3, "back_pain_nrs": "7"})
         entries = store.audit_entries("followups", fid, limit=-1)

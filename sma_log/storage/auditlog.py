@@ -26,7 +26,6 @@ import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-
 INSERT_FIELD = "*"
 
 #: Per table, the columns a writer may rewrite without an audit row after the insert
@@ -290,9 +289,11 @@ def entries(
     wanted = cur.fetchall()
     records = dict.fromkeys((t, r) for _, t, r in wanted)
     decoded: dict[int, dict[str, Any]] = {}
-    known = {
-        r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-    } - {"audit_log", "audit_tx", "meta"}
+    known = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")} - {
+        "audit_log",
+        "audit_tx",
+        "meta",
+    }
     types_of: dict[str, dict[str, str]] = {}
     for table, record_id in records:
         decoded.update(_record_entries(conn, table, record_id, known, types_of))
@@ -313,7 +314,9 @@ def _record_entries(
         "ORDER BY a.n",
         (table, record_id),
     )
-    rows = [dict(zip(("n", "at", "user", "field", "old_value", "kept"), r, strict=True)) for r in cur]
+    rows = [
+        dict(zip(("n", "at", "user", "field", "old_value", "kept"), r, strict=True)) for r in cur
+    ]
     if table in known:
         if table not in types_of:
             types_of[table] = column_types(conn, table)

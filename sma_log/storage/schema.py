@@ -493,9 +493,7 @@ def _v5(db: sqlite_utils.Database) -> None:
     for name in ("audit_log_no_update", "audit_log_no_delete", "audit_log_no_replace"):
         conn.execute(f"DROP TRIGGER IF EXISTS {name}")
     conn.execute("ALTER TABLE audit_log RENAME TO audit_log_v4")
-    conn.execute(
-        "CREATE TABLE audit_tx (n INTEGER PRIMARY KEY, at TEXT NOT NULL, user TEXT)"
-    )
+    conn.execute("CREATE TABLE audit_tx (n INTEGER PRIMARY KEY, at TEXT NOT NULL, user TEXT)")
     conn.execute(
         "CREATE TABLE audit_log (n INTEGER PRIMARY KEY, "
         "tx INTEGER NOT NULL REFERENCES audit_tx(n), table_name TEXT NOT NULL, "
@@ -509,9 +507,7 @@ def _v5(db: sqlite_utils.Database) -> None:
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     types_of: dict[str, dict[str, str]] = {}
     cols = ("id", "action", "table_name", "record_id", "field", "old_value", "new_value")
-    cur = conn.execute(
-        f"SELECT {', '.join(cols)} FROM audit_log_v4 ORDER BY table_name, record_id"
-    )
+    cur = conn.execute(f"SELECT {', '.join(cols)} FROM audit_log_v4 ORDER BY table_name, record_id")
 
     def convert(group: list[dict[str, object]]) -> None:
         group.sort(key=lambda r: str(r["id"]))
