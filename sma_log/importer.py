@@ -721,7 +721,7 @@ class _Merger:
 
     def insert_many(self, table: str, rows: list[dict[str, Any]]) -> None:
         """``insert`` for many rows at once (rows of one procedure: the same columns)."""
-        from .storage.auditlog import insert_kept
+        from .storage.auditlog import CACHE_TABLES, insert_kept
 
         by_cols: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         cols = self.columns(table)
@@ -733,6 +733,8 @@ class _Merger:
                 [tuple(r[c] for c in names) for r in group],
             )
             # as Store._audit writes an insert: no copy of the row, what replay cannot give
+            if table in CACHE_TABLES:
+                continue
             tx = self.store._audit_tx(self.at)
             self.conn.executemany(
                 "INSERT INTO audit_log(tx, table_name, record_id, field, old_value, kept) "

@@ -11,8 +11,7 @@ unaudited), and an update row per field each action changed, with its old value:
   outcome empty, 5 ml of CSF to remove, no score); ended (outcome, status, end time),
   or cancelled; scored when its 5-minute score was taken;
 * its events: inserted at their instants; an undone one voided when it was undone;
-* its attempts: exactly as ``Store._sync_derived`` writes them after every event and
-  undo (the timeline replayed as it stood then);
+* its attempts: none (a cache of the events, not audited: ``auditlog.CACHE_TABLES``);
 * its follow-ups: scheduled at the end, each call (``contact_attempts_n``,
   ``last_contact_at``) and then the completion or close;
 * a patient and a call: inserted.
@@ -29,7 +28,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..domain import timeline
-from ..domain.clock import from_text, to_text
+from ..domain.clock import to_text
 from ..storage.auditlog import INSERT_FIELD, UNAUDITED, audit_text
 from .columns import DEMO_USER, TABLE_COLUMNS, Batch
 
@@ -117,7 +116,6 @@ class AuditRows:
         events: dict[str, list[Record]] = {}
         for e in rows["events"]:
             events.setdefault(e["procedure_id"], []).append(e)
-        attempts: dict[str, Record] = {a["id"]: a for a in rows["attempts"]}
         fus: dict[str, list[Record]] = {}
         for f in rows["followups"]:
             fus.setdefault(f["procedure_id"], []).append(f)
@@ -130,7 +128,7 @@ class AuditRows:
             for f in fus.get(p["id"], []):
                 if f["kind"] == "score_5min" and f["completed_at"]:
                     score_at = f["completed_at"]
-            self._procedure(p, evs, attempts, score_at)
+            self._procedure(p, evs, score_at)
             for f in sorted(fus.get(p["id"], []), key=lambda f: f["kind"] != "score_5min"):
                 self._followup(f, sorted(calls.get(f["id"], []), key=lambda c: c["at"]))
         self._rows.sort()
@@ -150,7 +148,6 @@ class AuditRows:
         self,
         p: Record,
         evs: list[Record],
-        attempts: Mapping[str, Record],
         score_at: str | None,
     ) -> None:
         start = evs[0] if evs and evs[0]["kind"] == "start" else None
@@ -189,48 +186,6 @@ class AuditRows:
             voided = e["voided_at"]
             ev_steps = [(voided, {"voided_at": voided})] if voided else []
             self.record("events", e, {**e, "voided_at": None}, e["at"], ev_steps)
-        self._attempts(p, evs, attempts)
-
-    def _attempts(self, p: Record, evs: list[Record], attempts: Mapping[str, Record]) -> None:
-        """As ``Store._sync_derived`` after every event and every undo."""
-        actions = sorted(
-            [(e["at"], 0, i) for i, e in enumerate(evs)]
-            + [(e["voided_at"], 1, i) for i, e in enumerate(evs) if e["voided_at"]]
-        )
-        known: list[int] = []
-        voided: set[int] = set()
-        made: dict[str, tuple[str, Record, list[tuple[str, dict[str, Any]]]]] = {}
-        current: dict[str, Record] = {}
-        for at, kind, i in actions:
-            (known.append(i) if kind == 0 else voided.add(i))
-            tl = [
-                timeline.Event(
-                    evs[j]["id"],
-                    evs[j]["kind"],
-                    from_text(evs[j]["at"]),
-                    evs[j]["value"],
-                    evs[j]["attempt_id"],
-                    j in voided,
-                )
-                for j in sorted(known)
-            ]
-            state = timeline.replay(tl, p["level_intended"], p["approach"])
-            for att in [*state.attempts, *state.voided_attempts]:
-                values = timeline.attempt_columns(att)
-                if att.id in current:
-                    if att.voided:
-                        values = {"voided": 1}
-                    made[att.id][2].append((at, values))
-                    current[att.id].update(values)
-                elif att.id in attempts:
-                    row = {"id": att.id, "procedure_id": p["id"], "at": to_text(att.at), **values}
-                    current[att.id] = dict(row)
-                    made[att.id] = (at, row, [])
-        for aid, (at, row, steps) in made.items():
-            self.record("attempts", attempts[aid], row, at, steps)
-        for aid, a in attempts.items():
-            if a["procedure_id"] == p["id"] and aid not in made:
-                self.record("attempts", a, a, a["at"], [])
 
     def _followup(self, f: Record, calls: list[Record]) -> None:
         inserted = {

@@ -7,7 +7,8 @@ Rules kept here:
 * Every insert, update and delete of a clinical table is written to ``audit_log`` in
   the same transaction: table, record id, field and old value, under one ``audit_tx``
   (user, UTC time) per transaction; new values and inserted rows are derived
-  (:mod:`sma_log.storage.auditlog`, which :meth:`Store.audit_entries` decodes).
+  (:mod:`sma_log.storage.auditlog`, which :meth:`Store.audit_entries` decodes). The
+  attempts rows, a cache of the audited events, are not audited.
 * Values are validated with the domain's field specs before they are written.
 * SQLite errors leave as :class:`StorageError` with one readable line.
 """
@@ -254,6 +255,8 @@ class Store(FollowupStore):
         An insert (``new`` the row without its id) and an update of an audited column
         keep no new value: it is derived. Anything else keeps ``new`` in ``kept``.
         """
+        if table in auditlog.CACHE_TABLES:
+            return  # a cache of the audited events (auditlog.CACHE_TABLES)
         kept: dict[str, Any] = {}
         if action == "insert" and field in (None, auditlog.INSERT_FIELD):
             field = auditlog.INSERT_FIELD
