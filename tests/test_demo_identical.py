@@ -2,6 +2,8 @@
 
 Recorded from the generator as it was before ``sma_log/demo.py`` became a package, so any
 refactoring that changes a random draw, a column or the insertion order shows up here.
+``audit_log``, ``audit_tx`` and the returned counts were re-recorded on purpose with schema 5
+(issue 13: the demo writes the audit rows the app writes); every other table unchanged.
 Every table is read ``ORDER BY rowid`` (``report_facts`` has none: by all its columns)
 and the ``repr`` of its rows hashed; so is what ``write_demo`` returns (but its seconds).
 
@@ -28,7 +30,8 @@ NOT_THE_DEMOS = ("created_at", "sqlite_version", "created_by", "last_opened_by")
 EXPECTED: dict[tuple[int, int], dict[str, str]] = {
     (60, 1): {
         "attempts": "131:fa19e13d2b55cff566e9a4e9d76adce7bae48c9c71bd14731b20e4108997629a",
-        "audit_log": "227:ed94ee0262b8a48bddb53e46729fd8ab76847d35b4523694acaa23a5e4a5af7b",
+        "audit_log": "2189:f4e86b1276cda6620a5aefd73eabe5e17aae55fb1497b03030a09639e8466840",
+        "audit_tx": "885:97356061bbbbd93c34f6a40fea5aab169d1b7954930c6c37759527f231aa55e3",
         "contact_attempts": "32:fee7545ae94f0006ec684a4a2493e40532bf91a0b26cf9a5244e8d7f463fdea5",
         "events": "725:1788400df96915348c056140e7b773bfc24c956e7fb73625660142ddfc5250fa",
         "followups": "118:c1c8812a3779b9a36157c722e8a786267ed3d2d21e84bda4764e470261392ecb",
@@ -37,11 +40,12 @@ EXPECTED: dict[tuple[int, int], dict[str, str]] = {
         "patients": "17:ae6763a8e4d33fac5cd91dd75a16dea74f13d95755d1cdabe7fe780eb6656574",
         "procedures": "60:b519c8bc589ced5d576281b5c00a920b6878aeb3e61e6a3bb612f673aa60b370",
         "report_facts": "59:0efe2f7efebba9793da6991f6404198d86ee3636267d1a6cfca4539f88fc6160",
-        "(returned)": "0db8a294317a11e30c16efa4a332f2adba8d04543fef72db17346bf99e3287c1",
+        "(returned)": "7e84363f5c6f35fe6eaaaa5e6e9bf767fef35eb33b2fdb7ddb1904c0a5e1e4d9",
     },
     (250, 11): {
         "attempts": "470:f202a01cb4272c9d8a07e90b21878a8af26d38e2439201131cd77533f68c5206",
-        "audit_log": "992:1f40b75e15b1891cc19aba7df9ee274ab6cc199e59e4e5b57e5fce63a9f9985d",
+        "audit_log": "9036:35a4db8213ccb8dd20b14e86e95b3ad8305c41cf4cacde58b58a497bb4cd4fc2",
+        "audit_tx": "3343:5af6fab986a0257d02702d934c5ebe96bd76fa153062106343e3a13e1a4e13cb",
         "contact_attempts": "173:73215377ab7f106c63e73a544f2b95494b1de2ab1989c9ec4878f14cd2c9cbbb",
         "events": "2600:7f7acfe6e775bdbbb87acec8498bbbe5b98bbcde4ca051c906598413927449c8",
         "followups": "498:487c51d5b24848c6e44ba7ddd1b3a898b9243a6aa35c639ad53a73b8bf44841a",
@@ -50,11 +54,12 @@ EXPECTED: dict[tuple[int, int], dict[str, str]] = {
         "patients": "71:dc35322b3540c3db4e2fe54c93e3949a5d11078ff12432ca256093316541bf11",
         "procedures": "250:ab4cd2766a86ddddaf4097c085bf9ec2b96dccdc6dd43caf8dc65316aee4044c",
         "report_facts": "249:30c0edabff9ddd86216ff49e3e073cc41874d7e9d6a199d22e781f719420be99",
-        "(returned)": "783a567f1f5c6362eedaf1bda817f61a91fdd1223a716dd71a7da97815069a1f",
+        "(returned)": "46063864ac74ccb13bedba21d2fb51dc5806fa1e1520ed7020b267911f3e3392",
     },
     (2100, 5): {
         "attempts": "3906:a3acfa7bb36b04ce0b691d178c14960b1fe5f2c30b137d8fdbbc2107e216d554",
-        "audit_log": "8230:ea94210529063c96ffed2d18cae90e72b51b478c173a3348636866b644d71680",
+        "audit_log": "76236:bb2bbb149a49a1954b7bc250f5f9227911742620bc3a862c0096e908fab54ad5",
+        "audit_tx": "27796:a61eead33fd31f10c1f399bad33b5f95996995499fde172d88a39e66c7b6e5a3",
         "contact_attempts": "1332:cac7ce065de18c366b7b9cf8eeace1f16f614edc72ec3e40a4975a34827bef1e",
         "events": "21642:7c82fe9eaea254630d54cbd1a48b463d942496abbc7217f67fc59e5035f8e358",
         "followups": "4198:e238875cb87aacda2b89b65d8655f9777fd427602495a4afb314293c9f3e126b",
@@ -63,7 +68,7 @@ EXPECTED: dict[tuple[int, int], dict[str, str]] = {
         "patients": "600:0fdbc729d78300dadfccc66f2f43105f51b451000e9f7f869ad3ce773e60f606",
         "procedures": "2100:177f0ef29c3d67c1e99aa6985f521cc2eb77d6d2b72784274261e722b4697963",
         "report_facts": "2099:d87368be38de60c2b5472e3e4f8c0047e873d195a325401b702f575c7b77a50a",
-        "(returned)": "e514d253e930dc4e3143250b0f0eaf500f70d8fd73255b560ed2e4ab7afaf9fd",
+        "(returned)": "a76b9107bbf3e587822dc8c2c362134592b38f3f6789d1fba53d13b7f81da249",
     },
 }
 

@@ -53,8 +53,9 @@ Where things are: :mod:`.patients` (who, their spine and set-up, their schedule)
 :mod:`.events` (a procedure's raw timeline), :mod:`.procedures` (its rows),
 :mod:`.followups` (follow-ups and calls), :mod:`.generator` (the batches),
 :mod:`.auditrows` (their audit rows), :mod:`.writing` (the file), :mod:`.draws` (the
-seeded streams), :mod:`.columns`, :mod:`.units`. ``tests/test_demo_identical.py`` pins the output for fixed seeds: keep
-the order of the random draws when changing anything here.
+seeded streams), :mod:`.columns`, :mod:`.units`. ``tests/test_demo_identical.py`` pins
+the output for fixed seeds: keep the order of the random draws when changing anything
+here.
 """
 
 from __future__ import annotations
