@@ -645,14 +645,6 @@ def _families(source: Source, chunk: list[dict[str, Any]], tables: set[str]) -> 
 
 
 # ---------------------------------------------------------------- merging
-def _audit_text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
-
-
 class _FamilyConflict(Exception):
     """Raised inside a family's savepoint: the family is left as it is here."""
 
@@ -729,35 +721,25 @@ class _Merger:
 
     def insert_many(self, table: str, rows: list[dict[str, Any]]) -> None:
         """``insert`` for many rows at once (rows of one procedure: the same columns)."""
-        from .domain.ids import new_id
+        from .storage.auditlog import CACHE_TABLES, insert_kept
 
         by_cols: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         cols = self.columns(table)
         for row in rows:
             by_cols.setdefault(tuple(c for c in cols if c in row), []).append(row)
-        user = self.store.user
         for names, group in by_cols.items():
             self.conn.executemany(
                 f"INSERT INTO {table}({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})",
                 [tuple(r[c] for c in names) for r in group],
             )
+            # as Store._audit writes an insert: no copy of the row, what replay cannot give
+            if table in CACHE_TABLES:
+                continue
+            tx = self.store._audit_tx(self.at)
             self.conn.executemany(
-                "INSERT INTO audit_log(id, at, user, action, table_name, record_id, field, "
-                "old_value, new_value) VALUES (?,?,?,?,?,?,?,?,?)",
-                [
-                    (
-                        new_id(),
-                        self.at,
-                        user,
-                        "insert",
-                        table,
-                        r["id"],
-                        "*",
-                        None,
-                        _audit_text({c: r[c] for c in names if c != "id"}),
-                    )
-                    for r in group
-                ],
+                "INSERT INTO audit_log(tx, table_name, record_id, field, old_value, kept) "
+                "VALUES (?, ?, ?, '*', NULL, ?)",
+                [(tx, table, r["id"], insert_kept(table, {c: r[c] for c in names})) for r in group],
             )
 
     def update(

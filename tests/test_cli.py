@@ -167,7 +167,7 @@ def test_demo_is_deterministic_for_a_seed(runner: CliRunner, tmp_path: Path) -> 
     def dump(path: Path) -> dict[str, Any]:
         conn = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
         try:
-            return {t: conn.execute(f"SELECT * FROM {t} ORDER BY id").fetchall() for t in tables}
+            return {t: conn.execute(f"SELECT * FROM {t} ORDER BY rowid").fetchall() for t in tables}
         finally:
             conn.close()
 

@@ -16,10 +16,12 @@ from ulid import ULID
 
 from sma_log import demo
 from sma_log.domain import fields, schedule, timeline
-from sma_log.domain.clock import Clock, from_text
+from sma_log.domain.clock import Clock, from_text, to_text
+from sma_log.storage.auditlog import audit_text as auditlog_text
 from sma_log.storage.store import Store
 
 NOW = datetime(2026, 3, 27, 9, 0, tzinfo=UTC)
+CACHE = frozenset(timeline.derived_columns(timeline.replay([], None, None), to_text))
 TABLES = (
     "patients",
     "procedures",
@@ -27,6 +29,7 @@ TABLES = (
     "events",
     "followups",
     "contact_attempts",
+    "audit_tx",
     "audit_log",
 )
 
@@ -39,7 +42,7 @@ def _readonly(path: Path) -> sqlite3.Connection:
 def dump(path: Path, tables: tuple[str, ...] = TABLES) -> dict[str, list[tuple]]:
     conn = _readonly(path)
     try:
-        return {t: conn.execute(f"SELECT * FROM {t} ORDER BY id").fetchall() for t in tables}
+        return {t: conn.execute(f"SELECT * FROM {t} ORDER BY rowid").fetchall() for t in tables}
     finally:
         conn.close()
 
@@ -104,7 +107,6 @@ def test_ids_are_ulids_at_the_records_time(demo_file: Path) -> None:
         ("events", "at"),
         ("followups", "created_at"),
         ("contact_attempts", "at"),
-        ("audit_log", "at"),
     ):
         for r in rows(demo_file, f"SELECT id, {column} AS t FROM {table}"):
             ulid = ULID.from_str(r["id"])
@@ -144,24 +146,44 @@ def test_realistic_shape(demo_file: Path) -> None:
         fields.validate(fields.SETUP_FIELDS, {k: p[k] for k in fields.SETUP_FIELDS})
 
 
-def test_audit_rows_one_per_inserted_record(demo_file: Path) -> None:
-    audited = ("patients", "procedures", "followups", "contact_attempts")
-    audit = rows(demo_file, "SELECT * FROM audit_log")
-    n = rows(
-        demo_file, "SELECT " + " + ".join(f"(SELECT count(*) FROM {t})" for t in audited) + " AS n"
-    )[0]["n"]
-    assert len(audit) == n
-    assert {(a["action"], a["field"], a["user"]) for a in audit} == {("insert", "*", "demo")}
-    assert {a["table_name"] for a in audit} == set(audited)
-    records = {
-        table: {r["id"]: r for r in rows(demo_file, f"SELECT * FROM {table}")} for table in audited
-    }
-    for a in audit:
-        written = json.loads(a["new_value"])
-        row = dict(records[a["table_name"]].pop(a["record_id"]))
-        row.pop("id")
-        assert written == row
-    assert all(not left for left in records.values())  # each record audited exactly once
+def test_the_audit_log_is_the_one_the_app_writes(demo_file: Path) -> None:
+    """Every record inserted once, as the app inserts it, then changed field by field
+    (issue 13: the demo's size is a real file's); decoded, the log replays back."""
+    # (attempts: a cache of the events, not audited)
+    clinical = ("patients", "procedures", "events", "followups", "contact_attempts")
+    with Store.open(demo_file, "reader", readonly=True) as store:
+        entries = store.audit_entries(limit=-1)
+    assert {e["user"] for e in entries} == {"demo"}
+    records = {t: {r["id"]: r for r in rows(demo_file, f"SELECT * FROM {t}")} for t in clinical}
+    by_record: dict[tuple[str, str], list[dict]] = {}
+    for e in entries:
+        by_record.setdefault((e["table_name"], e["record_id"]), []).append(e)
+    assert set(by_record) == {(t, rid) for t in clinical for rid in records[t]}
+    procs = records["procedures"]
+    updates = 0
+    for (table, rid), log in by_record.items():
+        assert log[0]["action"] == "insert" and all(e["action"] == "update" for e in log[1:])
+        assert [e["at"] for e in log] == sorted(e["at"] for e in log)
+        inserted = json.loads(log[0]["new_value"])
+        # walked back from the row, the values are the insert's
+        row = {k: auditlog_text(v) for k, v in records[table][rid].items()}
+        for e in reversed(log[1:]):
+            assert row[e["field"]] == e["new_value"]
+            row[e["field"]] = e["old_value"]
+            updates += 1
+        if table == "procedures":  # as start_procedure writes it
+            assert inserted["status"] == "open" and inserted["csf_removed_ml"] == 5.0
+            assert inserted["attempts_n"] == 0 and inserted["satisfaction_5min"] is None
+            assert "ended_at" not in inserted and inserted["drug_delivered"] is None
+            if procs[rid]["status"] == "ended":
+                assert {"status", "ended_at", "drug_delivered"} <= {e["field"] for e in log}
+        if table == "followups":  # as _schedule_followups writes it
+            assert inserted["state"] == "open" and inserted["contact_attempts_n"] == 0
+            assert inserted["completed_at"] is None and inserted["satisfaction"] is None
+        for k, v in inserted.items():
+            if k != "updated_at" and k in row and not (table == "procedures" and k in CACHE):
+                assert auditlog_text(v) == row[k] or float(v) == float(row[k]), (table, k)
+    assert updates > 5 * len(procs)  # the end, scores, attempts, calls, completions
 
 
 def test_followups_as_the_store_schedules_them_and_a_queue_around_now(demo_file: Path) -> None:

@@ -345,8 +345,8 @@ def test_sqlite_identified_copy_keeps_everything(env: dict[str, Any]) -> None:
     assert run(env, "--format", "sqlite", "--out", str(out), "--identifiers").exit_code == 0
     src = sqlite3.connect(env["db"])
     dst = sqlite3.connect(out)
-    for table in ("identifiers", "audit_log", "procedures", "events"):
-        q = f"SELECT * FROM {table} ORDER BY id"
+    for table in ("identifiers", "audit_tx", "audit_log", "procedures", "events"):
+        q = f"SELECT * FROM {table} ORDER BY rowid"
         assert dst.execute(q).fetchall() == src.execute(q).fetchall(), table
     assert dst.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
 

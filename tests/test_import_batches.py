@@ -84,10 +84,12 @@ def dump(path: Path) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def audit(path: Path) -> list[dict[str, Any]]:
+    """The audit log's entries, decoded (schema 5 stores old values only)."""
+    from sma_log.storage import auditlog
+
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    conn.row_factory = sqlite3.Row
     try:
-        return [dict(r) for r in conn.execute("SELECT * FROM audit_log ORDER BY id")]
+        return auditlog.entries(conn)
     finally:
         conn.close()
 
@@ -229,7 +231,8 @@ def test_a_killed_import_completes_when_run_again(
     families_valid(target)
     # every record has exactly one insert audit row, whichever run wrote it
     rows = [a for a in audit(target) if a["action"] == "insert"]
-    assert len(rows) == sum(len(r) for r in dump(target).values())
+    # (attempts: a cache of the events, not audited since schema 5)
+    assert len(rows) == sum(len(r) for t, r in dump(target).items() if t != "attempts")
     assert len({(a["table_name"], a["record_id"]) for a in rows}) == len(rows)
     runs = [a for a in audit(target) if a["action"] == "import"]
     assert [a["field"] for a in runs] == ["source", "source", "result"]

@@ -140,7 +140,7 @@ def test_whole_bedside_flow_lands_in_the_database(tmp_path: Path) -> None:
         ]
         patient = s.one("SELECT * FROM patients")
         assert patient is not None and patient["study_code"] == "RM-001"
-        users = {r["user"] for r in s.query("SELECT DISTINCT user FROM audit_log")}
+        users = {r["user"] for r in s.query("SELECT DISTINCT user FROM audit_tx")}
         assert users == {"dr-test"}
         score = s.one("SELECT early, satisfaction FROM followups WHERE kind = 'score_5min'")
         assert score == {"early": 1, "satisfaction": 5}
@@ -162,10 +162,11 @@ def test_undo_voids_the_last_action_and_is_audited(tmp_path: Path) -> None:
         assert len(events) == 2  # nothing deleted
         assert events[0]["voided_at"] is None
         assert events[1]["voided_at"] is not None
-        audit = s.query(
-            "SELECT * FROM audit_log WHERE table_name = 'events' AND action = 'update' "
-            "AND field = 'voided_at'"
-        )
+        audit = [
+            e
+            for e in s.audit_entries("events", limit=-1)
+            if e["action"] == "update" and e["field"] == "voided_at"
+        ]
         assert len(audit) == 1 and audit[0]["record_id"] == events[1]["id"]
         assert s.one("SELECT attempts_n FROM procedures")["attempts_n"] == 1  # type: ignore[index]
 

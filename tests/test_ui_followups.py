@@ -176,10 +176,11 @@ def test_editing_a_followup_is_audited(clinic: Path, tmp_path: Path) -> None:
 
     run(app, script)
     with Store.open(clinic, "reader", clock=Clock(monotonic=False)) as s:
-        edits = s.query(
-            "SELECT * FROM audit_log WHERE table_name = 'followups' AND field = 'satisfaction' "
-            "AND user = 'nurse-a' ORDER BY id"
-        )
+        edits = [
+            e
+            for e in s.audit_entries("followups", limit=-1)
+            if e["field"] == "satisfaction" and e["user"] == "nurse-a"
+        ]
         assert [(e["old_value"], e["new_value"]) for e in edits] == [(None, "3"), ("3", "5")]
 
 
@@ -533,9 +534,7 @@ def test_no_answer_and_close_name_their_record_and_u_undoes_them(
         # Undone calls are kept, voided, and the undo is in the audit log.
         calls = s.query("SELECT * FROM contact_attempts ORDER BY at")
         assert len(calls) == 2 and all(c["voided_at"] for c in calls)
-        assert s.query(
-            "SELECT * FROM audit_log WHERE table_name = 'contact_attempts' AND user = 'nurse-a'"
-        )
+        assert [e for e in s.audit_entries("contact_attempts") if e["user"] == "nurse-a"]
 
 
 # ---------------------------------------------------------------- issue 9: early 72-h

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from ..storage.store import Store
 
 #: Tables listed by Datasette but hidden (still readable by URL and SQL).
-HIDDEN = ("identifiers", "audit_log")
+HIDDEN = ("identifiers", "audit_log", "audit_tx")
 #: The label Datasette shows for a row of a table, where a foreign key points to it.
 LABEL_COLUMNS = {"patients": "study_code"}
 

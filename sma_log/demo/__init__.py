@@ -41,21 +41,21 @@ Speed: rows are generated in Python and written with ``executemany`` in one
 ``BEGIN IMMEDIATE`` transaction (in chunks), not through the per-action Store methods
 (each of which is its own fsync'd transaction). 100k procedures take seconds.
 
-Audit log (a deliberate choice): the app audits every insert/update of every clinical
-row as it happens. A demo has no history of people doing things, and one audit row per
-event/attempt/update would triple the file for nothing, so the demo writes exactly one
-``audit_log`` row per inserted patient, procedure, follow-up and contact attempt:
-action ``insert``, field ``*``, user ``demo``, at the record's creation time, new
-value = the row as finally written (JSON, as the Store writes it). Events and
-attempts are not audited individually. A ``meta`` row ``demo`` (JSON: seed, procedures, now)
+Audit log: the demo writes the audit rows the app writes (issue 13: its size is a real
+file's), user ``demo``, in the log's stored form (schema 5): each record inserted as the
+app inserts it, then each action that brought it to its final state (the keys and
+undos, with the attempts as the Store keeps them; the end, the score, the calls, the
+completion or close) with the old value of each field it changed, at its instant
+(:mod:`.auditrows`). A ``meta`` row ``demo`` (JSON: seed, procedures, now)
 marks the file as a demo database; ``sma-log demo --force`` only ever replaces files carrying it.
 
 Where things are: :mod:`.patients` (who, their spine and set-up, their schedule),
 :mod:`.events` (a procedure's raw timeline), :mod:`.procedures` (its rows),
-:mod:`.followups` (follow-ups and calls), :mod:`.generator` (the batches and audit rows),
-:mod:`.writing` (the file), :mod:`.draws` (the seeded streams), :mod:`.columns`,
-:mod:`.units`. ``tests/test_demo_identical.py`` pins the output for fixed seeds: keep
-the order of the random draws when changing anything here.
+:mod:`.followups` (follow-ups and calls), :mod:`.generator` (the batches),
+:mod:`.auditrows` (their audit rows), :mod:`.writing` (the file), :mod:`.draws` (the
+seeded streams), :mod:`.columns`, :mod:`.units`. ``tests/test_demo_identical.py`` pins
+the output for fixed seeds: keep the order of the random draws when changing anything
+here.
 """
 
 from __future__ import annotations

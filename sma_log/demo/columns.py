@@ -125,17 +125,9 @@ EVENT_COLUMNS = (
     "voided_at",
     "recorded_by",
 )
-AUDIT_COLUMNS = (
-    "id",
-    "at",
-    "user",
-    "action",
-    "table_name",
-    "record_id",
-    "field",
-    "old_value",
-    "new_value",
-)
+#: The audit log's stored form (schema 5), filled by :mod:`sma_log.demo.auditrows`.
+AUDIT_TX_COLUMNS = ("n", "at", "user")
+AUDIT_COLUMNS = ("n", "tx", "table_name", "record_id", "field", "old_value", "kept")
 
 #: Every table a batch fills, parents before children: the batch is inserted in this order.
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -145,6 +137,7 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "events": EVENT_COLUMNS,
     "followups": FOLLOWUP_COLUMNS,
     "contact_attempts": CONTACT_ATTEMPT_COLUMNS,
+    "audit_tx": AUDIT_TX_COLUMNS,
     "audit_log": AUDIT_COLUMNS,
 }
 

@@ -1,20 +1,20 @@
 """The rows of a demo database, in batches of whole patients (parents before children).
 
 Patient by patient: the patient, each of their procedures (its attempts and events),
-and for each ended one its follow-ups and contact attempts; one ``audit_log`` row per
-inserted patient, procedure, follow-up and contact attempt.
+and for each ended one its follow-ups and contact attempts. Their audit rows (what the
+app writes on the way to each record's final state) are added to each batch by
+:mod:`sma_log.demo.auditrows` when it is written.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
 from . import followups, patients, procedures
-from .columns import DEMO_USER, Batch, as_tuple, empty_batch
+from .columns import Batch, as_tuple, empty_batch
 from .draws import Draws
-from .units import DAY, dt, text, us_of
+from .units import DAY, dt, us_of
 
 CHUNK = 2_000  # procedures per executemany batch
 
@@ -101,14 +101,7 @@ class Generator:
 
     @staticmethod
     def _add(batch: Batch, table: str, row: dict[str, Any], at: int, draw: Draws) -> None:
-        """``row`` into ``table``, and its audit row at ``at`` (id from ``draw``)."""
+        """``row`` into ``table``. The draw an audit row's id took before schema 5 is
+        still taken, so every other row of a seed stays the same."""
         batch[table].append(as_tuple(table, row))
-        batch["audit_log"].append(audit_row(draw, at, table, row))
-
-
-def audit_row(draw: Draws, at: int, table: str, row: dict[str, Any]) -> tuple[Any, ...]:
-    """The ``audit_log`` row of inserting ``row``: new value as ``Store._insert`` writes it."""
-    new_value = json.dumps(
-        {k: v for k, v in row.items() if k != "id"}, ensure_ascii=False, sort_keys=True
-    )
-    return (draw.id(at), text(at), DEMO_USER, "insert", table, row["id"], "*", None, new_value)
+        draw.id(at)

@@ -22,6 +22,7 @@ from typing import Any
 from ..storage import reportcache
 from ..storage.errors import DatabaseRefused, StorageError
 from ..storage.store import Store
+from .auditrows import AuditRows
 from .columns import DEMO_USER, insert_sql
 from .generator import Generator
 from .units import text, to_us
@@ -174,7 +175,9 @@ def _load(
         # The report's caches are filled once at the end, not by a trigger per row.
         with reportcache.suspended(conn):
             written = 0
+            audit = AuditRows()
             for batch in gen.batches():
+                audit.fill(batch)  # the audit rows the app writes on the way to these rows
                 for table, rows in batch.items():
                     if rows:
                         rows.sort()  # by id (ULID, so by time): fewer page splits

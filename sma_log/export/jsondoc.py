@@ -278,6 +278,12 @@ def write_json(
             r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
         }
         tables = tuple(t for t in tables if t in existing)
+        if "audit_log" in tables:
+            # The log as entries (old and new value, user, time): decoded from its stored
+            # form into temp.audit_log, which the queries below read.
+            from ..storage import auditlog
+
+            auditlog.create_decoded(conn)
         queries = _queries(tables, lo, hi, identifiers)
         filters = _filters(tables, lo, hi)
         bad = bad if bad is not None else BadCells()
@@ -367,6 +373,10 @@ def write_json(
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
     finally:
+        if "audit_log" in tables:
+            from ..storage import auditlog
+
+            auditlog.drop_decoded(conn)
         if conn.in_transaction:
             conn.execute("COMMIT")
     if progress is not None:
@@ -404,6 +414,9 @@ def _table_columns() -> dict[str, list[tuple[str, str, bool]]]:
         for version in sorted(MIGRATIONS):
             MIGRATIONS[version](db)
         out = {}
+        from ..storage import auditlog
+
+        auditlog.create_decoded(conn)  # the log is exported as its entries
         for table in table_order():
             info = conn.execute(f"PRAGMA table_info({table})").fetchall()
             out[table] = [(r[1], r[2].upper(), not (r[3] or r[5])) for r in info]
@@ -485,6 +498,9 @@ def _column_schema(table: str, name: str, sqltype: str, nullable: bool, extra: d
     is_id = name == "id" or (name.endswith("_id") and name != "anchor_boot_id")
     if is_id and (table != "audit_log" or name == "id"):
         schema["pattern"] = ULID_PATTERN
+    if table == "audit_log" and name == "id":
+        # the entry's number since schema 5; a ULID in documents written before
+        schema["type"] = ["integer", "string"]
     if name == "at" or name.endswith("_at"):
         schema["pattern"] = INSTANT_OR_DATE_PATTERN
     schema.update(extra)

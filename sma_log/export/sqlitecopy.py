@@ -159,7 +159,10 @@ def _deidentified_copy(store: Any, dst: sqlite3.Connection, opts: ExportOptions)
         for kind, _, sql in schema:
             if kind == "table":
                 dst.execute(sql)
-        tables = [t for t in _tables(dst) if t != "meta" and t not in REMOVED_TABLES]
+        # audit_tx (who and when of the audit log's transactions) goes with the log
+        tables = [
+            t for t in _tables(dst) if t not in ("meta", "audit_tx") and t not in REMOVED_TABLES
+        ]
         lo, hi = opts.utc_bounds
         filters = _filters(tuple(tables), lo, hi)
         stored = {t: _columns(dst, t) for t in _tables(dst)}
@@ -325,17 +328,19 @@ def _filter_dates(conn: sqlite3.Connection, opts: ExportOptions) -> None:
     alive = " UNION ALL ".join(
         f"SELECT id FROM {t}"
         for t in _tables(conn)
-        if t not in ("meta", "audit_log") and "id" in _columns(conn, t)
+        if t not in ("meta", "audit_log", "audit_tx") and "id" in _columns(conn, t)
     )
     with _audit_unlocked(conn):
         conn.execute(f"DELETE FROM audit_log WHERE record_id NOT IN ({alive})")
+        conn.execute("DELETE FROM audit_tx WHERE n NOT IN (SELECT tx FROM audit_log)")
 
 
 @contextlib.contextmanager
 def _audit_unlocked(conn: sqlite3.Connection) -> Any:
-    """The append-only triggers of audit_log lifted in the COPY, and put back."""
+    """The append-only triggers of audit_log (and audit_tx) lifted in the COPY, and put back."""
     triggers = conn.execute(
-        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit_log'"
+        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
+        "AND tbl_name IN ('audit_log', 'audit_tx')"
     ).fetchall()
     for name, _ in triggers:
         conn.execute(f'DROP TRIGGER "{name}"')

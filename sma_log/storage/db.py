@@ -18,7 +18,7 @@ from typing import Any
 
 from ..domain.clock import now_utc
 from .errors import DatabaseRefused, StorageError
-from .schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
+from .schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, VACUUM_AFTER
 
 #: One row read from the database: column name → value.
 Row = dict[str, Any]
@@ -232,6 +232,12 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> Path | None:
                 f"failed ({exc}); the file was left as it was (backup: {backup.name})"
             ) from exc
         raise
+    if current < VACUUM_AFTER <= SCHEMA_VERSION:
+        # The lean audit log (schema 5) frees pages that only VACUUM gives back; never
+        # inside the migration's transaction. A failure (disk full) leaves the file as
+        # migrated, only larger.
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("VACUUM")
     return backup
 
 

@@ -12,9 +12,10 @@ from typing import TypedDict
 
 
 class AuditEntry(TypedDict):
-    """One ``audit_log`` row: a field of a record changed (old → new), by whom, when."""
+    """One audit log entry, decoded: a field of a record changed (old → new), by whom,
+    when (:func:`sma_log.storage.auditlog.entries`); ``id`` is its number."""
 
-    id: str
+    id: int
     at: str
     user: str | None
     action: str  # insert / update / delete

@@ -456,12 +456,119 @@ def _v4(db: sqlite_utils.Database) -> None:
         )
 
 
+AUDIT_TRIGGERS = (
+    """CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+    BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END""",
+    """CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+    BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END""",
+    # INSERT OR REPLACE deletes without firing DELETE triggers: refuse a reused number.
+    """CREATE TRIGGER audit_log_no_replace BEFORE INSERT ON audit_log
+    WHEN EXISTS (SELECT 1 FROM audit_log WHERE n = NEW.n)
+    BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END""",
+    """CREATE TRIGGER audit_tx_no_update BEFORE UPDATE ON audit_tx
+    BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END""",
+    """CREATE TRIGGER audit_tx_no_delete BEFORE DELETE ON audit_tx
+    BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END""",
+    """CREATE TRIGGER audit_tx_no_replace BEFORE INSERT ON audit_tx
+    WHEN EXISTS (SELECT 1 FROM audit_tx WHERE n = NEW.n)
+    BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END""",
+)
+
+
+def _v5(db: sqlite_utils.Database) -> None:
+    """A lean audit log (issue 13): nothing stored that the log can derive.
+
+    ``audit_tx(n, at, user)``: one row per write transaction that audits something;
+    ``audit_log(n, tx, table_name, record_id, field, old_value, kept)``: one row per
+    change, without its own id, time, user, new value or JSON copy of an inserted row
+    (see :mod:`sma_log.storage.auditlog` for how they are derived). Existing rows are
+    converted in the order written; ``kept`` holds whatever the derivation would not
+    give back exactly (checked row by row), so the decoded log equals the old one
+    except that an entry's id is its number ``n``. Rows of one (time, user) in a row
+    share one ``audit_tx``. The file is compacted (VACUUM) after the commit.
+    """
+    from .auditlog import column_types, read_current, residuals
+
+    conn = db.conn
+    for name in ("audit_log_no_update", "audit_log_no_delete", "audit_log_no_replace"):
+        conn.execute(f"DROP TRIGGER IF EXISTS {name}")
+    conn.execute("ALTER TABLE audit_log RENAME TO audit_log_v4")
+    conn.execute("CREATE TABLE audit_tx (n INTEGER PRIMARY KEY, at TEXT NOT NULL, user TEXT)")
+    conn.execute(
+        "CREATE TABLE audit_log (n INTEGER PRIMARY KEY, "
+        "tx INTEGER NOT NULL REFERENCES audit_tx(n), table_name TEXT NOT NULL, "
+        "record_id TEXT NOT NULL, field TEXT, old_value TEXT, kept TEXT)"
+    )
+    # Store.revision() and audit_entries(): a plain index (a partial one is not used).
+    conn.execute("CREATE INDEX audit_log_record ON audit_log(table_name, record_id)")
+    for sql in AUDIT_TRIGGERS:
+        conn.execute(sql)
+    conn.execute("CREATE TEMP TABLE audit_v5_kept (id TEXT PRIMARY KEY, kept TEXT NOT NULL)")
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    types_of: dict[str, dict[str, str]] = {}
+    cols = ("id", "action", "table_name", "record_id", "field", "old_value", "new_value")
+    cur = conn.execute(f"SELECT {', '.join(cols)} FROM audit_log_v4 ORDER BY table_name, record_id")
+
+    def convert(group: list[dict[str, object]]) -> None:
+        group.sort(key=lambda r: str(r["id"]))
+        table, record_id = str(group[0]["table_name"]), str(group[0]["record_id"])
+        types: dict[str, str] = {}
+        current = None
+        if table in tables and table not in ("audit_log", "audit_log_v4", "audit_tx", "meta"):
+            types = types_of.setdefault(table, column_types(conn, table))
+            if "id" in types:
+                current = read_current(conn, table, record_id)
+        kept = residuals(table, current, types, group)
+        conn.executemany(
+            "INSERT INTO temp.audit_v5_kept(id, kept) VALUES (?, ?)",
+            [(r["id"], k) for r, k in zip(group, kept, strict=True) if k is not None],
+        )
+
+    group: list[dict[str, object]] = []
+    while batch := cur.fetchmany(5000):
+        for values in batch:
+            row = dict(zip(cols, values, strict=True))
+            if group and (row["table_name"], row["record_id"]) != (
+                group[0]["table_name"],
+                group[0]["record_id"],
+            ):
+                convert(group)
+                group = []
+            group.append(row)
+    if group:
+        convert(group)
+    cur = conn.execute(
+        "SELECT o.at, o.user, o.table_name, o.record_id, o.field, o.old_value, k.kept "
+        "FROM audit_log_v4 o LEFT JOIN temp.audit_v5_kept k ON k.id = o.id ORDER BY o.id"
+    )
+    tx_n, last = 0, None
+    while batch := cur.fetchmany(5000):
+        txs, rows = [], []
+        for at, user, table, record_id, field, old, kept in batch:
+            if (at, user) != last:
+                tx_n += 1
+                last = (at, user)
+                txs.append((tx_n, at, user))
+            rows.append((tx_n, table, record_id, field, old, kept))
+        conn.executemany("INSERT INTO audit_tx(n, at, user) VALUES (?, ?, ?)", txs)
+        conn.executemany(
+            "INSERT INTO audit_log(tx, table_name, record_id, field, old_value, kept) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+    conn.execute("DROP TABLE temp.audit_v5_kept")
+    conn.execute("DROP TABLE audit_log_v4")
+
+
 MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {
     1: _v1,
     2: _v2,
     3: _v3,
     4: _v4,
+    5: _v5,
 }
+#: The migration after which the file is compacted (VACUUM, after its commit).
+VACUUM_AFTER = 5
 SCHEMA_VERSION = max(MIGRATIONS)
 
 # Tables whose rows are clinical data: every change to them is audited.

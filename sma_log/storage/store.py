@@ -5,7 +5,10 @@ Rules kept here:
 * Every write is one ``BEGIN IMMEDIATE`` … ``COMMIT``; a method returns only after the
   commit, so whatever the screen shows next is on disk.
 * Every insert, update and delete of a clinical table is written to ``audit_log`` in
-  the same transaction (table, record id, field, old value, new value, user, UTC time).
+  the same transaction: table, record id, field and old value, under one ``audit_tx``
+  (user, UTC time) per transaction; new values and inserted rows are derived
+  (:mod:`sma_log.storage.auditlog`, which :meth:`Store.audit_entries` decodes). The
+  attempts rows, a cache of the audited events, are not audited.
 * Values are validated with the domain's field specs before they are written.
 * SQLite errors leave as :class:`StorageError` with one readable line.
 """
@@ -26,6 +29,7 @@ import pendulum
 from ..domain import fields, timeline, vocab
 from ..domain.clock import Anchor, Clock, from_text, to_text
 from ..domain.ids import new_id
+from . import auditlog
 from .db import Row, open_connection
 from .errors import Conflict, NotFound, StorageError
 from .followups import FollowupStore
@@ -80,12 +84,7 @@ def instant_ok_sql(expr: str) -> str:
     )
 
 
-def _audit_text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+_audit_text = auditlog.audit_text
 
 
 @dataclass
@@ -141,6 +140,9 @@ class Store(FollowupStore):
         self.user = name.strip() or "unknown"
         self.clock = clock or Clock()
         self.backup = backup
+        # The transaction's audit_tx (number, instant, user) and its one instant.
+        self._tx: tuple[int, str, str] | None = None
+        self._tx_at: str | None = None
 
     # ------------------------------------------------------------------ plumbing
     @classmethod
@@ -205,6 +207,7 @@ class Store(FollowupStore):
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             raise StorageError(_friendly(exc)) from None
+        self._tx = self._tx_at = None
         try:
             yield self.conn
             self.conn.execute("COMMIT")
@@ -247,21 +250,57 @@ class Store(FollowupStore):
         new: Any = None,
         at: str | None = None,
     ) -> None:
+        """One audit row in its stored form (:mod:`~sma_log.storage.auditlog`).
+
+        An insert (``new`` the row without its id) and an update of an audited column
+        keep no new value: it is derived. Anything else keeps ``new`` in ``kept``.
+        """
+        if table in auditlog.CACHE_TABLES:
+            return  # a cache of the audited events (auditlog.CACHE_TABLES)
+        kept: dict[str, Any] = {}
+        if action == "insert" and field in (None, auditlog.INSERT_FIELD):
+            field = auditlog.INSERT_FIELD
+            text = auditlog.insert_kept(table, new if isinstance(new, Mapping) else {})
+            if text is not None:
+                kept = json.loads(text)
+            if not isinstance(new, Mapping):
+                kept = {"new": _audit_text(new)}
+        else:
+            if action != auditlog.default_action(table, field):
+                kept["action"] = action
+            if action != "update" or field in auditlog.UNAUDITED.get(table, ()):
+                kept["new"] = _audit_text(new)
         self.conn.execute(
-            "INSERT INTO audit_log(id, at, user, action, table_name, record_id, field, "
-            "old_value, new_value) VALUES (?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO audit_log(tx, table_name, record_id, field, old_value, kept) "
+            "VALUES (?,?,?,?,?,?)",
             (
-                new_id(),
-                at or to_text(self.now()),
-                self.user,
-                action,
+                self._audit_tx(at),
                 table,
                 record_id,
                 field,
-                _audit_text(old),
-                _audit_text(new),
+                None if action == "insert" else _audit_text(old),
+                json.dumps(kept, ensure_ascii=False, sort_keys=True) if kept else None,
             ),
         )
+
+    def _audit_tx(self, at: str | None) -> int:
+        """The ``audit_tx`` of this transaction (one instant per transaction unless the
+        caller names one, as an import does)."""
+        if at is None:
+            if self._tx_at is None or not self.conn.in_transaction:
+                self._tx_at = to_text(self.now())
+            at = self._tx_at
+        if self._tx is not None and self._tx[1:] == (at, self.user):
+            # still there (not rolled back since)?
+            row = self.conn.execute(
+                "SELECT at, user FROM audit_tx WHERE n = ?", (self._tx[0],)
+            ).fetchone()
+            if row == (at, self.user):
+                return self._tx[0]
+        cur = self.conn.execute("INSERT INTO audit_tx(at, user) VALUES (?, ?)", (at, self.user))
+        n = int(cur.lastrowid or 0)
+        self._tx = (n, at, self.user)
+        return n
 
     def _insert(self, table: str, row: Row) -> None:
         cols = ", ".join(row)
@@ -789,27 +828,32 @@ class Store(FollowupStore):
     def audit_entries(
         self, table: str | None = None, record_id: str | None = None, limit: int = 1000
     ) -> list[AuditEntry]:
+        """The audit log's entries (decoded: old and new value, user, instant), oldest
+        first, of one table or record if named; ``id`` is the entry's number."""
         where, params = [], []
         if table:
-            where.append("table_name = ?")
+            where.append("a.table_name = ?")
             params.append(table)
         if record_id:
-            where.append("record_id = ?")
+            where.append("a.record_id = ?")
             params.append(record_id)
-        clause = ("WHERE " + " AND ".join(where)) if where else ""
-        rows = self.query(f"SELECT * FROM audit_log {clause} ORDER BY id LIMIT ?", (*params, limit))
+        try:
+            rows = auditlog.entries(self.conn, " AND ".join(where) or "1", params, limit)
+        except sqlite3.Error as exc:
+            raise StorageError(_friendly(exc)) from None
         return cast("list[AuditEntry]", rows)
 
     def revision(self, records: list[tuple[str, str]]) -> tuple[int, str | None]:
         """How often these ``(table, record id)`` records changed (audited updates) and
         the last audit time among the entries whose ``at`` may be a stored instant
         (:func:`instant_ok_sql`: bad cells another tool wrote are left out)."""
-        at_ok_sql = instant_ok_sql("at")
-        where = " OR ".join("(table_name = ? AND record_id = ?)" for _ in records)
+        at_ok_sql = instant_ok_sql("t.at")
+        where = " OR ".join("(a.table_name = ? AND a.record_id = ?)" for _ in records)
         params = [v for pair in records for v in pair]
         n, last = self.conn.execute(
-            f"SELECT count(*) FILTER (WHERE action != 'insert'), "
-            f"max(at) FILTER (WHERE {at_ok_sql}) FROM audit_log WHERE {where}",
+            f"SELECT count(*) FILTER (WHERE {auditlog.action_sql('a')} != 'insert'), "
+            f"max(t.at) FILTER (WHERE {at_ok_sql}) FROM audit_log a "
+            f"JOIN audit_tx t ON t.n = a.tx WHERE {where}",
             params,
         ).fetchone()
         return int(n or 0), last

@@ -248,14 +248,13 @@ def read_db(db: Path) -> tuple[Model, list[str]]:
         for table in (
             "patients",
             "procedures",
-            "attempts",
             "events",
             "followups",
             "contact_attempts",
         ):
             missing = conn.execute(
                 f"SELECT count(*) FROM {table} t WHERE NOT EXISTS (SELECT 1 FROM audit_log a "
-                "WHERE a.table_name = ? AND a.record_id = t.id AND a.action = 'insert')",
+                "WHERE a.table_name = ? AND a.record_id = t.id AND a.field = '*')",
                 (table,),
             ).fetchone()[0]
             if missing:

@@ -94,11 +94,12 @@ def _written_problems(store: Store, since: int) -> list[str]:
     import json
 
     problems: list[str] = []
-    rows = store.conn.execute(
-        "SELECT table_name, action, record_id, field, new_value, user FROM audit_log "
-        "WHERE rowid > ?",
-        (since,),
-    ).fetchall()
+    from sma_log.storage import auditlog
+
+    rows = [
+        (e["table_name"], e["action"], e["record_id"], e["field"], e["new_value"], e["user"])
+        for e in auditlog.entries(store.conn, "a.n > ?", (since,))
+    ]
     for table, action, record_id, field, new, user in rows:
         problems += [f"audit_log.user: {p}" for p in check_text(user or "")]
         if action == "insert":
@@ -278,7 +279,7 @@ def test_every_cli_option_refuses_hostile_values_in_one_line(
     conn = sqlite3.connect(cli_home / "c.db")
     try:
         assert conn.execute("PRAGMA quick_check").fetchone()[0] == "ok"
-        users = [r[0] for r in conn.execute("SELECT DISTINCT user FROM audit_log")]
+        users = [r[0] for r in conn.execute("SELECT DISTINCT user FROM audit_tx")]
         for u in users:
             assert check_text(u or "") == [], u
     finally:

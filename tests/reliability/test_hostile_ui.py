@@ -91,7 +91,7 @@ def test_hostile_text_in_real_forms_shows_as_typed(tmp_path: Path) -> None:
         notes = [r["value"] for r in s.query("SELECT value FROM events WHERE kind = 'note'")]
         assert notes == [fields.NOTE_FIELD.parse(n) for n in NOTES]
         assert "[red]x[/]" in notes
-        for r in s.query("SELECT DISTINCT user FROM audit_log"):
+        for r in s.query("SELECT DISTINCT user FROM audit_tx"):
             assert r["user"] == "[b]ui[/b]"
 
 

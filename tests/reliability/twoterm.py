@@ -242,24 +242,27 @@ def check(db: Path, results: dict, seconds: float) -> dict:
     if scored != bed["scores"]:
         lost.append(f"scores: {scored} for {bed['scores']}")
     audit_problems: list[str] = []
-    for table in ("patients", "procedures", "attempts", "events", "followups", "contact_attempts"):
+    # (attempts: a cache of the events, not audited since schema 5)
+    for table in ("patients", "procedures", "events", "followups", "contact_attempts"):
         missing = one(
             f"SELECT count(*) FROM {table} t WHERE NOT EXISTS (SELECT 1 FROM audit_log a "
-            f"WHERE a.table_name = '{table}' AND a.record_id = t.id AND a.action = 'insert')"
+            f"WHERE a.table_name = '{table}' AND a.record_id = t.id AND a.field = '*')"
         )
         if missing:
             audit_problems.append(f"{missing} {table} rows without an audited insert")
     # Every follow-up change the office made is audited: no answers bump
     # contact_attempts_n (one audit row each); completions set satisfaction.
     bumps = one(
-        "SELECT count(*) FROM audit_log WHERE table_name = 'followups' "
-        "AND field = 'contact_attempts_n' AND user = 'office'"
+        "SELECT count(*) FROM audit_log a JOIN audit_tx t ON t.n = a.tx "
+        "WHERE a.table_name = 'followups' AND a.field = 'contact_attempts_n' AND t.user = 'office'"
     )
     if bumps != off["no_answer"]:
         audit_problems.append(f"{bumps} audited call counts for {off['no_answer']} calls")
-    closes = one(
-        "SELECT count(*) FROM audit_log WHERE table_name = 'followups' AND field = 'closed_reason'"
-        " AND new_value IS NOT NULL"
+    from sma_log.storage import auditlog  # new values are decoded (schema 5)
+
+    closes = sum(
+        e["new_value"] is not None
+        for e in auditlog.entries(conn, "a.table_name = 'followups' AND a.field = 'closed_reason'")
     )
     if closes != off["closed"]:
         audit_problems.append(f"{closes} audited closes for {off['closed']}")
