@@ -68,6 +68,8 @@ _OPTIONS = {
     "window_after_hours": "--window-after H",
     "score_earliest_min": "--score-earliest MIN",
     "missed_after_days": "--missed-after DAYS",
+    # issue 15: replication
+    "replica": "--replica URL",
 }
 
 #: Numeric settings and their allowed range (the same as the ``settings`` options).
@@ -105,6 +107,9 @@ class Settings:
     #: Days after its window closes that a missed follow-up stays in the queue (0-365);
     #: after that it is listed only on request (the queue's m, --status missed).
     missed_after_days: float = 14.0
+    # issue 15: where ``sma-log replicate`` streams the database (a folder path or a URL
+    # Litestream accepts; "" means none set). A replica is a full, identified copy.
+    replica: str = ""
 
     @classmethod
     def load(cls, path: Path | None = None, replacing: Iterable[str] = ()) -> Settings:
@@ -264,6 +269,8 @@ def _check_value(key: str, value: Any) -> tuple[str | None, Any]:
             problem = f"{json.dumps(value)} has spaces around the name"
         if problem:
             return problem, None
+    if key == "replica" and re.search(r"[\x00-\x1f\x7f]", value):
+        return "control characters are not allowed in a replica", None
     if key == "locale":
         problem = locale_problem(value)
         if problem:

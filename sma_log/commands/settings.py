@@ -44,6 +44,13 @@ from .common import CommandRefused, Options, format_option
     help="Days after its window a missed follow-up leaves the queue (0-365; default 14); "
     "sma-log followups --status missed still lists it.",
 )
+# issue 15: replication
+@click.option(
+    "--replica",
+    metavar="URL",
+    help="Where sma-log replicate streams the database: a folder or a URL Litestream "
+    "accepts (s3://, sftp://, ...); '' to clear.",
+)
 @format_option("json: one object on stdout (path, whether the file exists, the settings).")
 @click.pass_obj
 def settings_command(
@@ -56,6 +63,7 @@ def settings_command(
     window_after: float | None,
     score_earliest: float | None,
     missed_after: float | None,
+    replica: str | None,
     fmt: str,
 ) -> None:
     """Show the settings, or change them (only the options given; the rest is kept).
@@ -109,6 +117,8 @@ def settings_command(
         changes["window_before_hours"] = float(window_before)
     if window_after is not None:
         changes["window_after_hours"] = float(window_after)
+    if replica is not None:  # issue 15: replication
+        changes["replica"] = _check_replica(replica)
     path = config_path()
     try:
         current = opts.settings
@@ -138,6 +148,17 @@ def _check_locale(value: str) -> str:
     if problem:
         raise CommandRefused(f"--locale: {problem}")
     return schedule.resolve_locale(value.strip())
+
+
+def _check_replica(value: str) -> str:
+    """issue 15: a folder path (kept absolute) or a URL of a replica type Litestream has."""
+    from .litestream import replica_folder
+
+    value = value.strip()
+    if not value:
+        return ""
+    folder = replica_folder(value)
+    return value if folder is None or "://" in value else str(folder)
 
 
 def _show_json(settings: Any, path: Path, saved: bool) -> None:
@@ -178,6 +199,7 @@ def _show_settings(settings: Any, path: Path) -> None:
         ("5-min score from", f"{settings.score_earliest_min:g} min after the end"),
         ("missed leave queue", f"{settings.missed_after_days:g} days after the window"),
         ("theme", settings.theme),
+        ("replica", settings.replica or "(none: sma-log replicate needs --to)"),  # issue 15
     ]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
