@@ -159,7 +159,7 @@ def check_replica_has_backup(url: str) -> None:
 
 
 def state_folder() -> Path:
-    """A new private (0700) folder for Litestream's configuration and its local state;
+    """A new private (0700) folder for Litestream's configuration;
     the caller removes it. Folders of earlier runs that were killed are removed first."""
     base = Path(tempfile.gettempdir())
     for old in base.glob(f"{STATE_PREFIX}*"):
@@ -182,13 +182,29 @@ def _yaml_text(value: str) -> str:
     return json.dumps(value)  # a JSON string is a YAML double-quoted scalar
 
 
+def meta_folder(db: Path) -> Path:
+    """Litestream's record of what it shipped, kept beside the database (its default
+    place, made 0700 here) from one run to the next. It must outlive a run: a
+    Litestream started without it takes the replica's last position for the file's
+    and misses the pages checkpointed into the file while it was not running (seen
+    here: a replica that failed the integrity check). It belongs to the file: a
+    restore in the place of a lost file removes the lost file's one."""
+    return db.parent / f".{db.name}-litestream"
+
+
 def write_config(state: Path, db: Path, url: str, sync_interval: float) -> Path:
     """Litestream's configuration for one database and one replica (file 0600)."""
-    millis = max(1, round(sync_interval * 1000))
+    # A commit waits at most one monitor interval to be read from the log and one sync
+    # interval to be shipped: each is half the promised lag.
+    millis = max(50, round(sync_interval * 500))
+    meta = meta_folder(db)
+    meta.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(meta, 0o700)
     text = (
         "dbs:\n"
         f"  - path: {_yaml_text(str(db))}\n"
-        f"    meta-path: {_yaml_text(str(state / 'meta'))}\n"
+        f"    meta-path: {_yaml_text(str(meta))}\n"
+        f"    monitor-interval: {millis}ms\n"
         "    replica:\n"
         f"      url: {_yaml_text(url)}\n"
         f"      sync-interval: {millis}ms\n"

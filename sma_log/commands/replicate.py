@@ -45,8 +45,14 @@ EXIT_CONFLICTS = 3
     metavar="SECONDS",
     help="How often Litestream ships new commits: the most the replica lags the file.",
 )
+@click.option(
+    "--log",
+    "log",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Append Litestream's own log (debug level) to this file (0600).",
+)
 @click.pass_obj
-def replicate(opts: Options, to: str | None, sync_interval: float) -> None:
+def replicate(opts: Options, to: str | None, sync_interval: float, log: Path | None) -> None:
     """Stream the database to a replica with Litestream, until stopped (Ctrl-C).
 
     Runs in the foreground with one status line (on a terminal), or as a service (see
@@ -69,7 +75,7 @@ def replicate(opts: Options, to: str | None, sync_interval: float) -> None:
     state = litestream.state_folder()
     try:
         config = litestream.write_config(state, db, url, sync_interval)
-        _run(exe, config, db, url, sync_interval, created)
+        _run(exe, config, db, url, sync_interval, created, log)
     finally:
         shutil.rmtree(state, ignore_errors=True)
 
@@ -110,6 +116,8 @@ class _Status:
         self.last_error = ""
         self.started = time.monotonic()
         self.held: list[str] = []
+        self.read_log = False
+        self.equal_at: str | None = None
 
     def flush(self) -> None:
         for line in self.held:
@@ -120,14 +128,29 @@ class _Status:
         fields = litestream.logfmt(line)
         msg = fields.get("msg", "")
         level = fields.get("level", "")
-        if msg in ("ltx file uploaded", "snapshot complete"):
+        if msg == "sync":  # Litestream read the file's log
+            self.read_log = True
+        # In step: after Litestream read the log, two "replica sync" in a row with the
+        # replica at the file's position (a start with nothing to ship uploads nothing;
+        # one equal pair alone can come before the log's new commits were read).
+        in_step = False
+        if msg == "replica sync" and self.read_log:
+            position = fields.get("txid.replica")
+            if position == fields.get("txid.db"):
+                in_step = position == self.equal_at
+                self.equal_at = position
+            else:
+                self.equal_at = None
+        shipped = self.shipped is not None and msg in ("ltx file uploaded", "snapshot complete")
+        if shipped or in_step:
             first = self.shipped is None
             self.shipped = time.strftime("%H:%M:%S")
-            with contextlib.suppress(ValueError):
-                self.txid = max(self.txid, int(fields.get("maxTXID") or fields["txid"], 16))
+            with contextlib.suppress(ValueError, KeyError):
+                txid = fields.get("maxTXID") or fields.get("txid.replica") or fields["txid"]
+                self.txid = max(self.txid, int(txid, 16))
             if first and not self.tty:
                 took = time.monotonic() - self.started
-                click.echo(f"{self.head}: first copy complete in {took:.1f} s", err=True)
+                click.echo(f"{self.head}: replica in step after {took:.1f} s", err=True)
                 self.flush()
         elif level in ("ERROR", "WARN"):
             self.errors += 1
@@ -144,7 +167,7 @@ class _Status:
     def draw(self) -> None:
         if not self.tty:
             return
-        shipped = f"last shipped {self.shipped} (txid {self.txid})" if self.shipped else "starting"
+        shipped = f"in step at {self.shipped} (txid {self.txid})" if self.shipped else "first copy"
         errors = f"{self.errors} errors, last: {self.last_error}" if self.errors else "0 errors"
         text = f"{self.head}: {shipped}; {errors}; Ctrl-C stops"
         width = shutil.get_terminal_size((100, 24)).columns
@@ -157,7 +180,13 @@ class _Status:
 
 
 def _run(
-    exe: str, config: Path, db: Path, url: str, sync_interval: float, created: Path | None
+    exe: str,
+    config: Path,
+    db: Path,
+    url: str,
+    sync_interval: float,
+    created: Path | None,
+    log: Path | None,
 ) -> None:
     args = [exe, "replicate", "-config", str(config), "-no-expand-env", "-log-level", "debug"]
     status = _Status(db, url, sync_interval)
@@ -180,9 +209,15 @@ def _run(
     status.draw()
     tail: list[str] = []
     assert proc.stdout is not None
+    raw = None
+    if log is not None:
+        fd = os.open(log.expanduser(), os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600)
+        raw = os.fdopen(fd, "a", encoding="utf-8", buffering=1)
     try:
         for line in proc.stdout:
             tail = [*tail[-50:], line]
+            if raw is not None:
+                raw.write(line)
             status.feed(line)
         code = proc.wait()
     except KeyboardInterrupt:
@@ -195,6 +230,8 @@ def _run(
         return
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if raw is not None:
+            raw.close()
     reason = litestream.error_line("".join(tail))
     if status.shipped is None and created is not None:
         shutil.rmtree(created, ignore_errors=True)  # a refused start leaves nothing
@@ -268,6 +305,9 @@ def restore(opts: Options, source: str, to: Path, at: str | None) -> None:
         held = _checked(restored_file, source)
         os.chmod(restored_file, 0o600)
         _link_into_place(restored_file, target)
+        # Litestream's record of a lost file that lived here would mislead the next
+        # sma-log replicate of this one: it is not this file's.
+        shutil.rmtree(litestream.meta_folder(target), ignore_errors=True)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     took = time.monotonic() - started
