@@ -248,8 +248,32 @@ def logfmt(line: str) -> dict[str, str]:
     return fields
 
 
+def replica_times(exe: str, url: str) -> list[str]:
+    """The creation times (UTC, ``…Z``) of the replica's files, from ``litestream ltx``."""
+    try:
+        done = subprocess.run(
+            [exe, "ltx", url], capture_output=True, text=True, check=False, timeout=120
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    found = re.findall(r"\s(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)\s*$", done.stdout, re.MULTILINE)
+    return sorted(found)
+
+
 def restore(exe: str, url: str, out: Path, timestamp: str | None) -> None:
-    """``litestream restore`` of the replica at ``url`` into the new file ``out``."""
+    """``litestream restore`` of the replica at ``url`` into the new file ``out``.
+
+    Litestream 0.5.17 answers "timestamp does not exist" for a time after its newest
+    file (measured): such a time is the latest copy, restored as such.
+    """
+    if timestamp:
+        times = replica_times(exe, url)
+        if times and timestamp >= times[-1]:
+            timestamp = None
+        elif times and timestamp < times[0]:
+            raise CommandRefused(
+                f"{url}: no backup at that time in the replica (it starts at {times[0]} UTC)"
+            )
     args = [exe, "restore", "-no-expand-env", "-o", str(out)]
     if timestamp:
         args += ["-timestamp", timestamp]
