@@ -185,6 +185,8 @@ def test_replicate_refusals_write_nothing(tmp_path: Path) -> None:
         assert out.returncode == 2, (args, out.stderr)
         assert words in one_error_line(out.stderr), out.stderr
         assert not new.exists()
+        # nor Litestream's state beside it (SQLite's -wal/-shm of the check may stay)
+        assert [n for n in listing(tmp_path) if not n.endswith(("-wal", "-shm"))] == ["bedside.db"]
     foreign = tmp_path / "other.db"
     conn = sqlite3.connect(foreign)
     conn.execute("CREATE TABLE bookmarks (url TEXT)")

@@ -73,15 +73,21 @@ def replicate(opts: Options, to: str | None, sync_interval: float, log: Path | N
     created = folder if folder is not None and not folder.exists() else None
     url = litestream.replica_url(target, create=True)
     state = litestream.state_folder()
+    meta = litestream.meta_folder(db)
+    new_meta = not meta.exists()
     try:
         config = litestream.write_config(state, db, url, sync_interval)
         _run(exe, config, db, url, sync_interval, created, log)
+    except CommandRefused:
+        if new_meta:  # a refused first start leaves nothing beside the database either
+            shutil.rmtree(meta, ignore_errors=True)
+        raise
     finally:
         shutil.rmtree(state, ignore_errors=True)
 
 
 def _replica_setting(opts: Options) -> str:
-    replica = str(getattr(opts.settings, "replica", "") or "")
+    replica = opts.settings.replica
     if not replica:
         raise CommandRefused(
             "no replica: give --to FOLDER|URL, or set one with: sma-log settings --replica URL"
