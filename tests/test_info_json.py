@@ -146,6 +146,7 @@ def test_settings_json_defaults_then_saved(config: Path) -> None:
         "window_after_hours": 24.0,
         "score_earliest_min": 4.0,
         "missed_after_days": 14.0,
+        "replica": "",  # issue 15
     }
     assert doc["timezone_in_effect"] == Settings().tz_name()
     assert not config.exists()
@@ -185,6 +186,7 @@ def test_settings_text_is_unchanged(config: Path) -> None:
         "5-min score from",
         "missed leave queue",
         "theme",
+        "replica",  # issue 15
     ]
 
 
