@@ -173,18 +173,29 @@ def check_copy(
     actions: list[tuple[float, str, str]],
     cutoff: float,
     interval: float,
+    writers: int,
 ) -> dict[str, Any]:
     """The restored ``copy`` against the writers' logs and the live file's keys."""
     conn = sqlite3.connect(f"file:{copy}?mode=ro", uri=True)
     try:
         keys = _keys(conn)
         problems = []
+        logged = {a[2] for a in actions}
+        in_flight: list[str] = []
         for table, values in keys.items():
             if len(values) != len(set(values)):
                 problems.append(f"{table}: {len(values) - len(set(values))} duplicated")
             extra = set(values) - live[table]
-            if extra:
-                problems.append(f"{table}: {len(extra)} rows not in the live file")
+            if extra & logged:
+                problems.append(f"{table}: {len(extra & logged)} logged rows not in the live file")
+            in_flight += sorted(extra - logged)
+        # A writer killed inside COMMIT (its log frames written, SQLite's index of the
+        # log not yet updated) leaves a transaction Litestream can read and ship, but
+        # the live file drops it when its log restarts: an action whose commit never
+        # returned (found: 3 in 63 rounds). At most one per writer: a patient or a
+        # procedure start (procedure + first event) or one event.
+        if len({key.split(":")[0] for key in in_flight}) > writers:
+            problems.append(f"{len(in_flight)} rows not in the live file: {in_flight[:4]}")
         have = {table: set(values) for table, values in keys.items()}
         lost_beyond = [a for a in actions if a[0] < cutoff and a[2] not in have[a[1]]]
         lost_within = [a for a in actions if a[0] >= cutoff and a[2] not in have[a[1]]]
@@ -204,6 +215,7 @@ def check_copy(
         "restored_actions": sum(len(v) for v in have.values()),
         "lost_beyond": len(lost_beyond),
         "lost_within": len(lost_within),
+        "in_flight_shipped": len({key.split(":")[0] for key in in_flight}),
         "lag_seen_s": round(max(before_kill, default=0.0), 3),
         "problems": problems,
         "integrity": integrity,
@@ -313,7 +325,7 @@ def run(
         else:
             target = folder / f"restored-{r}.db"
         took = _restore(replica, target)
-        result = check_copy(target, live, actions, t_kill - interval, interval)
+        result = check_copy(target, live, actions, t_kill - interval, interval, n_writers)
         result.update(round=r, writers=n_writers, order=order, restore_s=round(took, 2))
         result["actions"] = len(actions)
         figures["rounds"].append(result)
@@ -328,6 +340,7 @@ def run(
             fh.write(f"==== round {r} killed at {t_kill:.6f} ({order})\n")
     figures["actions"] = len(read_logs(folder)[0])
     figures["lag_seen_s"] = max(r["lag_seen_s"] for r in figures["rounds"])
+    figures["in_flight_shipped"] = sum(r["in_flight_shipped"] for r in figures["rounds"])
     return figures
 
 
