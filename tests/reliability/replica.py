@@ -27,6 +27,7 @@ Run as ``python replica.py writer DB LOG NAME N SEED`` it is one writer.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -257,6 +258,48 @@ def _wait_first_action(folder: Path, before: int, writers: list[Any]) -> None:
     raise AssertionError("the writers wrote nothing in 30 s")
 
 
+def _round(
+    rep: Any,
+    folder: Path,
+    copies: int,
+    db: Path,
+    n_writers: int,
+    per_round: int,
+    rng: random.Random,
+    seed: int,
+    writers: list[Any],
+) -> tuple[int, str, float]:
+    """One round up to the kills (``writers`` is filled with the writer processes):
+    (first copies seen, kill order, Litestream's kill time)."""
+    copies = _wait_first_copy(rep, folder, copies)
+    writers += [
+        subprocess.Popen(
+            [
+                *(sys.executable, __file__, "writer", str(db)),
+                *(str(folder / f"writer-{w}.log"), f"w{w}", str(per_round // n_writers)),
+                str(seed),
+            ],
+            stdin=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for w in range(n_writers)
+    ]
+    _wait_first_action(folder, len(read_logs(folder)[0]), writers)
+    time.sleep(rng.uniform(0.0, 2.0))  # the random moment of the kill (not logic)
+    order = rng.choice(["litestream first", "writers first", "together"])
+    if order == "writers first":
+        for w in writers:
+            w.kill()
+        time.sleep(rng.uniform(0, 0.3))
+    t_kill = _kill_group(rep)
+    if order == "litestream first":
+        time.sleep(rng.uniform(0, 0.3))
+    for w in writers:
+        w.kill()
+        w.wait()
+    return copies, order, t_kill
+
+
 def run(
     folder: Path,
     min_actions: int,
@@ -285,33 +328,20 @@ def run(
     r = 0
     while r < 3 or (len(read_logs(folder)[0]) < min_actions and r < max_rounds):
         rep = _start_replicate(db, replica, folder, interval)
-        copies = _wait_first_copy(rep, folder, copies)
+        writers: list[Any] = []
         n_writers = 2 if r % 2 else 1  # two writers + Litestream together every other round
-        writers = [
-            subprocess.Popen(
-                [
-                    *(sys.executable, __file__, "writer", str(db)),
-                    *(str(folder / f"writer-{w}.log"), f"w{w}", str(per_round // n_writers)),
-                    str(seed),
-                ],
-                stdin=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+        try:
+            copies, order, t_kill = _round(
+                rep, folder, copies, db, n_writers, per_round, rng, seed, writers
             )
-            for w in range(n_writers)
-        ]
-        _wait_first_action(folder, len(read_logs(folder)[0]), writers)
-        time.sleep(rng.uniform(0.0, 2.0))  # the random moment of the kill (not logic)
-        order = rng.choice(["litestream first", "writers first", "together"])
-        if order == "writers first":
+        finally:  # a failed round leaves no process behind
+            if rep.poll() is None:  # not killed yet (nor reaped: its group is still its)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(rep.pid, signal.SIGKILL)
+                rep.wait()
             for w in writers:
                 w.kill()
-            time.sleep(rng.uniform(0, 0.3))
-        t_kill = _kill_group(rep)
-        if order == "litestream first":
-            time.sleep(rng.uniform(0, 0.3))
-        for w in writers:
-            w.kill()
-            w.wait()
+                w.wait()
         figures["kills"] += 1 + len(writers)
         actions, errors = read_logs(folder)
         figures["writer_errors"] += errors
