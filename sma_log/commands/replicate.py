@@ -115,6 +115,7 @@ class _Status:
 
     def __init__(self, db: Path, url: str, sync_interval: float) -> None:
         self.head = f"Replicating {db} to {url} (every {sync_interval:g} s)"
+        self.short = f"{db.name} to {url} every {sync_interval:g} s"
         self.tty = sys.stderr.isatty()
         self.shipped: str | None = None
         self.txid = 0
@@ -175,7 +176,7 @@ class _Status:
             return
         shipped = f"in step at {self.shipped} (txid {self.txid})" if self.shipped else "first copy"
         errors = f"{self.errors} errors, last: {self.last_error}" if self.errors else "0 errors"
-        text = f"{self.head}: {shipped}; {errors}; Ctrl-C stops"
+        text = f"Replica {shipped}; {errors}; {self.short}; Ctrl-C stops"  # state first
         width = shutil.get_terminal_size((100, 24)).columns
         click.echo("\r\x1b[2K" + text[: width - 1], err=True, nl=False)
 
