@@ -496,6 +496,7 @@ def _register() -> None:
     from .commands.export import export
     from .commands.followups import followups
     from .commands.importcmd import import_command
+    from .commands.replicate import pull, replicate, restore
     from .commands.settings import settings_command
 
     main.add_command(datasette_metadata)
@@ -503,6 +504,9 @@ def _register() -> None:
     main.add_command(followups)
     main.add_command(import_command)
     main.add_command(settings_command)
+    main.add_command(replicate)
+    main.add_command(restore)
+    main.add_command(pull)
     main.add_command(__import__("sma_log.commands.report", fromlist=["report"]).report)
     main.add_command(__import__("sma_log.commands.learning", fromlist=["x"]).learning_command)
 

@@ -74,6 +74,8 @@ _OPTIONS = {
     "learning_p1": "--learning-p1 P",
     "learning_alpha": "--learning-alpha A",
     "learning_beta": "--learning-beta B",
+    # issue 15: replication
+    "replica": "--replica URL",
 }
 
 #: Numeric settings and their allowed range (the same as the ``settings`` options).
@@ -119,6 +121,9 @@ class Settings:
     learning_p1: float = 0.20
     learning_alpha: float = 0.10
     learning_beta: float = 0.10
+    # issue 15: where ``sma-log replicate`` streams the database (a folder path or a URL
+    # Litestream accepts; "" means none set). A replica is a full, identified copy.
+    replica: str = ""
 
     @classmethod
     def load(cls, path: Path | None = None, replacing: Iterable[str] = ()) -> Settings:
@@ -305,6 +310,8 @@ def _check_value(key: str, value: Any) -> tuple[str | None, Any]:
             problem = f"{json.dumps(value)} has spaces around the name"
         if problem:
             return problem, None
+    if key == "replica" and re.search(r"[\x00-\x1f\x7f]", value):
+        return "control characters are not allowed in a replica", None
     if key == "locale":
         problem = locale_problem(value)
         if problem:

@@ -152,6 +152,7 @@ def test_settings_json_defaults_then_saved(config: Path) -> None:
         "learning_p1": 0.20,
         "learning_alpha": 0.10,
         "learning_beta": 0.10,
+        "replica": "",  # issue 15
     }
     assert doc["timezone_in_effect"] == Settings().tz_name()
     assert not config.exists()
@@ -191,6 +192,7 @@ def test_settings_text_is_unchanged(config: Path) -> None:
         "5-min score from",
         "missed leave queue",
         "theme",
+        "replica",  # issue 15
     ]
 
 

@@ -55,6 +55,13 @@ from .common import CommandRefused, Options, format_option
 @click.option("--learning-p1", type=float, metavar="P", help="Unacceptable failure rate (0.20).")
 @click.option("--learning-alpha", type=float, metavar="A", help="CUSUM type I error α (0.10).")
 @click.option("--learning-beta", type=float, metavar="B", help="CUSUM type II error β (0.10).")
+# issue 15: replication
+@click.option(
+    "--replica",
+    metavar="URL",
+    help="Where sma-log replicate streams the database: a folder or a URL Litestream "
+    "accepts (s3://, sftp://, ...); '' to clear.",
+)
 @format_option("json: one object on stdout (path, whether the file exists, the settings).")
 @click.pass_obj
 def settings_command(
@@ -72,6 +79,7 @@ def settings_command(
     learning_p1: float | None,
     learning_alpha: float | None,
     learning_beta: float | None,
+    replica: str | None,
     fmt: str,
 ) -> None:
     """Show the settings, or change them (only the options given; the rest is kept).
@@ -128,6 +136,8 @@ def settings_command(
     changes.update(
         _learning_changes(learning_failure, learning_p0, learning_p1, learning_alpha, learning_beta)
     )
+    if replica is not None:  # issue 15: replication
+        changes["replica"] = _check_replica(replica)
     path = config_path()
     try:
         current = opts.settings
@@ -190,6 +200,17 @@ def _check_locale(value: str) -> str:
     return schedule.resolve_locale(value.strip())
 
 
+def _check_replica(value: str) -> str:
+    """issue 15: a folder path (kept absolute) or a URL of a replica type Litestream has."""
+    from .litestream import replica_folder
+
+    value = value.strip()
+    if not value:
+        return ""
+    folder = replica_folder(value)
+    return value if folder is None or "://" in value else str(folder)
+
+
 def _show_json(settings: Any, path: Path, saved: bool) -> None:
     """One JSON object: the file, whether it exists (else these are the defaults),
     whether this command saved it, the settings as stored, the time zone in effect."""
@@ -228,6 +249,7 @@ def _show_settings(settings: Any, path: Path) -> None:
         ("5-min score from", f"{settings.score_earliest_min:g} min after the end"),
         ("missed leave queue", f"{settings.missed_after_days:g} days after the window"),
         ("theme", settings.theme),
+        ("replica", settings.replica or "(none: sma-log replicate needs --to)"),  # issue 15
     ]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
