@@ -55,7 +55,8 @@ FLOW = [
     "injection_start",
     "injection_end",
 ]
-CLINICAL = ("patients", "procedures", "attempts", "events", "followups")
+# Attempts are not audited since schema 5 (every column derived from the audited events).
+CLINICAL = ("patients", "procedures", "events", "followups")
 
 
 def sma_log() -> list[str]:
@@ -205,7 +206,7 @@ def check_copy(
         for table in CLINICAL:
             missing = conn.execute(
                 f"SELECT count(*) FROM {table} t WHERE NOT EXISTS (SELECT 1 FROM audit_log a "
-                f"WHERE a.table_name = '{table}' AND a.record_id = t.id AND a.action = 'insert')"
+                f"WHERE a.table_name = '{table}' AND a.record_id = t.id AND a.field = '*')"
             ).fetchone()[0]
             if missing:
                 problems.append(f"{missing} {table} rows without an audited insert")
