@@ -396,6 +396,10 @@ RULES: dict[str, dict[str, Rule]] = {
                 "injection_end_at",
                 "procedure_min",
                 "puncture_min",
+                "vial_out_at",
+                "drawn_up_at",
+                "injection_sec",
+                "drawn_to_injection_min",
             )
         },
         "created_at": Instant(),

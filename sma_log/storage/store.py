@@ -299,7 +299,7 @@ class Store(FollowupStore):
             return {}
         sets = ", ".join(f"{k} = ?" for k in diff)
         values = [v for _, v in diff.values()]
-        if table in ("patients", "procedures", "identifiers", "followups"):
+        if table in ("patients", "procedures", "identifiers", "followups", "labs", "timeouts"):
             sets += ", updated_at = ?"
             values.append(to_text(self.now()))
         self.conn.execute(f"UPDATE {table} SET {sets} WHERE id = ?", (*values, record_id))
