@@ -496,12 +496,14 @@ def _register() -> None:
     from .commands.export import export
     from .commands.followups import followups
     from .commands.importcmd import import_command
+    from .commands.labs import labs
     from .commands.settings import settings_command
 
     main.add_command(datasette_metadata)
     main.add_command(export)
     main.add_command(followups)
     main.add_command(import_command)
+    main.add_command(labs)
     main.add_command(settings_command)
     main.add_command(__import__("sma_log.commands.report", fromlist=["report"]).report)
 

@@ -146,6 +146,14 @@ def test_settings_json_defaults_then_saved(config: Path) -> None:
         "window_after_hours": 24.0,
         "score_earliest_min": 4.0,
         "missed_after_days": 14.0,
+        # issue 14: the pre-dose block (clinical limits empty: never invented)
+        "timeout_required": "label",
+        "platelets_min": None,
+        "pt_max_s": None,
+        "aptt_max_s": None,
+        "inr_max": None,
+        "lab_max_age_days": None,
+        "drug_warn_min": 30.0,
     }
     assert doc["timezone_in_effect"] == Settings().tz_name()
     assert not config.exists()
@@ -185,6 +193,14 @@ def test_settings_text_is_unchanged(config: Path) -> None:
         "5-min score from",
         "missed leave queue",
         "theme",
+        # issue 14: the pre-dose block
+        "time-out required",
+        "platelets min",
+        "PT max",
+        "aPTT max",
+        "INR max",
+        "lab max age",
+        "drug warning",
     ]
 
 
