@@ -196,3 +196,28 @@ def test_schema4_file_migrates_to_6_without_rewriting(tmp_path: Path) -> None:
         open_id = next(r["id"] for r in rows if r["status"] == "open")
         sp.save_timeout(s, open_id, ITEMS)
         assert sp.confirm_timeout(s, open_id).confirmed
+
+
+def test_every_door_refuses_a_future_drug_time(store: Store, proc: tuple[str, str]) -> None:
+    """The bedside key path (Store.record) and the import (records' replay) refuse an
+    entered drawn-up time after the moment it was recorded."""
+    from sma_log.domain import records
+
+    _, proc_id = proc
+    future = to_text(T0.add(minutes=30))
+    with pytest.raises(timeline.RuleError, match="in the future"):
+        store.record(proc_id, "drawn_up", future)
+    assert store.load_procedure(proc_id).row["drawn_up_at"] is None
+    events = [
+        {"id": "01J0000000000000000000000A", "seq": 1, "kind": "start", "at": to_text(T0)},
+        {
+            "id": "01J0000000000000000000000B",
+            "seq": 2,
+            "kind": "drawn_up",
+            "at": to_text(T0.add(minutes=1)),
+            "value": future,
+        },
+    ]
+    proc_row = {"id": "01J00000000000000000000000", "level_intended": "L3-L4"}
+    refused = records.check_timeline(proc_row, events)[1]
+    assert any("in the future" in r.reason for r in refused)

@@ -771,6 +771,8 @@ def _replayed(
             elif kind == "sedation":
                 timeline.check(state, kind, value)
                 _sedation_value(value, start=False)
+            elif kind in timeline.DRUG_KINDS:  # an entered time: not after the event itself
+                timeline.check_drug_time(state, kind, value, instant(row["at"]))
             else:
                 timeline.check(state, kind, value)
         except timeline.RuleError as exc:
