@@ -125,9 +125,11 @@ class Settings:
     missed_after_days: float = 14.0
 
     # ---- pre-dose time-out and drug timing (issue 14) -------------------------------
-    #: Required time-out items: "label" (the preset of ``label``), "us", "eu", "none" or
+    #: Required time-out items: "none", "label" (the preset of ``label``), "us", "eu" or
     #: a comma list of items (:data:`sma_log.domain.predose.ITEMS`).
-    timeout_required: str = "label"
+    #: Default "none": a site switches the time-out's requirements on (an upgrade puts no
+    #: new dialog before the first puncture unannounced); flags still ask for a reason.
+    timeout_required: str = "none"
     #: Site limits that flag a lab value (empty: no flag; never invented by the app).
     platelets_min: float | None = None
     pt_max_s: float | None = None

@@ -98,7 +98,7 @@ def test_import_refuses_a_file_without_the_columns(env: dict[str, str], tmp_path
 def test_settings_block(env: dict[str, str]) -> None:
     code, out = run(env, "settings")
     assert "platelets min:      (not set: no flag)" in out
-    assert "time-out required:  label: consent, skin, antithrombotic, vp_shunt" in out
+    assert "time-out required:  none: none" in out
     code, out = run(env, "settings", "--timeout-required", "us", "--platelets-min", "50")
     assert code == 0, out
     saved = json.loads(Path(env["SMA_LOG_CONFIG"]).read_text())

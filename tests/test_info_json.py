@@ -147,7 +147,7 @@ def test_settings_json_defaults_then_saved(config: Path) -> None:
         "score_earliest_min": 4.0,
         "missed_after_days": 14.0,
         # issue 14: the pre-dose block (clinical limits empty: never invented)
-        "timeout_required": "label",
+        "timeout_required": "none",
         "platelets_min": None,
         "pt_max_s": None,
         "aptt_max_s": None,

@@ -221,3 +221,55 @@ def test_every_door_refuses_a_future_drug_time(store: Store, proc: tuple[str, st
     proc_row = {"id": "01J00000000000000000000000", "level_intended": "L3-L4"}
     refused = records.check_timeline(proc_row, events)[1]
     assert any("in the future" in r.reason for r in refused)
+
+
+def test_a_drug_key_pressed_twice_records_once(store: Store, proc: tuple[str, str]) -> None:
+    _, proc_id = proc
+    sp.record_drug_time(store, proc_id, "vial_out")
+    with pytest.raises(timeline.RuleError, match="already recorded at 09:00:00 UTC; u undoes"):
+        sp.record_drug_time(store, proc_id, "vial_out")
+    # an entered time still replaces it (latest wins)
+    view = sp.record_drug_time(store, proc_id, "vial_out", T0.subtract(minutes=10))
+    assert view.row["vial_out_at"] == to_text(T0.subtract(minutes=10))
+
+
+def test_first_attempt_confirms_the_timeout_in_the_same_transaction(
+    store: Store, proc: tuple[str, str], at: Any
+) -> None:
+    _, proc_id = proc
+    sp.save_timeout(store, proc_id, {"consent": "y", "skin": "intact"})
+    eu = predose.Rules(required=predose.PRESETS["eu"])
+    with pytest.raises(predose.ReasonNeeded, match="missing anticoagulant/antiplatelet, VP"):
+        sp.record_first_attempt(store, proc_id, eu)
+    view = store.load_procedure(proc_id)
+    assert view.state.attempts == [] and not sp.timeout_view(store, proc_id, eu).confirmed
+    at(1)
+    view = sp.record_first_attempt(store, proc_id, eu, reason="parents unsure about the shunt")
+    assert view.state.attempt_count == 1
+    timeout = sp.timeout_view(store, proc_id, eu)
+    assert timeout.confirmed_at == T0.add(minutes=1) == view.state.attempts[0].at
+    assert timeout.reason == "parents unsure about the shunt"
+    at(2)  # later attempts: plain
+    assert sp.record_first_attempt(store, proc_id, eu).state.attempt_count == 2
+
+
+def test_first_attempt_with_nothing_required_writes_no_timeout(
+    store: Store, proc: tuple[str, str]
+) -> None:
+    _, proc_id = proc
+    none = predose.Rules(required=frozenset())
+    sp.record_first_attempt(store, proc_id, none)
+    assert store.one("SELECT count(*) AS n FROM timeouts") == {"n": 0}
+
+
+def test_first_attempt_complete_timeout_adds_no_question(
+    store: Store, proc: tuple[str, str]
+) -> None:
+    patient_id, proc_id = proc
+    for test, value in (("platelets", 250), ("inr", 1.0), ("urine_protein", 0.1)):
+        sp.add_lab(store, patient_id, test, value, "2026-03-26")
+    sp.save_timeout(store, proc_id, ITEMS)
+    view = sp.record_first_attempt(store, proc_id, US)
+    timeout = sp.timeout_view(store, proc_id, US)
+    assert view.state.attempt_count == 1 and timeout.confirmed and timeout.row is not None
+    assert timeout.row["complete"] == 1 and timeout.reason is None

@@ -48,9 +48,9 @@ from .common import CommandRefused, Options, format_option
 @click.option(
     "--timeout-required",
     metavar="WHICH",
-    help="Required time-out items: label (the preset of --label), us (all labs before each "
-    "dose), eu (labs when indicated), none, or a comma list of consent, skin, antithrombotic, "
-    "vp_shunt, platelets, coagulation, urine_protein.",
+    help="Required time-out items: none (the default), label (the preset of --label), us (all "
+    "labs before each dose), eu (labs when indicated), or a comma list of consent, skin, "
+    "antithrombotic, vp_shunt, platelets, coagulation, urine_protein.",
 )
 @click.option(
     "--platelets-min", metavar="N", help="Flag a platelet count below N x10^9/L ('' clears)."
@@ -191,7 +191,7 @@ def _predose_changes(
             predose.required_items(text, "eu")
         except ValueError as exc:
             raise CommandRefused(f"--timeout-required: {exc}") from None
-        changes["timeout_required"] = text or "label"
+        changes["timeout_required"] = text or "none"
     for key, (option, raw) in limits.items():
         if raw is None:
             continue

@@ -357,12 +357,17 @@ def check_drug_time(
             raise RuleError(f"Not a time: {value[:40]!r}") from None
         if now is not None and when > now:
             raise RuleError(f"{EVENT_LABELS[kind]}: the time entered is in the future")
-    inj = state.milestones.get("injection_start")
     label = EVENT_LABELS[kind]
+    inj = state.milestones.get("injection_start")
     if inj is not None and (when is None or when > inj):
         raise RuleError(
             f"{label} cannot be after the injection start ({_hhmm(inj)}): "
             "enter the earlier time it happened"
+        )
+    if value is None and kind in state.drug_times:  # a key pressed twice records once
+        raise RuleError(
+            f"{label} was already recorded at {_hhmm(state.drug_times[kind])}; u undoes it, "
+            "or enter the time in the time-out (m)"
         )
     vial = state.drug_times.get("vial_out")
     if kind == "drawn_up" and vial is not None and when is not None and when < vial:

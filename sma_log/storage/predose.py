@@ -259,38 +259,8 @@ def confirm_timeout(
     rules = rules or predose.Rules()
     text = fields.TIMEOUT_REASON_FIELD.parse(reason)
     with store.write():
-        proc = _procedure(store, proc_id)
-        _check_open(proc)
-        row = _timeout_row(store, proc_id)
-        view = _view(store, proc, None if row is None else {**row, "confirmed_at": None}, rules, tz)
-        check = view.check
-        predose.check_confirm(check, text)
-        now = to_text(store.now())
-        values: dict[str, Any] = {
-            **{
-                col: (view.labs[t].id if t in view.labs else None) for t, col in LAB_COLUMNS.items()
-            },
-            "required": ",".join(check.required),
-            "missing": ",".join(check.missing),
-            "flags": ",".join(check.flags),
-            "complete": int(check.complete),
-            "reason": text,
-            "confirmed_at": now,
-            "confirmed_by": store.user,
-        }
-        if row is None:
-            store._insert(
-                "timeouts",
-                {
-                    "id": new_id(),
-                    "procedure_id": proc_id,
-                    **values,
-                    "created_at": now,
-                    "updated_at": now,
-                },
-            )
-        else:
-            store._update("timeouts", row["id"], values, current=row)
+        _check_open(_procedure(store, proc_id))
+        _confirm_inside(store, proc_id, rules, text, tz, always=True)
     return timeout_view(store, proc_id, rules, tz)
 
 
@@ -311,3 +281,81 @@ def record_drug_time(
             )
         value = to_text(when)
     return store.record(proc_id, kind, value)
+
+
+def record_first_attempt(
+    store: Store,
+    proc_id: str,
+    rules: predose.Rules | None = None,
+    reason: str | None = None,
+    tz: str = "UTC",
+) -> ProcedureView:
+    """The attempt key, with the time-out confirmed in the same transaction.
+
+    Before the first attempt (undone ones aside) of a procedure whose time-out is not
+    confirmed: when something of it was answered or an item is required, it is
+    judged and confirmed with the attempt (missing or flagged without a reason:
+    :class:`~sma_log.domain.predose.ReasonNeeded`, nothing saved); with nothing answered
+    and nothing required, no time-out is written. Otherwise a plain attempt. One
+    ``BEGIN IMMEDIATE``: the time-out and the puncture are committed together or not
+    at all."""
+    from .store import ProcedureView
+
+    rules = rules or predose.Rules()
+    text = fields.TIMEOUT_REASON_FIELD.parse(reason)
+    with store.write():
+        row, events, state = store._for_write(proc_id)
+        timeline.check(state, "attempt")
+        if not state.attempts:
+            _confirm_inside(store, proc_id, rules, text, tz)
+        store._append(row, events, "attempt", None, None)
+        state = store._sync_derived(row, events)
+    return ProcedureView(row, events, state, _load_patient=store.patient)
+
+
+def _confirm_inside(
+    store: Store,
+    proc_id: str,
+    rules: predose.Rules,
+    text: str | None,
+    tz: str,
+    always: bool = False,
+) -> None:
+    """Inside a write transaction: confirm an unconfirmed time-out (see above);
+    ``always`` (the confirm itself): even with nothing answered and nothing required,
+    and a confirmed one is judged and confirmed anew."""
+    proc = _procedure(store, proc_id)
+    row = _timeout_row(store, proc_id)
+    if row is not None and row.get("confirmed_at") and not always:
+        return
+    if row is None and not rules.required and not always:
+        view = _view(store, proc, None, rules, tz)
+        if not view.check.needs_reason:  # nothing asked, nothing flagged: no time-out
+            return
+    view = _view(store, proc, None if row is None else {**row, "confirmed_at": None}, rules, tz)
+    check = view.check
+    predose.check_confirm(check, text)
+    now = to_text(store.now())
+    values: dict[str, Any] = {
+        **{col: (view.labs[t].id if t in view.labs else None) for t, col in LAB_COLUMNS.items()},
+        "required": ",".join(check.required),
+        "missing": ",".join(check.missing),
+        "flags": ",".join(check.flags),
+        "complete": int(check.complete),
+        "reason": text,
+        "confirmed_at": now,
+        "confirmed_by": store.user,
+    }
+    if row is None:
+        store._insert(
+            "timeouts",
+            {
+                "id": new_id(),
+                "procedure_id": proc_id,
+                **values,
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
+    else:
+        store._update("timeouts", row["id"], values, current=row)
