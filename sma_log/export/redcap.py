@@ -9,7 +9,11 @@ The project is a classic REDCap project whose record is the patient:
 * ``attempt`` (repeating: one instance per needle attempt; ``att_proc_instance`` names
   the procedure instance it belongs to; undone attempts are not exported);
 * ``followup`` (repeating: the 5-minute score and the 72-hour call of each procedure;
-  ``fu_proc_instance`` names the procedure instance).
+  ``fu_proc_instance`` names the procedure instance);
+* ``timeout`` (repeating: the pre-dose time-out of a procedure, numbered as its procedure
+  instance, ``to_proc_instance``; with the value and date of each lab result it used);
+* ``lab`` (repeating: the patient's lab results, numbered by date over all of them;
+  voided ones keep their number and are not exported).
 
 Instance numbers are fixed by the patient's whole history, whatever ``--from/--to``
 selects: a procedure is instance 2 in a filtered export when it is instance 2 in the
@@ -27,7 +31,8 @@ every instrument itself, so they are in the import file, never in the dictionary
 * ``procedure``: ended or cancelled (not in progress);
 * ``attempt``: its procedure ended or was cancelled (an attempt of a procedure in
   progress may still be undone);
-* ``followup``: closed: done, not reachable or declined (not open).
+* ``followup``: closed: done, not reachable or declined (not open);
+* ``timeout``: confirmed; ``lab``: always (a result is complete as entered).
 
 Branching logic never hides data: a field that a de-identified import file keeps never
 branches on one it leaves out (:func:`deidentified_branching` drops such a branching,
@@ -48,8 +53,8 @@ written empty: REDCap's import checks every value against its field. A bad study
 code refuses the export with one line: it is the record id.
 
 Load it in REDCap: Project Setup → Data Dictionary → upload
-``redcap_data_dictionary.csv``; enable repeating instruments for procedure, attempt
-and followup; then Data Import Tool → ``redcap_import.csv``.
+``redcap_data_dictionary.csv``; enable repeating instruments for procedure, attempt,
+followup, timeout and lab; then Data Import Tool → ``redcap_import.csv``.
 """
 
 from __future__ import annotations
