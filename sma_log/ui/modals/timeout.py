@@ -12,8 +12,9 @@ new lab result, each drug time, the confirmation) and closes; a refusal keeps th
 dialog open with everything typed, its message beside the field. Escape closes
 without saving anything.
 
-Result: ``"confirmed"`` (the time-out is confirmed: the first attempt may record), a
-message for the status line (saved, not confirmed), or None (Escape).
+Result: ``"attempt"`` (opened by the first attempt: the time-out confirmed and the
+attempt recorded, in one transaction), a message for the status line (opened by ``m``:
+saved, confirmed or not), or None (Escape).
 """
 
 from __future__ import annotations
@@ -324,6 +325,16 @@ class TimeoutDialog(Dialog[str | None]):
             self._say(f"{len(errors)} field(s) to fix — {next(iter(errors.values()))}")
             return
         items = {k: v for k, v in values.items() if k in fields.TIMEOUT_FIELDS}
+        if (
+            not self.for_attempt
+            and self.tview.row is None
+            and not any(v is not None for v in values.values())
+            and not labs
+            and not drug
+            and not reason
+        ):
+            self.dismiss("Nothing entered in the time-out: nothing saved")
+            return
         last = values.get("antithrombotic_last_at")
         if items.get("antithrombotic") in (None, "none"):
             items["antithrombotic_agent"] = None
@@ -361,11 +372,22 @@ class TimeoutDialog(Dialog[str | None]):
                     predose_store.record_drug_time(store, self.procedure_id, kind, drug[kind])
             for entry in self.query(LabEntry):
                 entry.clear()  # saved: a second ctrl+s must not add them again
+            if self.for_attempt:
+                # The time-out confirmed and the attempt appended in one transaction.
+                predose_store.record_first_attempt(
+                    store, self.procedure_id, self.rules, reason=reason, tz=self.tz
+                )
+                self.dismiss("attempt")
+                return
             view = predose_store.timeout_view(store, self.procedure_id, self.rules, self.tz)
             if not view.confirmed and (reason or not view.check.needs_reason):
                 view = predose_store.confirm_timeout(
                     store, self.procedure_id, self.rules, reason=reason, tz=self.tz
                 )
+        except predose.ReasonNeeded as exc:
+            self.query_one("#field-reason", FormField).show_error(str(exc))
+            self._say(str(exc))
+            return
         except ValidationError as exc:
             self._field_error(exc.field, exc.message)
             return
@@ -379,12 +401,9 @@ class TimeoutDialog(Dialog[str | None]):
             self.app.push_screen(MessageDialog("Not saved", str(exc)))
             return
         if view.confirmed:
-            self.dismiss("confirmed" if self.for_attempt else self._confirmed_words(view))
+            self.dismiss(self._confirmed_words(view))
             return
         left = view.check
-        if self.for_attempt:  # a reason was given, so this is not reached; kept safe
-            self._say("the time-out could not be confirmed")
-            return
         missing = ", ".join(predose.ITEM_LABELS[i] for i in left.missing)
         self.dismiss(
             "Time-out saved, not confirmed: "

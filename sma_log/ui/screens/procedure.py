@@ -333,46 +333,47 @@ class ProcedureScreen(AppScreen):
 
     # ------------------------------------------------------------- actions
     def action_record(self, kind: str, value: str | None = None) -> None:
-        if kind == "attempt" and not self._timeout_done():
+        if kind == "attempt":
+            self._attempt()
             return
-        self._record(kind, value)
-
-    def _record(self, kind: str, value: str | None = None, after: str = "") -> None:
         view = self.guarded(lambda: self.store.record(self.procedure_id, kind, value))
-        if view is None:
-            return
+        if view is not None:
+            self.recorded(view, kind)
+
+    def recorded(self, view: ProcedureView, kind: str, after: str = "") -> None:
+        """Draw what was committed and say so on the status line."""
         ev = view.events[-1]
         words = ACTION_WORDS.get(kind, kind)
         if kind == "attempt" and view.state.current:
             words = f"Attempt {view.state.current.number}"
         self.show(view)
+        if kind == "attempt" and view.state.attempt_count == 1:
+            self.show_timeout()  # confirmed with the first attempt, if it was judged
         self.say(f"{words} recorded at {local_time(ev.at, self.tz)}{after} — u to undo")
 
-    def _timeout_done(self) -> bool:
-        """Before the first attempt: the time-out must be confirmed. Complete and
-        nothing flagged: confirmed here with no key of its own (the attempt then
-        records). Otherwise the time-out dialog opens; it records the attempt once
-        the missing answers or a reason are saved. False: the attempt waits."""
-        view = self.view
-        if view is None or view.state.attempts or view.row["status"] != "open":
-            return True  # a later attempt, or the Store refuses it with its own words
-        timeout = self.timeout_view()
-        if timeout is None:
-            return False
-        if timeout.confirmed or (not timeout.check.required and timeout.row is None):
-            return True  # confirmed, or the site requires nothing and nothing was answered
-        if not timeout.check.needs_reason:
-            confirmed = self.guarded(
-                lambda: predose_store.confirm_timeout(
+    def _attempt(self) -> None:
+        """a: a new attempt. The first one goes through the time-out (the Store judges
+        it and confirms it with the attempt in one transaction): complete, or nothing
+        required and nothing answered, it records at once, with no key of its own; a
+        required answer missing or a value flagged, the time-out dialog opens and the
+        attempt records once the answers or a reason are saved there."""
+        reason_needed = False
+
+        def first() -> ProcedureView | None:
+            nonlocal reason_needed
+            try:
+                return predose_store.record_first_attempt(
                     self.store, self.procedure_id, self.rules(), tz=self.tz
                 )
-            )
-            if confirmed is None:
-                return False
-            self.show_timeout(confirmed)
-            return True
-        self._open_timeout(for_attempt=True)
-        return False
+            except predose.ReasonNeeded:
+                reason_needed = True
+                return None
+
+        view = self.guarded(first)
+        if view is not None:
+            self.recorded(view, "attempt")
+        elif reason_needed:
+            self._open_timeout(for_attempt=True)
 
     def _open_timeout(self, *, for_attempt: bool) -> None:
         from ..modals.timeout import TimeoutDialog
@@ -386,8 +387,8 @@ class ProcedureScreen(AppScreen):
                         "(a opens it again; give the missing answers or a reason)"
                     )
                 return
-            if for_attempt and result == "confirmed":
-                self._record("attempt", after=" after the time-out")
+            if for_attempt and result == "attempt" and self.view is not None:
+                self.recorded(self.view, "attempt", after=" after the time-out")
             else:
                 self.say(result)
 
