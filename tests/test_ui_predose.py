@@ -533,3 +533,45 @@ def test_by_default_nothing_is_required_and_the_first_attempt_records_as_before(
     assert events(db) == [("start", False), ("attempt", False)]
     assert timeout_row(db) is None
     assert events(other) == [("start", False)]
+
+
+def test_drug_times_typed_in_the_time_out_and_a_drawn_up_time_after_the_injection(
+    tmp_path: Path, frozen: None
+) -> None:
+    """Times typed in the time-out (local HH:MM): the drawing up at 09:40 local, before
+    the start, is stored as that instant and the drug line counts from it; after the
+    injection started, a drawn-up time after it is refused beside its field, nothing
+    saved, the dialog open."""
+    db = tmp_path / "t.db"
+    make_db(db, answers=COMPLETE)
+
+    async def script(app: SmaLogApp, pilot: Pilot[Any]) -> None:
+        await keys(pilot, "m")
+        dialog = app.screen
+        assert isinstance(dialog, TimeoutDialog)
+        dialog.query_one("#vial_out", Input).value = "09:30"  # Rome, = 08:30 UTC
+        dialog.query_one("#drawn_up", Input).value = "09:40"
+        await keys(pilot, "ctrl+s")
+        assert isinstance(app.screen, ProcedureScreen)
+        line = app.screen.query_one(DrugLine)
+        assert "5:40:00 left of 6 h, drawn 09:40" in line.plain  # 20 min before T0
+        await keys(pilot, "a", "c", "i")
+        pendulum.travel_to(T0.add(minutes=1), freeze=True)
+        await keys(pilot, "m")
+        dialog = app.screen
+        assert isinstance(dialog, TimeoutDialog)
+        dialog.query_one("#drawn_up", Input).value = "10:01"  # after the injection start
+        await keys(pilot, "ctrl+s")
+        assert app.screen is dialog
+        error = str(dialog.query_one("#field-drawn_up .field-error").render())
+        assert "cannot be after the injection start" in error
+
+    drive(db, script)
+    with Store.open(db, "reader", clock=Clock(monotonic=False)) as s:
+        row = s.one("SELECT vial_out_at, drawn_up_at FROM procedures")
+        drawn = s.query("SELECT value FROM events WHERE kind = 'drawn_up'")
+    assert row == {
+        "vial_out_at": "2026-03-27T08:30:00.000000Z",
+        "drawn_up_at": "2026-03-27T08:40:00.000000Z",
+    }
+    assert len(drawn) == 1  # the refused time added nothing

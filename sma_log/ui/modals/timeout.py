@@ -19,6 +19,8 @@ saved, confirmed or not), or None (Escape).
 
 from __future__ import annotations
 
+import contextlib
+import copy
 from typing import Any, cast
 
 import pendulum
@@ -28,7 +30,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Input, Select, Static
 
-from ...domain import fields, predose
+from ...domain import fields, predose, timeline
 from ...domain.clock import to_text
 from ...domain.fields import FieldSpec, ValidationError
 from ...domain.timeline import RuleError
@@ -86,6 +88,12 @@ class TimeoutDialog(Dialog[str | None]):
         self.for_attempt = for_attempt
 
     # ------------------------------------------------------------- reading
+    def procedure_now(self) -> Any:
+        """The procedure as committed now (another key or terminal may have added to it)."""
+        with contextlib.suppress(NotFound, StorageError):  # the save then says why
+            self.procedure = self._app.store.load_procedure(self.procedure_id)
+        return self.procedure
+
     @property
     def _app(self) -> Any:
         return cast(Any, self.app)
@@ -306,15 +314,28 @@ class TimeoutDialog(Dialog[str | None]):
         store = self._app.store
         now = store.now()
         drug: dict[str, pendulum.DateTime] = {}
+        # The order rules the Store applies (timeline.check_drug_time), judged here on
+        # the procedure as it is now, so a refused time is said beside its field and
+        # nothing else of the form is saved before it.
+        state = copy.copy(self.procedure_now().state)
+        state.drug_times = dict(state.drug_times)
         for kind in DRUG_TIME_SPECS:
             typed = values.pop(kind, None)
             times = self.procedure.state.drug_times
             before = local_time(times[kind], self.tz, "HH:mm") if kind in times else None
             if typed and typed != before:
                 try:
-                    drug[kind] = predose.parse_when(typed, self.tz, now)
+                    when = predose.parse_when(typed, self.tz, now)
+                    timeline.check_drug_time(state, kind, to_text(when), now)
                 except ValidationError as exc:
                     errors[kind] = exc.message
+                except RuleError as exc:
+                    errors[kind] = str(exc)
+                else:
+                    drug[kind] = when
+                    state.drug_times[kind] = when
+                if kind in errors:
+                    self.query_one(f"#field-{kind}", FormField).show_error(errors[kind])
         check = self._judge()
         reason = values.pop("reason", None)
         if self.for_attempt and check.needs_reason and not reason:
