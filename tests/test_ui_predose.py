@@ -575,3 +575,37 @@ def test_drug_times_typed_in_the_time_out_and_a_drawn_up_time_after_the_injectio
         "drawn_up_at": "2026-03-27T08:40:00.000000Z",
     }
     assert len(drawn) == 1  # the refused time added nothing
+
+
+def test_a_lab_date_another_tool_wrote_wrong_is_said_not_a_traceback(tmp_path: Path) -> None:
+    """A labs row whose date is no date (written by another tool): the patient page,
+    the live screen, m and a all stay up and say so; nothing is recorded."""
+    import sqlite3
+
+    from sma_log.ui.screens.home import HomeScreen
+    from sma_log.ui.screens.patient import PatientScreen
+
+    db = tmp_path / "t.db"
+    make_db(db, answers=COMPLETE, labs=True)
+    with sqlite3.connect(db) as raw:
+        raw.execute("UPDATE labs SET taken_on = '2026-13-45' WHERE test = 'platelets'")
+    raw.close()
+
+    async def script(app: SmaLogApp, pilot: Pilot[Any]) -> None:
+        live = app.screen
+        await keys(pilot, "m")
+        assert isinstance(app.screen, TimeoutDialog)
+        assert "Cannot be read" in str(app.screen.query_one("#timeout-failed").render())
+        await keys(pilot, "escape", "a")
+        assert app.screen is live
+        assert "cannot be read" in status(app)
+        await keys(pilot, "escape")
+        home = app.screen
+        assert isinstance(home, HomeScreen)
+        home.query_one("#patients").focus()
+        await keys(pilot, "enter")
+        assert isinstance(app.screen, PatientScreen)
+        assert "cannot be read" in status(app)
+
+    drive(db, script, label="us")
+    assert events(db) == [("start", False)]

@@ -107,8 +107,8 @@ class TimeoutDialog(Dialog[str | None]):
         try:
             self.tview = predose_store.timeout_view(store, self.procedure_id, self.rules, self.tz)
             self.procedure = store.load_procedure(self.procedure_id)
-        except (RuleError, NotFound, StorageError) as exc:
-            self.failed = str(exc)
+        except (RuleError, NotFound, StorageError, ValueError, TypeError) as exc:
+            self.failed = str(exc)  # a value another tool wrote: said, never a traceback
             return False
         self.today = today_in(store.now(), self.tz)
         return True
@@ -122,7 +122,7 @@ class TimeoutDialog(Dialog[str | None]):
                 title += f" — {shown(self.procedure.patient['study_code'])}"
             yield Static(Text(title, style="bold"), classes="dialog-title")
             if not ok:
-                yield Static(Text(f"Cannot be read: {self.failed}"))
+                yield Static(Text(f"Cannot be read: {shown(self.failed)}"), id="timeout-failed")
                 return
             how = (
                 "ctrl+s saves and records the attempt; ctrl+r: the reason; Escape: nothing "
@@ -420,6 +420,9 @@ class TimeoutDialog(Dialog[str | None]):
 
             self._say(str(exc))
             self.app.push_screen(MessageDialog("Not saved", str(exc)))
+            return
+        except (ValueError, TypeError) as exc:  # a stored value another tool wrote
+            self._say(f"a value in the file cannot be read ({exc})")
             return
         if view.confirmed:
             self.dismiss(self._confirmed_words(view))

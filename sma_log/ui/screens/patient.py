@@ -15,7 +15,7 @@ from ...domain.cells import number_text
 from ...storage import predose as predose_store
 from ..fmt import cell, local_datetime, minutes, shown
 from ..modals.followup import kind_words, state_words
-from .base import AppScreen, StatusLine
+from .base import AppScreen, StatusLine, unreadable_as_refusal
 
 if TYPE_CHECKING:
     from ...storage.db import Row
@@ -138,7 +138,9 @@ class PatientScreen(AppScreen):
             )
         rules = self.sma.settings.predose_rules()
         latest = self.guarded(
-            lambda: predose_store.latest_labs(s, self.patient_id, rules=rules, tz=self.tz)
+            lambda: unreadable_as_refusal(
+                lambda: predose_store.latest_labs(s, self.patient_id, rules=rules, tz=self.tz)
+            )
         )
         text = Text()
         if not rows:

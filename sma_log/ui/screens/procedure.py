@@ -23,7 +23,7 @@ from ...storage.store import ProcedureView
 from ..fmt import local_time, shown
 from ..widgets.bedside import AttemptList, BigNumber, ElapsedTimer, KeyLegend, Milestones
 from ..widgets.predose import DrugLine, TimeoutLine
-from .base import AppScreen, StatusLine
+from .base import AppScreen, StatusLine, unreadable_as_refusal
 from .help import legend_items
 
 ACTION_WORDS = {
@@ -230,7 +230,11 @@ class ProcedureScreen(AppScreen):
 
     def timeout_view(self) -> predose_store.TimeoutView | None:
         return self.guarded(
-            lambda: predose_store.timeout_view(self.store, self.procedure_id, self.rules(), self.tz)
+            lambda: unreadable_as_refusal(
+                lambda: predose_store.timeout_view(
+                    self.store, self.procedure_id, self.rules(), self.tz
+                )
+            )
         )
 
     def show_timeout(self, view: predose_store.TimeoutView | None = None) -> None:
@@ -362,8 +366,10 @@ class ProcedureScreen(AppScreen):
         def first() -> ProcedureView | None:
             nonlocal reason_needed
             try:
-                return predose_store.record_first_attempt(
-                    self.store, self.procedure_id, self.rules(), tz=self.tz
+                return unreadable_as_refusal(
+                    lambda: predose_store.record_first_attempt(
+                        self.store, self.procedure_id, self.rules(), tz=self.tz
+                    )
                 )
             except predose.ReasonNeeded:
                 reason_needed = True
