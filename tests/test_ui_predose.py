@@ -172,7 +172,9 @@ def test_a_missing_required_item_asks_for_a_reason_then_the_attempt_records(
         assert isinstance(dialog, TimeoutDialog)
         assert dialog.focused is not None and dialog.focused.id == "platelets-value"
         note = str(dialog.query_one("#lab-platelets .field-note").render())
-        assert "required" in note and "platelet count" in note
+        assert note == "required, not answered"
+        summary = str(dialog.query_one("#timeout-check").render())
+        assert "REASON NEEDED" in summary and "platelet count" in summary
         await keys(pilot, "ctrl+s")
         assert app.screen is dialog  # refused: no reason
         assert "reason is needed" in str(dialog.query_one("#field-reason .field-error").render())

@@ -125,16 +125,14 @@ class TimeoutDialog(Dialog[str | None]):
                 yield Static(Text(f"Cannot be read: {shown(self.failed)}"), id="timeout-failed")
                 return
             how = (
-                "ctrl+s saves and records the attempt; ctrl+r: the reason; Escape: nothing "
-                "recorded."
+                "ctrl+s saves and records the attempt · ctrl+r: reason · Esc: nothing recorded"
                 if self.for_attempt
-                else "ctrl+s saves; ctrl+r: the reason; Escape: nothing saved."
+                else "ctrl+s saves · ctrl+r: reason · Esc: nothing saved"
             )
-            required = ", ".join(predose.ITEM_LABELS[i] for i in self.tview.check.required)
             yield Static(
                 Text(
-                    f"{how} * = required by the site ({required or 'nothing'}). A missing "
-                    "answer or a flagged value does not block: give a reason.",
+                    f"{how}. * = required by the site. Something missing or flagged does "
+                    "not block: give a reason.",
                     style="italic",
                 ),
                 id="timeout-help",
@@ -241,9 +239,7 @@ class TimeoutDialog(Dialog[str | None]):
         check = predose.evaluate(self._typed_items(), self._typed_labs(), self.rules)
         notes: dict[str, list[str]] = {}
         for item in check.missing:
-            notes.setdefault(ITEM_FIELD[item], []).append(
-                f"required: {predose.ITEM_LABELS[item]} missing"
-            )
+            notes.setdefault(ITEM_FIELD[item], []).append("required, not answered")
         for code, text in zip(check.flags, check.flag_texts, strict=False):
             notes.setdefault(FLAG_FIELD.get(code, "field-reason"), []).append(f"! {text}")
         for widget in [*self.query(FormField), *self.query(LabEntry)]:
