@@ -369,13 +369,24 @@ def test_a_lab_result_is_added_from_the_patient_page_and_bad_input_saves_nothing
             table = page.query_one("#patient-labs")
             assert table.row_count == 1  # type: ignore[attr-defined]
             assert "Platelet count 180" in str(page.query_one("#patient-labs-latest").render())
+            # A mistaken result: Delete on the list, one confirmation; kept, no longer used.
+            await keys(pilot, "delete")
+            assert "Highlight the lab result first" in status(app)
+            table.focus()
+            await keys(pilot, "delete")
+            await keys(pilot, "y")
+            assert app.screen is page
+            assert "voided" in status(app)
+            assert table.row_count == 0  # type: ignore[attr-defined]
 
     asyncio.run(main())
     with Store.open(db, "reader", clock=Clock(monotonic=False)) as s:
         labs = s.query("SELECT test, value, taken_on, source FROM labs")
+        voided = s.one("SELECT voided_at FROM labs")
     assert labs == [
         {"test": "platelets", "value": 180.0, "taken_on": "2026-03-25", "source": "patient_page"}
     ]
+    assert voided is not None and voided["voided_at"] is not None  # kept, voided
     (inserted,) = audited(db, "labs", "*")  # the insert, a copy of the row, audited
     assert '"value": 180.0' in inserted and '"source": "patient_page"' in inserted
 

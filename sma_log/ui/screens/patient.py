@@ -40,6 +40,13 @@ class PatientScreen(AppScreen):
             tooltip="Platelets, PT/aPTT or INR, urine protein, with the sample's date",
             id="patient.add_lab",
         ),
+        Binding(
+            "delete",
+            "void_lab",
+            "Void lab result",
+            tooltip="The highlighted lab result: kept and audited, no longer used; asks first",
+            id="patient.void_lab",
+        ),
         Binding("escape", "back", "Back", id="patient.back"),
     ]
     HELP_TITLE = "Patient"
@@ -180,6 +187,50 @@ class PatientScreen(AppScreen):
         self.app.push_screen(
             LabDialog(self.patient_id, shown(pt["study_code"]), self.sma.settings.predose_rules()),
             done,
+        )
+
+    def action_void_lab(self) -> None:
+        """Delete: void the highlighted lab result (one confirmation, y)."""
+        table = self.query_one("#patient-labs", DataTable)
+        if not table.row_count:
+            self.refuse("No lab result to void")
+            return
+        if self.focused is not table:
+            self.refuse("Highlight the lab result first (Tab to the lab list), then Delete")
+            return
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        row = next(
+            (r for r in predose_store.patient_labs(self.store, self.patient_id) if r["id"] == key),
+            None,
+        )
+        if row is None:
+            self.refresh_from_store()
+            return
+        value = row["value"]
+        number = number_text(value) if isinstance(value, float) else value
+        what = (
+            f"{vocab.label(vocab.LAB_TESTS, row['test'])} {shown(number)} "
+            f"of {shown(row['taken_on'])}"
+        )
+
+        def answered(yes: bool | None) -> None:
+            if not yes:
+                self.say(f"{what}: kept")
+                return
+            if self.succeeded(lambda: predose_store.void_lab(self.store, str(key))):
+                self.refresh_from_store()
+                self.say(f"{what} voided (kept in the file and the audit log, no longer used)")
+
+        from ..modals.confirm import ConfirmDialog
+
+        self.app.push_screen(
+            ConfirmDialog(
+                f"Void the result {what}?",
+                "It is kept (who and when, in the audit log) but no time-out uses it again.",
+                yes_label="Void it",
+                no_label="Keep it",
+            ),
+            answered,
         )
 
     def _next_dose(self, text: Text, nd: Any, today: Any) -> None:
