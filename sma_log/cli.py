@@ -496,6 +496,7 @@ def _register() -> None:
     from .commands.export import export
     from .commands.followups import followups
     from .commands.importcmd import import_command
+    from .commands.labs import labs
     from .commands.replicate import pull, replicate, restore
     from .commands.settings import settings_command
 
@@ -503,6 +504,7 @@ def _register() -> None:
     main.add_command(export)
     main.add_command(followups)
     main.add_command(import_command)
+    main.add_command(labs)
     main.add_command(settings_command)
     main.add_command(replicate)
     main.add_command(restore)

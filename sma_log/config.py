@@ -76,6 +76,14 @@ _OPTIONS = {
     "learning_beta": "--learning-beta B",
     # issue 15: replication
     "replica": "--replica URL",
+    # pre-dose time-out and drug timing (issue 14)
+    "timeout_required": "--timeout-required label|us|eu|none|ITEMS",
+    "platelets_min": "--platelets-min N",
+    "pt_max_s": "--pt-max S",
+    "aptt_max_s": "--aptt-max S",
+    "inr_max": "--inr-max R",
+    "lab_max_age_days": "--lab-max-age DAYS",
+    "drug_warn_min": "--drug-warn MIN",
 }
 
 #: Numeric settings and their allowed range (the same as the ``settings`` options).
@@ -84,6 +92,16 @@ _RANGES: dict[str, tuple[float, float]] = {
     "window_after_hours": (0.0, 168.0),
     "score_earliest_min": (0.0, 5.0),
     "missed_after_days": (0.0, 365.0),
+    "drug_warn_min": (0.0, 360.0),
+}
+#: Pre-dose settings that are empty (None) unless the site sets them: their allowed
+#: range when set. Plausibility only — the app never invents a clinical threshold.
+_OPTIONAL_RANGES: dict[str, tuple[float, float]] = {
+    "platelets_min": (0.0, 1000.0),
+    "pt_max_s": (5.0, 200.0),
+    "aptt_max_s": (10.0, 300.0),
+    "inr_max": (0.5, 20.0),
+    "lab_max_age_days": (0.0, 3650.0),
 }
 
 
@@ -124,6 +142,22 @@ class Settings:
     # issue 15: where ``sma-log replicate`` streams the database (a folder path or a URL
     # Litestream accepts; "" means none set). A replica is a full, identified copy.
     replica: str = ""
+
+    # ---- pre-dose time-out and drug timing (issue 14) -------------------------------
+    #: Required time-out items: "none", "label" (the preset of ``label``), "us", "eu" or
+    #: a comma list of items (:data:`sma_log.domain.predose.ITEMS`).
+    #: Default "none": a site switches the time-out's requirements on (an upgrade puts no
+    #: new dialog before the first puncture unannounced); flags still ask for a reason.
+    timeout_required: str = "none"
+    #: Site limits that flag a lab value (empty: no flag; never invented by the app).
+    platelets_min: float | None = None
+    pt_max_s: float | None = None
+    aptt_max_s: float | None = None
+    inr_max: float | None = None
+    #: A lab result older than this many days is refused / not used (empty: no limit).
+    lab_max_age_days: float | None = None
+    #: Minutes before the drug's label limit that the live screen warns.
+    drug_warn_min: float = 30.0
 
     @classmethod
     def load(cls, path: Path | None = None, replacing: Iterable[str] = ()) -> Settings:
@@ -209,6 +243,21 @@ class Settings:
             self.learning_p0, self.learning_p1, self.learning_alpha, self.learning_beta
         )
 
+    def predose_rules(self) -> Any:
+        """The time-out's rules (:class:`sma_log.domain.predose.Rules`) of these settings."""
+        from .domain import predose
+
+        return predose.Rules(
+            required=predose.required_items(self.timeout_required, self.label),
+            platelets_min=self.platelets_min,
+            pt_max_s=self.pt_max_s,
+            aptt_max_s=self.aptt_max_s,
+            inr_max=self.inr_max,
+            lab_max_age_days=self.lab_max_age_days,
+            label=self.label,
+            drug_warn_min=self.drug_warn_min,
+        )
+
     def tz_name(self) -> str:
         if self.timezone:
             return self.timezone
@@ -288,6 +337,15 @@ def _where(path: Path, key: str) -> str:
 
 def _check_value(key: str, value: Any) -> tuple[str | None, Any]:
     """(None, the value to keep) or (a message for the user, None)."""
+    if key in _OPTIONAL_RANGES:
+        if value is None:
+            return None, None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"a number or null is needed, not {_json_kind(value)}", None
+        low, high = _OPTIONAL_RANGES[key]
+        if not math.isfinite(value) or not low <= value <= high:
+            return f"{value!r} is outside {low:g}-{high:g}", None
+        return None, float(value)
     default = getattr(Settings, key)
     if key in _LEARNING_RATES or key == "learning_failure":
         return _check_learning(key, value)
@@ -312,6 +370,13 @@ def _check_value(key: str, value: Any) -> tuple[str | None, Any]:
             return problem, None
     if key == "replica" and re.search(r"[\x00-\x1f\x7f]", value):
         return "control characters are not allowed in a replica", None
+    if key == "timeout_required":
+        from .domain import predose
+
+        try:
+            predose.required_items(value, "eu")
+        except ValueError as exc:
+            return str(exc), None
     if key == "locale":
         problem = locale_problem(value)
         if problem:

@@ -566,6 +566,24 @@ class _OrphanUnit:
     rows: dict[str, list[dict[str, Any]]]  # table -> raw rows
 
 
+@dataclass
+class _SimpleUnit:
+    """One row of a table whose parent is merged before it (issue 14: a patient's lab
+    result, a procedure's pre-dose time-out): merged alone, after every family."""
+
+    table: str
+    parent_column: str
+    parent_table: str
+    raw: dict[str, Any]
+
+
+#: Tables merged row by row after the families: (table, parent column, parent table).
+SIMPLE_TABLES: tuple[tuple[str, str, str], ...] = (
+    ("labs", "patient_id", "patients"),
+    ("timeouts", "procedure_id", "procedures"),
+)
+
+
 def _units(source: Source, progress: Callable[[str], Any] | None) -> Iterator[Any]:
     """Everything in the source, as units that merge whole, parents first."""
     tables = set(source.tables())
@@ -613,6 +631,12 @@ def _units(source: Source, progress: Callable[[str], Any] | None) -> Iterator[An
             by_fu.setdefault(_key(row.get("followup_id")), []).append(row)
         for key, rows_ in by_fu.items():
             yield _OrphanUnit("followups", key, {"contact_attempts": rows_})
+    for table, column, parent in SIMPLE_TABLES:
+        if table in tables:
+            if progress is not None:
+                progress(table)
+            for raw in source.rows(table):
+                yield _SimpleUnit(table, column, parent, raw)
 
 
 def _families(source: Source, chunk: list[dict[str, Any]], tables: set[str]) -> Iterator[Any]:
@@ -850,6 +874,13 @@ class _Merger:
             )
             if o:
                 return ("seq",), f"event number {row['seq']} of its procedure is {o} here"
+        if table == "timeouts" and row.get("procedure_id"):
+            o = other(
+                "SELECT id FROM timeouts WHERE procedure_id = ? AND id != ?",
+                row["procedure_id"],
+            )
+            if o:
+                return ("procedure_id",), f"its procedure already has a time-out here ({o})"
         if table == "followups" and row.get("kind"):
             o = other(
                 "SELECT id FROM followups WHERE procedure_id = ? AND kind = ? AND id != ?",
@@ -1270,11 +1301,49 @@ class _Merger:
                     )
         self.keep(tally)
 
+    # ------------------------------------------------------------ labs, time-outs
+    def merge_simple(self, unit: _SimpleUnit) -> None:
+        """A lab result or a time-out: judged by the domain's rules, its parent here."""
+        tally = _Tally()
+        table = unit.table
+        row, problems = records.check_simple(table, unit.raw)
+        problems += self.twice(table, [unit.raw])
+        if problems:
+            self.refuse(problems)
+            return
+        parent = row.get(unit.parent_column)
+        if _key(parent) in self.refused_ids.get(unit.parent_table, set()):
+            self.refuse(
+                [
+                    Refusal(
+                        table,
+                        row["id"],
+                        unit.parent_column,
+                        f"left out with its refused {unit.parent_table[:-1]}",
+                        cascade=True,
+                    )
+                ]
+            )
+            return
+        here = self.here(table, row["id"])
+        if here is None:
+            missing = self.missing_parent(table, row, unit.parent_column, unit.parent_table)
+            if missing:
+                tally.conflicts.append(
+                    ConflictItem(table, row["id"], (unit.parent_column,), missing)
+                )
+                self.keep(tally)
+                return
+        self.record(tally, table, row, here)
+        self.keep(tally)
+
     def merge(self, unit: Any) -> None:
         if isinstance(unit, _PatientUnit):
             self.merge_patient(unit)
         elif isinstance(unit, _FamilyUnit):
             self.merge_family(unit)
+        elif isinstance(unit, _SimpleUnit):
+            self.merge_simple(unit)
         else:
             self.merge_orphans(unit)
 
@@ -1430,3 +1499,122 @@ def _dry_run(
         return result
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- a lab export (issue 14)
+@dataclass
+class LabImport:
+    """What ``sma-log labs import`` did: rows added, rows already here, rows refused
+    (line number in the file, one sentence)."""
+
+    added: int = 0
+    already: int = 0
+    refused: list[tuple[int, str]] = field(default_factory=list)
+
+
+#: Column names a lab export may use, for each field (case and spaces ignored).
+LAB_CSV_COLUMNS: dict[str, tuple[str, ...]] = {
+    "study_code": ("study_code", "study code", "patient", "code"),
+    "test": ("test", "analyte"),
+    "value": ("value", "result"),
+    "unit": ("unit", "units"),
+    "taken_on": ("taken_on", "date", "collected", "collection_date", "taken"),
+}
+
+
+def import_lab_csv(
+    store: Store,
+    path: str | os.PathLike[str],
+    rules: Any = None,
+    tz: str = "UTC",
+    *,
+    dry_run: bool = False,
+) -> LabImport:
+    """Add the results of a lab export (CSV with a header: study code, test, value,
+    unit (optional), date) through the same rules as a result typed at the bedside
+    (:func:`sma_log.domain.predose.parse_lab`). Each row is added alone; a bad row is
+    refused with its line number and why; a row identical to a stored result (same
+    patient, test, date and value) is not added twice. Raises :class:`ImportRefused`
+    when the file cannot be read as such a CSV (nothing added)."""
+    import csv
+
+    from .domain import fields, predose
+    from .storage import predose as stored
+
+    rules = rules or predose.Rules()
+    try:
+        text = Path(path).expanduser().read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise ImportRefused(f"{path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ImportRefused(f"{path}: not UTF-8 text (save the lab export as CSV UTF-8)") from None
+    try:
+        dialect: Any = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    reader = csv.reader(text.splitlines(), dialect)
+    header = next(reader, None)
+    if not header:
+        raise ImportRefused(f"{path}: empty file (a header line is needed)")
+    names = [h.strip().lower().replace("-", "_") for h in header]
+    where: dict[str, int] = {}
+    for key, spellings in LAB_CSV_COLUMNS.items():
+        for i, name in enumerate(names):
+            if name in spellings or name.replace("_", " ") in spellings:
+                where[key] = i
+                break
+    lacking = [k for k in ("study_code", "test", "value", "taken_on") if k not in where]
+    if lacking:
+        raise ImportRefused(
+            f"{path}: no column for {', '.join(lacking)} in the header "
+            f"(expected e.g. study_code,test,value,unit,date)"
+        )
+    result = LabImport()
+    patients: dict[str, Any] = {}
+    for line, cells in enumerate(reader, start=2):
+        if not any(c.strip() for c in cells):
+            continue
+
+        def cell(key: str, cells: list[str] = cells) -> str | None:
+            i = where.get(key)
+            return cells[i].strip() if i is not None and i < len(cells) else None
+
+        code = cell("study_code") or ""
+        if code.upper() not in patients:
+            patients[code.upper()] = store.find_patient(code) if code else None
+        patient = patients[code.upper()]
+        if patient is None:
+            result.refused.append((line, f"no patient with study code {visible(code)!r}"))
+            continue
+        try:
+            test, value, _, day = predose.parse_lab(
+                cell("test"),
+                cell("value"),
+                cell("taken_on"),
+                unit=cell("unit") or None,
+                today=_dt_date(store, tz),
+                rules=rules,
+            )
+        except fields.ValidationError as exc:
+            result.refused.append((line, visible(exc.message)))
+            continue
+        same_row = [
+            r
+            for r in stored.patient_labs(store, patient["id"])
+            if r["test"] == test and r["taken_on"] == day.isoformat() and r["value"] == value
+        ]
+        if same_row:
+            result.already += 1
+            continue
+        if not dry_run:
+            stored.add_lab(
+                store, patient["id"], test, value, day, source="import", rules=rules, tz=tz
+            )
+        result.added += 1
+    return result
+
+
+def _dt_date(store: Store, tz: str) -> Any:
+    import datetime as _dt
+
+    return _dt.date.fromisoformat(store.now().in_timezone(tz).date().isoformat())

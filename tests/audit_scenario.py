@@ -1,5 +1,6 @@
 """Every write path of the Store, in one scripted run (the audit log's replay test, and
-``tests/fixtures/make_schema4.py``, which ran it with the schema-4 code).
+``tests/fixtures/make_schema4.py`` / ``make_schema5.py``, which ran it with the schema-4
+and schema-5 code; the pre-dose calls of schema 6 run only where they exist).
 
 Only public Store and importer calls, so the same script runs with older code. The
 clock is pendulum's travel (no sleeps); ``snap()`` is called after every action.
@@ -64,6 +65,11 @@ def drive(
     from sma_log.export.jsondoc import write_json
     from sma_log.importer import import_file
 
+    try:  # schema 6 (the fixtures of older schemas ran this script without it)
+        from sma_log.storage import predose
+    except ImportError:
+        predose = None  # type: ignore[assignment]
+
     t = START
     pendulum.travel_to(t, freeze=True)
 
@@ -101,6 +107,16 @@ def drive(
     for k in range(5):
         tick(3600 * 24 * 3)
         proc = act(st.start_procedure, pids[k % 3], SETUP)
+        if k == 0 and predose is not None:  # schema 6: labs, a time-out, drug times
+            lab = act(predose.add_lab, st, pids[0], "platelets", "250", START.date())
+            act(predose.add_lab, st, pids[0], "urine_protein", "0.1", START.date())
+            act(predose.void_lab, st, lab["id"])
+            act(predose.add_lab, st, pids[0], "platelets", "240", START.date())
+            act(predose.save_timeout, st, proc, {"consent": "yes", "skin": "intact"})
+            act(predose.save_timeout, st, proc, {"antithrombotic": "none", "vp_shunt": "no"})
+            act(predose.confirm_timeout, st, proc)
+            act(predose.record_drug_time, st, proc, "vial_out")
+            act(predose.record_drug_time, st, proc, "drawn_up")
         if k == 3:
             act(st.cancel_procedure, proc, "wrong patient")
             continue

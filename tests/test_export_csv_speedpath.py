@@ -159,7 +159,11 @@ def _reference(store: Any, opts: ExportOptions, out: Path) -> None:
     out.mkdir()
     for table in csvfiles.export_tables(opts):
         declared = {r[1]: (r[2] or "").upper() for r in conn.execute(f"PRAGMA table_info({table})")}
-        extra = ", pt.study_code AS study_code" if table in ("procedures", "identifiers") else ""
+        extra = (
+            ", pt.study_code AS study_code"
+            if table in ("procedures", "identifiers", "labs")
+            else ""
+        )
         if table in ("attempts", "events"):
             extra += f", {csvfiles.MINUTES_FROM_START} AS minutes_from_start"
         where, params = csvfiles._where(table, opts)
@@ -230,7 +234,7 @@ def test_csv_folder_is_byte_identical_to_the_python_reference(
     with Store.open(hostile_db, "t", readonly=True) as store:
         _reference(store, opts, tmp_path / "ref")
     ref_files = sorted(p.name for p in (tmp_path / "ref").iterdir())
-    assert len(ref_files) == (8 if identifiers else 7)
+    assert len(ref_files) == (10 if identifiers else 9)  # 9: labs, timeouts (issue 14)
     for name in ref_files:
         new = (tmp_path / "new" / name).read_bytes()
         ref = (tmp_path / "ref" / name).read_bytes()

@@ -54,7 +54,16 @@ SETUP = {
     "sedation_agent": "@SUM(1+1)",
     "cobb_angle": "12.5",
 }
-CSV_TABLES = ("patients", "procedures", "attempts", "events", "followups", "contact_attempts")
+CSV_TABLES = (
+    "patients",
+    "procedures",
+    "attempts",
+    "events",
+    "followups",
+    "contact_attempts",
+    "labs",  # issue 14
+    "timeouts",
+)
 # The morning the fixture's procedures are done (10:00 in Rome); the clock runs on from
 # there and jumps to when the 5-minute score and the 72-hour call are due.
 T0 = pendulum.datetime(2026, 3, 27, 9, 0, tz="UTC")
@@ -364,7 +373,7 @@ def test_redcap_dictionary_and_import_match(env: dict[str, Any]) -> None:
         assert tuple(header) == DICTIONARY_COLUMNS and len(header) == 18
         variables = [r[0] for r in dictionary]
         forms = {r[1] for r in dictionary}
-        assert forms == {"patient", "procedure", "attempt", "followup"}
+        assert forms == {"patient", "procedure", "attempt", "followup", "timeout", "lab"}
         assert variables[0] == "record_id"
         assert len(set(variables)) == len(variables)
         assert all(re.fullmatch(r"[a-z][a-z0-9_]*", v) and len(v) <= 26 for v in variables)
@@ -377,7 +386,8 @@ def test_redcap_dictionary_and_import_match(env: dict[str, Any]) -> None:
         head = list(rows[0])
         assert head[:3] == ["record_id", "redcap_repeat_instrument", "redcap_repeat_instance"]
         # REDCap adds each instrument's <form>_complete itself: not in the dictionary
-        statuses = [f"{form}_complete" for form in ("patient", "procedure", "attempt", "followup")]
+        forms_all = ("patient", "procedure", "attempt", "followup", "timeout", "lab")
+        statuses = [f"{form}_complete" for form in forms_all]
         assert set(head[3:]) - set(variables) == set(statuses)
         form_of = {r[0]: r[1] for r in dictionary} | {s: s[: -len("_complete")] for s in statuses}
         for row in rows:

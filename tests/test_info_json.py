@@ -153,6 +153,14 @@ def test_settings_json_defaults_then_saved(config: Path) -> None:
         "learning_alpha": 0.10,
         "learning_beta": 0.10,
         "replica": "",  # issue 15
+        # issue 14: the pre-dose block (clinical limits empty: never invented)
+        "timeout_required": "none",
+        "platelets_min": None,
+        "pt_max_s": None,
+        "aptt_max_s": None,
+        "inr_max": None,
+        "lab_max_age_days": None,
+        "drug_warn_min": 30.0,
     }
     assert doc["timezone_in_effect"] == Settings().tz_name()
     assert not config.exists()
@@ -193,6 +201,14 @@ def test_settings_text_is_unchanged(config: Path) -> None:
         "missed leave queue",
         "theme",
         "replica",  # issue 15
+        # issue 14: the pre-dose block
+        "time-out required",
+        "platelets min",
+        "PT max",
+        "aPTT max",
+        "INR max",
+        "lab max age",
+        "drug warning",
     ]
 
 

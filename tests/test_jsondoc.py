@@ -231,6 +231,7 @@ def test_default_document_is_de_identified_and_says_what_it_removed(
             ],
             "followups": ["other_event", "closed_reason"],
             "contact_attempts": ["note"],
+            "timeouts": ["reason"],  # issue 14: the time-out's reason (free text)
         },
         "event_values_of_kinds": ["note"],
     }

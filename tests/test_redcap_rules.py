@@ -31,8 +31,8 @@ from sma_log.storage.store import Store
 
 ROME = "Europe/Rome"
 NOW = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
-FORMS = ("patient", "procedure", "attempt", "followup")
-REPEATING = {"procedure", "attempt", "followup"}
+FORMS = ("patient", "procedure", "attempt", "followup", "timeout", "lab")
+REPEATING = {"procedure", "attempt", "followup", "timeout", "lab"}
 
 # REDCap's field types (Data Dictionary, "Field Type").
 FIELD_TYPES = {
@@ -290,6 +290,19 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         store.set_identifiers(ids[codes[1]], {"full_name": "Bo", "birth_date": "5 April 2011"})
         store.create_patient({"study_code": "ZZ-NEW", "sma_type": "2"})
         store.record(opened, "attempt")  # an attempt of the procedure in progress
+        # issue 14: lab results, a time-out confirmed with a reason, one left open
+        from sma_log.storage import predose as stored
+
+        ended = store.query(
+            "SELECT id, patient_id FROM procedures WHERE status = 'ended' ORDER BY started_at"
+        )[0]
+        stored.add_lab(store, ended["patient_id"], "platelets", "250", "2026-05-20")
+        stored.add_lab(store, ended["patient_id"], "urine_protein", "0.3", "2026-05-21")
+        stored.save_timeout(
+            store, ended["id"], {"consent": "y", "skin": "intact", "antithrombotic": "none"}
+        )
+        stored.confirm_timeout(store, ended["id"], reason='=HYPERLINK("x") protein rechecked')
+        stored.save_timeout(store, opened, {"consent": "y", "vp_shunt": "y"})
     config = tmp / "settings.json"
     Settings(timezone=ROME, locale="en").save(config)
     return {"db": db, "tmp": tmp, "config": config, "bad_birth": codes[1]}
@@ -329,7 +342,9 @@ def test_every_export_meets_redcaps_rules(demo: dict[str, Any], args: tuple[str,
     out, _ = export(demo, "rules-" + "-".join(a.strip("-") for a in args), *args)
     found = check_redcap(out)
     instruments = {r["redcap_repeat_instrument"] for r in found["rows"]}
-    assert instruments == {"", "procedure", "attempt", "followup"}
+    assert {"", "procedure", "attempt", "followup"} <= instruments <= {"", *REPEATING}
+    if not args:
+        assert {"timeout", "lab"} <= instruments
     identified = "full_name" in found["head"]
     assert identified == ("--identifiers" in args)
 
@@ -413,12 +428,15 @@ def test_each_form_says_whether_it_is_complete(demo: dict[str, Any]) -> None:
         elif form == "followup":
             closed = r["fu_state"] in ("done", "unreachable", "declined")
             assert status == ("2" if closed else "0")
+        elif form == "timeout":
+            assert status == ("2" if r["to_confirmed_date"] else "0")
     for r in rows:
         if r["redcap_repeat_instrument"] == "attempt":
             state = procedure_status[(r["record_id"], r["att_proc_instance"])]
             assert r["attempt_complete"] == ("0" if state == "open" else "2")
     # the demo has an open procedure (with an attempt), open follow-ups and ZZ-NEW
-    assert all(s == {"0", "2"} for s in seen.values()), seen
+    assert all(seen[f] == {"0", "2"} for f in FORMS if f != "lab"), seen
+    assert seen["lab"] == {"2"}  # a lab result is complete as entered
     with (out / "redcap_data_dictionary.csv").open(encoding="utf-8", newline="") as fh:
         names = {r[0] for r in csv.reader(fh)}
     assert not names & {f"{form}_complete" for form in FORMS}  # REDCap adds them itself

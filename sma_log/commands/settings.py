@@ -62,6 +62,31 @@ from .common import CommandRefused, Options, format_option
     help="Where sma-log replicate streams the database: a folder or a URL Litestream "
     "accepts (s3://, sftp://, ...); '' to clear.",
 )
+# ---- pre-dose time-out and drug timing (issue 14)
+@click.option(
+    "--timeout-required",
+    metavar="WHICH",
+    help="Required time-out items: none (the default), label (the preset of --label), us (all "
+    "labs before each dose), eu (labs when indicated), or a comma list of consent, skin, "
+    "antithrombotic, vp_shunt, platelets, coagulation, urine_protein.",
+)
+@click.option(
+    "--platelets-min", metavar="N", help="Flag a platelet count below N x10^9/L ('' clears)."
+)
+@click.option("--pt-max", metavar="S", help="Flag a PT above S seconds ('' clears).")
+@click.option("--aptt-max", metavar="S", help="Flag an aPTT above S seconds ('' clears).")
+@click.option("--inr-max", metavar="R", help="Flag an INR above R ('' clears).")
+@click.option(
+    "--lab-max-age",
+    metavar="DAYS",
+    help="Refuse / do not use a lab result older than DAYS days ('' clears: no limit).",
+)
+@click.option(
+    "--drug-warn",
+    type=click.FloatRange(0, 360),
+    metavar="MIN",
+    help="Minutes before the label's drug limit the live screen warns (0-360; default 30).",
+)
 @format_option("json: one object on stdout (path, whether the file exists, the settings).")
 @click.pass_obj
 def settings_command(
@@ -80,6 +105,13 @@ def settings_command(
     learning_alpha: float | None,
     learning_beta: float | None,
     replica: str | None,
+    timeout_required: str | None,
+    platelets_min: str | None,
+    pt_max: str | None,
+    aptt_max: str | None,
+    inr_max: str | None,
+    lab_max_age: str | None,
+    drug_warn: float | None,
     fmt: str,
 ) -> None:
     """Show the settings, or change them (only the options given; the rest is kept).
@@ -138,6 +170,19 @@ def settings_command(
     )
     if replica is not None:  # issue 15: replication
         changes["replica"] = _check_replica(replica)
+    changes.update(
+        _predose_changes(
+            timeout_required,
+            {
+                "platelets_min": ("--platelets-min", platelets_min),
+                "pt_max_s": ("--pt-max", pt_max),
+                "aptt_max_s": ("--aptt-max", aptt_max),
+                "inr_max": ("--inr-max", inr_max),
+                "lab_max_age_days": ("--lab-max-age", lab_max_age),
+            },
+            drug_warn,
+        )
+    )
     path = config_path()
     try:
         current = opts.settings
@@ -187,6 +232,44 @@ def _learning_changes(
         if problem:
             raise CommandRefused(f"{option}: {problem}")
         changes[f"learning_{name}"] = float(value)
+    return changes
+
+
+def _predose_changes(
+    required: str | None, limits: dict[str, tuple[str, str | None]], warn: float | None
+) -> dict[str, Any]:
+    """The pre-dose block's changes (issue 14); a bad value is refused with one line."""
+    import math
+
+    from ..config import _OPTIONAL_RANGES
+    from ..domain import predose
+
+    changes: dict[str, Any] = {}
+    if required is not None:
+        text = required.strip().lower()
+        try:
+            predose.required_items(text, "eu")
+        except ValueError as exc:
+            raise CommandRefused(f"--timeout-required: {exc}") from None
+        changes["timeout_required"] = text or "none"
+    for key, (option, raw) in limits.items():
+        if raw is None:
+            continue
+        if not raw.strip() or raw.strip().lower() in ("none", "null"):
+            changes[key] = None
+            continue
+        low, high = _OPTIONAL_RANGES[key]
+        try:
+            value = float(raw.strip().replace(",", "."))
+        except ValueError:
+            raise CommandRefused(f"{option}: a number is needed, not {raw[:30]!r}") from None
+        if not math.isfinite(value) or not low <= value <= high:
+            raise CommandRefused(f"{option}: {raw.strip()} is outside {low:g}-{high:g}")
+        changes[key] = value
+    if warn is not None:
+        if not math.isfinite(warn):
+            raise CommandRefused(f"--drug-warn: a number is needed, not {warn}")
+        changes["drug_warn_min"] = float(warn)
     return changes
 
 
@@ -250,7 +333,35 @@ def _show_settings(settings: Any, path: Path) -> None:
         ("missed leave queue", f"{settings.missed_after_days:g} days after the window"),
         ("theme", settings.theme),
         ("replica", settings.replica or "(none: sma-log replicate needs --to)"),  # issue 15
+        *_predose_rows(settings),
     ]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         click.echo(f"{key + ':':<{width + 2}}{visible(value)}")
+
+
+def _predose_rows(settings: Any) -> list[tuple[str, str]]:
+    """The pre-dose block (issue 14): empty limits say so (never a made-up number)."""
+    from ..domain import predose
+
+    def limit(value: float | None, unit: str) -> str:
+        return "(not set: no flag)" if value is None else f"{value:g}{unit}"
+
+    required = sorted(
+        predose.required_items(settings.timeout_required, settings.label),
+        key=predose.ITEMS.index,
+    )
+    return [
+        ("time-out required", f"{settings.timeout_required}: {', '.join(required) or 'none'}"),
+        ("platelets min", limit(settings.platelets_min, " x10^9/L")),
+        ("PT max", limit(settings.pt_max_s, " s")),
+        ("aPTT max", limit(settings.aptt_max_s, " s")),
+        ("INR max", limit(settings.inr_max, "")),
+        (
+            "lab max age",
+            "(not set: no limit)"
+            if settings.lab_max_age_days is None
+            else f"{settings.lab_max_age_days:g} days",
+        ),
+        ("drug warning", f"{settings.drug_warn_min:g} min before the label limit"),
+    ]

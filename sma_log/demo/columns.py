@@ -65,6 +65,11 @@ PROCEDURE_COLUMNS = (
     "updated_at",
     "cancelled_at",
     "cancel_reason",
+    # schema 6 (issue 14): derived drug timing, as the Store writes it
+    "vial_out_at",
+    "drawn_up_at",
+    "injection_sec",
+    "drawn_to_injection_min",
 )
 FOLLOWUP_COLUMNS = (
     "id",

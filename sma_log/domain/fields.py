@@ -453,3 +453,70 @@ PDPH_DETAILS = (
     "pdph_treatment",
     "pdph_resolved",
 )
+
+# ---------------------------------------------------------------- pre-dose time-out (issue 14)
+#: The time-out's items, asked per procedure (NULL: not asked yet, unknown — never "no").
+#: ``antithrombotic_last_at`` is an instant (given as a datetime, see
+#: :func:`sma_log.domain.predose.parse_when`), so it has no spec of its own here.
+TIMEOUT_FIELDS: dict[str, FieldSpec] = _specs(
+    FieldSpec("consent", "Consent", "bool", "Consent for this dose confirmed"),
+    FieldSpec("skin", "Skin at the site", "choice", "Skin at the puncture site", vocab.SKIN_SITE),
+    FieldSpec(
+        "antithrombotic",
+        "Anticoagulant / antiplatelet",
+        "choice",
+        "Anticoagulant or antiplatelet drug taken",
+        vocab.ANTITHROMBOTIC,
+    ),
+    FieldSpec(
+        "antithrombotic_agent",
+        "Agent",
+        "text",
+        "Anticoagulant / antiplatelet agent (a drug name; kept in de-identified exports)",
+        max_length=100,
+    ),
+    FieldSpec("vp_shunt", "VP shunt", "bool", "Ventriculo-peritoneal shunt"),
+)
+
+TIMEOUT_REASON_FIELD = FieldSpec(
+    "reason",
+    "Reason",
+    "text",
+    "Why the dose went ahead with a required item missing or a value flagged (free text)",
+    max_length=500,
+    identifying=True,
+)
+
+#: A laboratory result: plausibility ranges of the stored value in its canonical unit
+#: (what a machine can report), never clinical thresholds (those are site settings).
+LAB_VALUE_FIELDS: dict[str, FieldSpec] = _specs(
+    FieldSpec(
+        "platelets",
+        "Platelet count",
+        "float",
+        "Platelet count",
+        minimum=0,
+        maximum=2000,
+        unit="×10⁹/L",
+    ),
+    FieldSpec("pt", "PT", "float", "Prothrombin time", minimum=5, maximum=200, unit="s"),
+    FieldSpec(
+        "aptt",
+        "aPTT",
+        "float",
+        "Activated partial thromboplastin time",
+        minimum=10,
+        maximum=300,
+        unit="s",
+    ),
+    FieldSpec("inr", "INR", "float", "International normalised ratio", minimum=0.5, maximum=20),
+    FieldSpec(
+        "urine_protein",
+        "Urine protein",
+        "float",
+        "Spot urine protein",
+        minimum=0,
+        maximum=50,
+        unit="g/L",
+    ),
+)

@@ -344,10 +344,55 @@ class Derived(Rule):
         return value
 
 
+@dataclass(frozen=True)
+class Day(Rule):
+    """A calendar date ``YYYY-MM-DD`` (a lab result's date)."""
+
+    required: bool = True
+
+    def clean(self, value: Any) -> Any:
+        text = _typed(value, "string")
+        try:
+            day = _dt.date.fromisoformat(text)
+        except ValueError:
+            raise Bad(f"{shown(text)} is not a date (YYYY-MM-DD)") from None
+        if len(text) != 10 or not EARLIEST_YEAR <= day.year <= LATEST_YEAR:
+            raise Bad(f"{shown(text)} is not a date (YYYY-MM-DD, {EARLIEST_YEAR}–{LATEST_YEAR})")
+        return text
+
+
+@dataclass(frozen=True)
+class Codes(Rule):
+    """A comma-separated list of codes (the time-out's required / missing / flags)."""
+
+    allowed: tuple[str, ...] = ()
+
+    def clean(self, value: Any) -> Any:
+        text = _typed(value, "string")
+        for code in filter(None, text.split(",")):
+            if code not in self.allowed:
+                raise Bad(f"{shown(code)} is not one of {', '.join(self.allowed)}")
+        return text
+
+
 def _specs(group: Mapping[str, fields.FieldSpec], *skip: str) -> dict[str, Rule]:
     return {n: Spec(s, required=s.required) for n, s in group.items() if n not in skip}
 
 
+#: The time-out's item codes (:data:`sma_log.domain.predose.ITEMS`) and the lab tests a
+#: flag may name.
+_TIMEOUT_ITEMS: tuple[str, ...] = (
+    "consent",
+    "skin",
+    "antithrombotic",
+    "vp_shunt",
+    "platelets",
+    "coagulation",
+    "urine_protein",
+    "pt",
+    "aptt",
+    "inr",
+)
 NOTE = Spec(fields.NOTE_FIELD)
 STAFF = Text(100)
 EVENT_KINDS: vocab.Choices = tuple((k, k) for k in get_args(timeline.EventKind))
@@ -396,6 +441,10 @@ RULES: dict[str, dict[str, Rule]] = {
                 "injection_end_at",
                 "procedure_min",
                 "puncture_min",
+                "vial_out_at",
+                "drawn_up_at",
+                "injection_sec",
+                "drawn_to_injection_min",
             )
         },
         "created_at": Instant(),
@@ -451,6 +500,35 @@ RULES: dict[str, dict[str, Rule]] = {
         "by_user": STAFF,
         "note": NOTE,
         "voided_at": Instant(required=False),
+    },
+    # issue 14: patient-level lab results and the per-procedure pre-dose time-out
+    "labs": {
+        "id": Id(),
+        "patient_id": Id(),
+        "test": Code(vocab.LAB_TESTS),
+        "value": Number(minimum=0, required=True),  # per test: check_simple
+        "unit": Text(20),
+        "taken_on": Day(),
+        "source": Code(vocab.LAB_SOURCES, required=False),
+        "voided_at": Instant(required=False),
+        "created_at": Instant(),
+        "updated_at": Instant(),
+    },
+    "timeouts": {
+        "id": Id(),
+        "procedure_id": Id(),
+        **_specs(fields.TIMEOUT_FIELDS),
+        "antithrombotic_last_at": Instant(required=False),
+        **{f"{t}_lab_id": Id(required=False) for t in vocab.codes(vocab.LAB_TESTS)},
+        "required": Codes(_TIMEOUT_ITEMS),
+        "missing": Codes(_TIMEOUT_ITEMS),
+        "flags": Codes(_TIMEOUT_ITEMS),
+        "complete": Flag(),
+        "reason": Spec(fields.TIMEOUT_REASON_FIELD),
+        "confirmed_at": Instant(required=False),
+        "confirmed_by": STAFF,
+        "created_at": Instant(),
+        "updated_at": Instant(),
     },
 }
 #: Columns a row must have, per table.
@@ -693,6 +771,8 @@ def _replayed(
             elif kind == "sedation":
                 timeline.check(state, kind, value)
                 _sedation_value(value, start=False)
+            elif kind in timeline.DRUG_KINDS:  # an entered time: not after the event itself
+                timeline.check_drug_time(state, kind, value, instant(row["at"]))
             else:
                 timeline.check(state, kind, value)
         except timeline.RuleError as exc:
@@ -991,5 +1071,16 @@ def _check_followups(
 
 
 def check_simple(table: str, raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[Refusal]]:
-    """A patient or identifiers row (no children to replay): clean row or refusals."""
-    return clean_row(table, raw)
+    """A patient, identifiers, lab or time-out row (no children to replay): the clean
+    row or refusals. A lab value is judged by its test's field spec (what a laboratory
+    can report, e.g. no negative platelet count)."""
+    row, problems = clean_row(table, raw)
+    if table == "labs" and not problems:
+        spec = fields.LAB_VALUE_FIELDS.get(str(row.get("test")))
+        value = row.get("value")
+        if spec is not None and value is not None:
+            try:
+                spec.parse(value)
+            except fields.ValidationError as exc:
+                problems.append(Refusal(table, id_text(raw.get("id")), "value", exc.message))
+    return row, problems

@@ -375,6 +375,14 @@ class Report:
                     n,
                 )
             )
+        of = self.quality.get("timeout_of")
+        if of is not None:  # issue 14: only once the file has a time-out
+            for key, label in (
+                ("timeout_complete", "Pre-dose time-out complete (confirmed, nothing missing)"),
+                ("timeout_flagged", "Pre-dose time-out with a flagged value"),
+                ("timeout_overridden", "Pre-dose time-out gone ahead with a reason"),
+            ):
+                items.append((key, f"{label}, procedures of {of}", "overall", self.quality[key]))
         n = self.quality.get("long_missed")
         if n is not None and self.missed_after_days is not None:
             days = f"{self.missed_after_days:g}"
@@ -396,6 +404,11 @@ class Report:
                 lines.append(
                     f"Cancelled before the first skin puncture (in no figure): {n} procedure(s)"
                 )
+            elif key.startswith("timeout_"):
+                of = self.quality["timeout_of"]
+                share = f" ({100 * n / of:.0f}%)" if of else ""
+                label = label.rsplit(", procedures of", 1)[0]
+                lines.append(f"{label}: {n} of {of} procedures{share}")
             elif n:  # none lost from sight: no line (the CSV and JSON keep the 0)
                 lines.append(f"{label.removesuffix(', n')}: {n}")
         return lines

@@ -29,6 +29,8 @@ EventKind = Literal[
     "attempt_detail",
     "end",
     "cancel",
+    "vial_out",
+    "drawn_up",
 ]
 
 # Milestones in the order they must happen. "first_puncture" is the first attempt.
@@ -58,6 +60,8 @@ UNDOABLE = frozenset(
         "sedation",
         "note",
         "attempt_detail",
+        "vial_out",
+        "drawn_up",
     }
 )
 
@@ -74,7 +78,13 @@ EVENT_LABELS: dict[str, str] = {
     "attempt_detail": "Attempt level/approach",
     "end": "End",
     "cancel": "Cancelled",
+    "vial_out": "Vial out of the fridge",
+    "drawn_up": "Drug drawn up",
 }
+
+#: Drug-timing events: the value is None (the event's own time: a key press) or an
+#: entered earlier instant in the stored form (``clock.to_text``).
+DRUG_KINDS = ("vial_out", "drawn_up")
 
 
 class RuleError(ValueError):
@@ -117,6 +127,10 @@ class State:
     sedation_agent: str | None = None
     sedation_changes: list[tuple[datetime, str, str | None]] = field(default_factory=list)
     notes: list[tuple[datetime, str]] = field(default_factory=list)
+    #: When the vial left the fridge / the drug was drawn up (latest event of each wins).
+    drug_times: dict[str, datetime] = field(default_factory=dict)
+    #: The drug-timing events behind ``drug_times`` (their stored value, if entered).
+    drug_events: dict[str, Event] = field(default_factory=dict)
     last_event: Event | None = None
     undoable: Event | None = None
     ended: bool = False
@@ -238,6 +252,9 @@ def _apply(state: State, ev: Event, level: str | None, approach: str | None) -> 
         state.ended = True
     elif kind == "cancel":
         state.cancelled = True
+    elif kind in DRUG_KINDS:
+        state.drug_times[kind] = drug_instant(ev)
+        state.drug_events[kind] = ev
 
 
 def check(state: State, kind: str, value: str | None = None) -> None:
@@ -298,7 +315,69 @@ def check(state: State, kind: str, value: str | None = None) -> None:
         return
     if kind == "end":
         return
+    if kind in DRUG_KINDS:
+        check_drug_time(state, kind, value)
+        return
     raise RuleError(f"Unknown action: {kind}")
+
+
+def drug_instant(ev: Event) -> datetime:
+    """The time a drug-timing event stands for: its entered instant, else its own time."""
+    if ev.value:
+        from .clock import from_text
+
+        try:
+            return from_text(ev.value)
+        except (TypeError, ValueError):  # an odd value another tool wrote: its own time
+            return ev.at
+    return ev.at
+
+
+def _hhmm(when: datetime) -> str:
+    return when.strftime("%H:%M:%S UTC")
+
+
+def check_drug_time(
+    state: State, kind: str, value: str | None, now: datetime | None = None
+) -> None:
+    """The order of the drug's times: out of the fridge, drawn up, injected.
+
+    ``value`` is None (now: the key) or an entered instant in the stored form; ``now``
+    (when known) refuses an entered instant in the future. Refused with one sentence:
+    a drawn-up time after the injection start or before the vial left the fridge, a
+    vial-out time after the drawing up or the injection start.
+    """
+    when: datetime | None = None
+    if value is not None:
+        from .clock import from_text
+
+        try:
+            when = from_text(value)
+        except (TypeError, ValueError):
+            raise RuleError(f"Not a time: {value[:40]!r}") from None
+        if now is not None and when > now:
+            raise RuleError(f"{EVENT_LABELS[kind]}: the time entered is in the future")
+    label = EVENT_LABELS[kind]
+    inj = state.milestones.get("injection_start")
+    if inj is not None and (when is None or when > inj):
+        raise RuleError(
+            f"{label} cannot be after the injection start ({_hhmm(inj)}): "
+            "enter the earlier time it happened"
+        )
+    if value is None and kind in state.drug_times:  # a key pressed twice records once
+        raise RuleError(
+            f"{label} was already recorded at {_hhmm(state.drug_times[kind])}; u undoes it, "
+            "or enter the time in the time-out (m)"
+        )
+    vial = state.drug_times.get("vial_out")
+    if kind == "drawn_up" and vial is not None and when is not None and when < vial:
+        raise RuleError("The drug cannot be drawn up before the vial left the fridge")
+    if kind == "vial_out" and "drawn_up" in state.drug_times:
+        drawn = state.drug_times["drawn_up"]
+        if when is None or when > drawn:
+            raise RuleError(
+                f"The vial cannot leave the fridge after the drug was drawn up ({_hhmm(drawn)})"
+            )
 
 
 def check_end(state: State, drug_delivered: bool) -> None:
@@ -376,7 +455,26 @@ def derived_columns(state: State, instant: Callable[[datetime], str]) -> dict[st
         "puncture_min": state.puncture_minutes,
         "sedation": deepest_sedation(state),
         "sedation_agent": state.sedation_agent,
+        **drug_columns(state, instant),
     }
+
+
+def drug_columns(state: State, instant: Callable[[datetime], str]) -> dict[str, object]:
+    """Drug timing (issue 14): when the vial left the fridge and the drug was drawn up
+    (an entered instant as stored, else the event's own time), the injection's length
+    in whole seconds, and the minutes from drawing up to the injection start."""
+    out: dict[str, object] = {}
+    for kind in DRUG_KINDS:
+        ev = state.drug_events.get(kind)
+        out[f"{kind}_at"] = None if ev is None else (ev.value or instant(ev.at))
+    ms = state.milestones
+    start, end = ms.get("injection_start"), ms.get("injection_end")
+    out["injection_sec"] = float(round((end - start).total_seconds())) if start and end else None
+    drawn = state.drug_times.get("drawn_up")
+    out["drawn_to_injection_min"] = (
+        whole_second_minutes((start - drawn).total_seconds()) if start and drawn else None
+    )
+    return out
 
 
 def attempt_columns(att: Attempt) -> dict[str, object]:

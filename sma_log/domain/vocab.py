@@ -139,3 +139,30 @@ PROCEDURE_STATUS: Choices = (
     ("ended", "Ended"),
     ("cancelled", "Cancelled before the first skin puncture (counted in no figure)"),
 )
+
+# ---------------------------------------------------------------- pre-dose time-out (issue 14)
+#: Patient-level laboratory results the label asks for before a dose; the unit is the
+#: canonical one a value is stored in (see :data:`sma_log.domain.predose.LAB_UNITS`).
+LAB_TESTS: Choices = (
+    ("platelets", "Platelet count"),
+    ("pt", "Prothrombin time (PT)"),
+    ("aptt", "Activated partial thromboplastin time (aPTT)"),
+    ("inr", "INR"),
+    ("urine_protein", "Spot urine protein"),
+)
+LAB_SOURCES: Choices = (
+    ("bedside", "Entered at the bedside"),
+    ("patient_page", "Entered on the patient page"),
+    ("cli", "sma-log labs add"),
+    ("import", "Imported from a lab export"),
+)
+SKIN_SITE: Choices = (
+    ("intact", "Intact"),
+    ("infected_inflamed", "Infected or inflamed"),
+)
+ANTITHROMBOTIC: Choices = (
+    ("none", "None"),
+    ("anticoagulant", "Anticoagulant"),
+    ("antiplatelet", "Antiplatelet"),
+    ("both", "Anticoagulant and antiplatelet"),
+)

@@ -100,9 +100,9 @@ MACHINE_COLUMNS: dict[str, tuple[str, ...]] = {
 DEIDENTIFIED_TEXT = (
     "De-identified export: no identifiers table (names, record numbers, birth dates), no "
     "free text (notes, failure and cancel reasons, other adverse events, closed reasons, "
-    "contact notes), no times of day (instants become dates in the site time zone; elapsed times "
-    "are given in minutes), record ids with their time part zeroed; study codes, staff "
-    "names and birth years kept."
+    "contact notes, time-out reasons), no times of day (instants become dates in the site "
+    "time zone; elapsed times are given in minutes), record ids with their time part "
+    "zeroed; study codes, staff names and birth years kept."
 )
 IDENTIFIED_TEXT = (
     "IDENTIFIED export (--identifiers): includes names, record numbers, birth dates, "
@@ -126,6 +126,7 @@ def identifying_columns(table: str) -> tuple[str, ...]:
         "patients": fields.PATIENT_FIELDS,
         "procedures": {**fields.SETUP_FIELDS, **fields.OUTCOME_FIELDS},
         "followups": fields.FOLLOWUP_FIELDS,
+        "timeouts": {**fields.TIMEOUT_FIELDS, "reason": fields.TIMEOUT_REASON_FIELD},
     }
     flagged = tuple(n for n, s in specs.get(table, {}).items() if s.identifying)
     return flagged + FREE_TEXT.get(table, ()) + MACHINE_COLUMNS.get(table, ())

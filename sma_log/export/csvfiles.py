@@ -53,7 +53,16 @@ from .common import (
     staged_folder,
 )
 
-TABLES = ("patients", "procedures", "attempts", "events", "followups", "contact_attempts")
+TABLES = (
+    "patients",
+    "procedures",
+    "attempts",
+    "events",
+    "followups",
+    "contact_attempts",
+    "labs",
+    "timeouts",
+)
 ANALYSIS_FILE = "procedures_analysis.csv"
 DICTIONARY_FILE = "data_dictionary.csv"
 ALL_FILES = (
@@ -75,6 +84,8 @@ _FROM: dict[str, str] = {
         "procedures p CROSS JOIN followups f ON f.procedure_id = p.id "
         "CROSS JOIN contact_attempts t ON t.followup_id = f.id"
     ),
+    "labs": "labs t JOIN patients pt ON pt.id = t.patient_id",
+    "timeouts": "procedures p CROSS JOIN timeouts t ON t.procedure_id = p.id",
 }
 _ORDER: dict[str, str] = {
     "patients": "t.study_code",
@@ -84,6 +95,8 @@ _ORDER: dict[str, str] = {
     "events": "p.started_at, t.procedure_id, t.seq",
     "followups": "p.started_at, t.procedure_id, t.kind",
     "contact_attempts": "p.started_at, t.followup_id, t.at, t.id",
+    "labs": "pt.study_code, t.taken_on, t.test, t.id",
+    "timeouts": "p.started_at, t.procedure_id",
 }
 MINUTES_FROM_START = "round((julianday(t.at) - julianday(p.started_at)) * 1440, 3)"
 #: Rows fetched from SQLite per write.
@@ -131,7 +144,7 @@ def column_plan(conn: Any, table: str, opts: ExportOptions) -> list[Column]:
             out.append(Column(table, name, col, GUARD))
         else:
             out.append(Column(table, name, col))
-        if table in ("procedures", "identifiers") and name == "patient_id":
+        if table in ("procedures", "identifiers", "labs") and name == "patient_id":
             out.append(Column(table, "study_code", "pt.study_code", stored=False))  # unguarded
     if table in ("attempts", "events"):
         out.append(Column(table, "minutes_from_start", MINUTES_FROM_START, stored=False))
@@ -139,7 +152,7 @@ def column_plan(conn: Any, table: str, opts: ExportOptions) -> list[Column]:
 
 
 def _where(table: str, opts: ExportOptions) -> tuple[str, list[str]]:
-    if table in ("patients", "identifiers"):
+    if table in ("patients", "identifiers", "labs"):
         key = "t.id" if table == "patients" else "t.patient_id"
         cond, params = opts.start_filter("x.started_at")
         where = (

@@ -89,6 +89,72 @@ SYSTEM: dict[tuple[str, str], tuple[str, str, str, vocab.Choices]] = {
         "Puncture time: first skin puncture to end of injection",
         (),
     ),
+    # issue 14: drug timing (derived from the vial_out / drawn_up events)
+    ("procedures", "vial_out_at"): ("instant", "", "When the vial left the fridge", ()),
+    ("procedures", "drawn_up_at"): (
+        "instant",
+        "",
+        "When the drug was drawn into the syringe (label limit: US 4 h, EU 6 h from it)",
+        (),
+    ),
+    ("procedures", "injection_sec"): (
+        "float",
+        "s",
+        "Injection start to end, whole seconds (label: 1–3 min)",
+        (),
+    ),
+    ("procedures", "drawn_to_injection_min"): (
+        "float",
+        "min",
+        "Drug drawn up to injection start (label limit: US 240, EU 360 min)",
+        (),
+    ),
+    # issue 14: lab results (patient level) and the pre-dose time-out (per procedure)
+    ("labs", "test"): ("choice", "", "Laboratory test", vocab.LAB_TESTS),
+    ("labs", "value"): (
+        "float",
+        "",
+        "Result in the unit of the row (platelets 10^9/L, PT and aPTT s, INR ratio, "
+        "urine protein g/L)",
+        (),
+    ),
+    ("labs", "unit"): ("text", "", "Unit of the value (the canonical unit of its test)", ()),
+    ("labs", "taken_on"): ("date", "", "Date the sample was taken (YYYY-MM-DD)", ()),
+    ("labs", "source"): ("choice", "", "How the result was entered", vocab.LAB_SOURCES),
+    ("labs", "voided_at"): ("instant", "", "When the result was voided (empty: it counts)", ()),
+    ("timeouts", "antithrombotic_last_at"): (
+        "instant",
+        "",
+        "Last dose of the anticoagulant / antiplatelet",
+        (),
+    ),
+    **{
+        ("timeouts", f"{t}_lab_id"): (
+            "id",
+            "",
+            f"The {label} result the time-out used (labs.id; empty: none)",
+            (),
+        )
+        for t, label in vocab.LAB_TESTS
+    },
+    ("timeouts", "required"): (
+        "text",
+        "",
+        "Items the site required when the time-out was confirmed (comma-separated: consent, "
+        "skin, antithrombotic, vp_shunt, platelets, coagulation, urine_protein)",
+        (),
+    ),
+    ("timeouts", "missing"): ("text", "", "Required items missing at confirmation", ()),
+    ("timeouts", "flags"): (
+        "text",
+        "",
+        "Flagged at confirmation: consent (not given), skin (infected/inflamed), "
+        "urine_protein (> 0.2 g/L, label), platelets/pt/aptt/inr (site limits)",
+        (),
+    ),
+    ("timeouts", "complete"): ("bool", "", "No required item missing at confirmation", ()),
+    ("timeouts", "confirmed_at"): ("instant", "", "When the time-out was confirmed", ()),
+    ("timeouts", "confirmed_by"): ("text", "", "Who confirmed the time-out", ()),
     ("attempts", "number"): ("int", "", "Attempt number within the procedure (1, 2, …)", ()),
     ("attempts", "at"): ("instant", "", "Skin puncture of this attempt", ()),
     ("attempts", "level"): ("choice", "", "Interspace of this attempt", vocab.LEVELS),
@@ -185,6 +251,7 @@ SPECS: dict[str, dict[str, fields.FieldSpec]] = {
             maximum=5,
         ),
     },
+    "timeouts": {**fields.TIMEOUT_FIELDS, "reason": fields.TIMEOUT_REASON_FIELD},
 }
 
 
@@ -223,6 +290,7 @@ def type_text(kind: str, column: str, opts: ExportOptions) -> str:
         "bool": "boolean (1 = yes, 0 = no)",
         "choice": "code (text)",
         "text": "text",
+        "date": "date (YYYY-MM-DD)",
     }.get(kind, kind)
 
 

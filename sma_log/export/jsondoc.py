@@ -184,6 +184,12 @@ def _filters(
             f"(SELECT id FROM followups WHERE procedure_id IN ({procs}))",
             p,
         ),
+        "labs": (
+            "SELECT id FROM labs WHERE patient_id IN "
+            f"(SELECT patient_id FROM procedures WHERE {' AND '.join(where)})",
+            p,
+        ),
+        "timeouts": (f"SELECT id FROM timeouts WHERE procedure_id IN ({procs})", p),
     }
     out: dict[str, tuple[str, tuple[Any, ...]]] = {}
     for t in tables:
@@ -465,6 +471,7 @@ def _coded() -> dict[str, dict[str, dict[str, Any]]]:
             "redirections_n": {"minimum": 0},
             "procedure_min": {"minimum": 0},
             "puncture_min": {"minimum": 0},
+            "injection_sec": {"minimum": 0},
         },
         "attempts": {
             "number": {"minimum": 1},
@@ -487,6 +494,17 @@ def _coded() -> dict[str, dict[str, dict[str, Any]]]:
             "contact_attempts_n": {"minimum": 0},
         },
         "contact_attempts": {"outcome": {"enum": ["no_answer"]}},
+        "labs": {
+            "test": {"enum": list(vocab.codes(vocab.LAB_TESTS))},
+            "source": {"enum": list(vocab.codes(vocab.LAB_SOURCES))},
+            "value": {"minimum": 0},
+            "taken_on": {"pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"},
+        },
+        "timeouts": {
+            **specs(fields.TIMEOUT_FIELDS),
+            "reason": from_spec(fields.TIMEOUT_REASON_FIELD),
+            "complete": boolean,
+        },
     }
 
 

@@ -9,7 +9,11 @@ The project is a classic REDCap project whose record is the patient:
 * ``attempt`` (repeating: one instance per needle attempt; ``att_proc_instance`` names
   the procedure instance it belongs to; undone attempts are not exported);
 * ``followup`` (repeating: the 5-minute score and the 72-hour call of each procedure;
-  ``fu_proc_instance`` names the procedure instance).
+  ``fu_proc_instance`` names the procedure instance);
+* ``timeout`` (repeating: the pre-dose time-out of a procedure, numbered as its procedure
+  instance, ``to_proc_instance``; with the value and date of each lab result it used);
+* ``lab`` (repeating: the patient's lab results, numbered by date over all of them;
+  voided ones keep their number and are not exported).
 
 Instance numbers are fixed by the patient's whole history, whatever ``--from/--to``
 selects: a procedure is instance 2 in a filtered export when it is instance 2 in the
@@ -27,7 +31,8 @@ every instrument itself, so they are in the import file, never in the dictionary
 * ``procedure``: ended or cancelled (not in progress);
 * ``attempt``: its procedure ended or was cancelled (an attempt of a procedure in
   progress may still be undone);
-* ``followup``: closed: done, not reachable or declined (not open).
+* ``followup``: closed: done, not reachable or declined (not open);
+* ``timeout``: confirmed; ``lab``: always (a result is complete as entered).
 
 Branching logic never hides data: a field that a de-identified import file keeps never
 branches on one it leaves out (:func:`deidentified_branching` drops such a branching,
@@ -48,8 +53,8 @@ written empty: REDCap's import checks every value against its field. A bad study
 code refuses the export with one line: it is the record id.
 
 Load it in REDCap: Project Setup → Data Dictionary → upload
-``redcap_data_dictionary.csv``; enable repeating instruments for procedure, attempt
-and followup; then Data Import Tool → ``redcap_import.csv``.
+``redcap_data_dictionary.csv``; enable repeating instruments for procedure, attempt,
+followup, timeout and lab; then Data Import Tool → ``redcap_import.csv``.
 """
 
 from __future__ import annotations
@@ -100,7 +105,7 @@ DICTIONARY_COLUMNS = (
     "Field Annotation",
 )
 IMPORT_FIXED = ("record_id", "redcap_repeat_instrument", "redcap_repeat_instance")
-REPEATING = ("procedure", "attempt", "followup")
+REPEATING = ("procedure", "attempt", "followup", "timeout", "lab")
 FORMS = ("patient", *REPEATING)
 #: REDCap's form status: the ``<form>_complete`` field of every instrument.
 INCOMPLETE, UNVERIFIED, COMPLETE = 0, 1, 2
@@ -500,7 +505,119 @@ def _fields() -> list[Field]:
             )
             continue
         out.append(_from_spec(spec, "followup", "fu_", branching=branching))
+    return out + _predose_fields()
+
+
+def _predose_fields() -> list[Field]:
+    """Issue 14: the pre-dose time-out (one instance per procedure, numbered as its
+    procedure) and the patient's lab results (numbered by date over all of them)."""
+    f = fields
+    out = [
+        Field(
+            "to_proc_instance",
+            "timeout",
+            "text",
+            "Procedure instance",
+            "proc_instance",
+            validation="integer",
+            note="the procedure instance this time-out belongs to",
+            required=True,
+            kind="int",
+        )
+    ]
+    for spec in f.TIMEOUT_FIELDS.values():
+        branching = "[to_antithrombotic] <> 'none'" if spec.name == "antithrombotic_agent" else ""
+        out.append(_from_spec(spec, "timeout", "to_", branching=branching))
+    out.append(
+        Field(
+            "to_antithromb_last_date",
+            "timeout",
+            "text",
+            "Last anticoagulant / antiplatelet dose",
+            "antithrombotic_last_at",
+            validation="date_ymd",
+            note="local date",
+            kind="date",
+        )
+    )
+    for test, label in vocab.LAB_TESTS:
+        unit = predose_unit(test)
+        out += [
+            Field(
+                f"to_{test}",
+                "timeout",
+                "text",
+                f"{label} used ({unit})",
+                f"{test}_value",
+                note=unit,
+                validation="number",
+                kind="float",
+                section="Lab results the time-out used" if test == "platelets" else "",
+            ),
+            Field(
+                f"to_{test}_date",
+                "timeout",
+                "text",
+                f"{label}: date taken",
+                f"{test}_taken_on",
+                validation="date_ymd",
+                kind="ymd",
+            ),
+        ]
+    out += [
+        Field(
+            "to_items_complete",
+            "timeout",
+            "yesno",
+            "No required item missing",
+            "complete",
+            kind="bool",
+            section="Judgement at confirmation",
+        ),
+        Field("to_required", "timeout", "text", "Required items", "required"),
+        Field("to_missing", "timeout", "text", "Missing required items", "missing"),
+        Field("to_flags", "timeout", "text", "Flagged items", "flags"),
+        _from_spec(f.TIMEOUT_REASON_FIELD, "timeout", "to_"),
+        Field(
+            "to_confirmed_date",
+            "timeout",
+            "text",
+            "Confirmed on",
+            "confirmed_at",
+            validation="date_ymd",
+            note="local date",
+            kind="date",
+        ),
+        Field("to_confirmed_by", "timeout", "text", "Confirmed by", "confirmed_by"),
+        Field("lab_test", "lab", "radio", "Test", "test", vocab.LAB_TESTS, kind="choice"),
+        Field(
+            "lab_value",
+            "lab",
+            "text",
+            "Result (platelets 10^9/L, PT and aPTT s, INR ratio, urine protein g/L)",
+            "value",
+            validation="number",
+            kind="float",
+        ),
+        Field("lab_unit", "lab", "text", "Unit", "unit"),
+        Field(
+            "lab_date",
+            "lab",
+            "text",
+            "Date taken",
+            "taken_on",
+            validation="date_ymd",
+            kind="ymd",
+        ),
+        Field("lab_source", "lab", "radio", "Entered", "source", vocab.LAB_SOURCES, kind="choice"),
+    ]
     return out
+
+
+def predose_unit(test: str) -> str:
+    from ..domain.predose import LAB_UNITS
+
+    return LAB_UNITS[test]
 
 
 def branch_refs(logic: str) -> set[str]:
@@ -581,6 +698,10 @@ def form_status(form: str, row: dict[str, Any], written: dict[str, Any]) -> int:
         done = row.get("status") in _CLOSED_PROCEDURE
     elif form == "attempt":
         done = row.get("proc_status") in _CLOSED_PROCEDURE
+    elif form == "timeout":
+        done = row.get("confirmed_at") is not None
+    elif form == "lab":
+        done = True
     else:
         done = row.get("state") in _CLOSED_FOLLOWUP
     return COMPLETE if done else INCOMPLETE
@@ -653,6 +774,8 @@ _SOURCES: dict[str, tuple[tuple[str, str], ...]] = {
     "procedure": (("procedures", "pr"),),
     "attempt": (("attempts", "a"),),
     "followup": (("followups", "f"),),
+    "timeout": (("timeouts", "to"),),
+    "lab": (("labs", "l"),),
 }
 
 
@@ -709,7 +832,42 @@ def _queries(opts: ExportOptions) -> dict[str, tuple[str, list[Any]]]:
             JOIN patients pt ON pt.id = pr.patient_id ORDER BY pt.study_code, f.instance""",
             list(params),
         ),
+        # one time-out per procedure: its instance is its procedure's
+        "timeout": (
+            f"""WITH pr AS ({procs})
+            SELECT pt.study_code, pr.proc_instance AS instance, pr.proc_instance, t.*,
+                t.rowid AS _rowid_to, {_used_labs_sql()}
+            FROM timeouts t JOIN pr ON pr.id = t.procedure_id
+            JOIN patients pt ON pt.id = pr.patient_id {_used_labs_joins()}
+            ORDER BY pt.study_code, pr.proc_instance""",
+            list(params),
+        ),
+        # lab results: numbered by date over all of the patient's results (voided ones
+        # keep their number and are not exported)
+        "lab": (
+            f"""WITH lb AS (SELECT l.*, l.rowid AS _rowid_l, row_number() OVER (
+                    PARTITION BY l.patient_id ORDER BY l.taken_on, l.id) AS instance
+                FROM labs l)
+            SELECT pt.study_code, lb.* FROM lb JOIN patients pt ON pt.id = lb.patient_id
+            WHERE lb.voided_at IS NULL AND {where_patient}
+            ORDER BY pt.study_code, lb.instance""",
+            list(params),
+        ),
     }
+
+
+def _used_labs_sql() -> str:
+    """The value and date of each result a time-out used (computed columns)."""
+    return ", ".join(
+        f"u_{t}.value AS {t}_value, u_{t}.taken_on AS {t}_taken_on"
+        for t in vocab.codes(vocab.LAB_TESTS)
+    )
+
+
+def _used_labs_joins() -> str:
+    return " ".join(
+        f"LEFT JOIN labs u_{t} ON u_{t}.id = t.{t}_lab_id" for t in vocab.codes(vocab.LAB_TESTS)
+    )
 
 
 def _bad_cells(
@@ -728,6 +886,8 @@ def _bad_cells(
             f"t.voided = 0 AND {cond}",
         ),
         "followups": ("followups t JOIN procedures p ON p.id = t.procedure_id", cond),
+        "timeouts": ("timeouts t JOIN procedures p ON p.id = t.procedure_id", cond),
+        "labs": ("labs t", in_range.format(key="p.patient_id = t.patient_id")),
     }
     wanted: dict[str, list[str]] = {"patients": ["study_code"]}
     for f in columns:

@@ -317,11 +317,12 @@ def _filter_dates(conn: sqlite3.Connection, opts: ExportOptions) -> None:
         "DELETE FROM contact_attempts WHERE followup_id IN "
         "(SELECT id FROM followups WHERE procedure_id IN (SELECT id FROM temp.gone))"
     )
-    for table in ("followups", "events", "attempts"):
+    for table in ("followups", "events", "attempts", "timeouts"):
         conn.execute(f"DELETE FROM {table} WHERE procedure_id IN (SELECT id FROM temp.gone)")
     conn.execute("DELETE FROM procedures WHERE id IN (SELECT id FROM temp.gone)")
     keep = "SELECT patient_id FROM procedures"
     conn.execute(f"DELETE FROM identifiers WHERE patient_id NOT IN ({keep})")
+    conn.execute(f"DELETE FROM labs WHERE patient_id NOT IN ({keep})")
     conn.execute(f"DELETE FROM patients WHERE id NOT IN ({keep})")
     conn.execute("DROP TABLE temp.gone")
     # The audit trail of records no longer in the copy goes with them.

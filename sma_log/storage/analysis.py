@@ -416,3 +416,42 @@ def iter_dicts(cur: Any, names: list[str]) -> Iterator[dict[str, Any]]:
     while chunk := cur.fetchmany():
         for values in chunk:
             yield dict(zip(names, values, strict=True))
+
+
+def timeout_quality(
+    conn: sqlite3.Connection,
+    date_from: date | str | None = None,
+    date_to: date | str | None = None,
+    tz: str = "UTC",
+    where: Any = None,
+) -> dict[str, int]:
+    """The pre-dose time-out's data-quality counts (issue 14) over the report's ended
+    procedures (its dates and filters): ``timeout_of`` (those procedures),
+    ``timeout_complete`` (a confirmed time-out with no required item missing),
+    ``timeout_flagged`` (confirmed with a flagged value) and ``timeout_overridden``
+    (confirmed with a reason: an item missing or a value flagged). Empty when none of
+    them has a time-out at all (a file from before time-outs: no line)."""
+    filters = stats.parse_where(where)
+    columns = list(dict.fromkeys(["procedure_id", *(stats.GROUPINGS[d][0] for d in filters)]))
+    sql, names, params = analysis_sql(columns, date_from, date_to, tz, order=False)
+    sql = (
+        f"SELECT a.*, t.confirmed_at AS _confirmed, t.complete AS _complete, "
+        f"t.flags AS _flags, t.reason AS _reason, t.id AS _timeout "
+        f"FROM ({sql}) a LEFT JOIN timeouts t ON t.procedure_id = a.procedure_id"
+    )
+    names = [*names, "_confirmed", "_complete", "_flags", "_reason", "_timeout"]
+    out = dict.fromkeys(
+        ("timeout_of", "timeout_complete", "timeout_flagged", "timeout_overridden"), 0
+    )
+    seen = 0
+    for row in iter_dicts(conn.execute(sql, params), names):
+        if not all(stats.group_key(row, d) in codes for d, codes in filters.items()):
+            continue
+        out["timeout_of"] += 1
+        seen += row["_timeout"] is not None
+        if row["_confirmed"] is None:
+            continue
+        out["timeout_complete"] += row["_complete"] == 1
+        out["timeout_flagged"] += bool(row["_flags"])
+        out["timeout_overridden"] += bool(row["_reason"])
+    return out if seen else {}

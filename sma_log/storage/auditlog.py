@@ -52,6 +52,11 @@ UNAUDITED: dict[str, frozenset[str]] = {
             "started_at",
             "ended_at",
             "cancelled_at",
+            # drug timing (schema 6), derived from the vial_out / drawn_up events
+            "vial_out_at",
+            "drawn_up_at",
+            "injection_sec",
+            "drawn_to_injection_min",
         }
     )
 }

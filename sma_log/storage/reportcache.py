@@ -417,6 +417,7 @@ def load_report(
             columns, rows, by, unit, where=where, grouped_by_patient=per_patient
         )
         report.quality["cancelled"] = cancelled_count(conn, date_from, date_to, tz, where)
+        report.quality.update(analysis.timeout_quality(conn, date_from, date_to, tz, where))
     finally:
         if own:
             conn.execute("COMMIT")

@@ -560,12 +560,82 @@ def _v5(db: sqlite_utils.Database) -> None:
     conn.execute("DROP TABLE audit_log_v4")
 
 
+def _v6(db: sqlite_utils.Database) -> None:
+    """Pre-dose time-out and drug timing (issue 14): new tables and nullable columns only.
+
+    * ``labs``: patient-level laboratory results (platelets, PT, aPTT, INR, spot urine
+      protein) with their date and source; a mistaken result is voided, never deleted;
+    * ``timeouts``: one pre-dose time-out per procedure (NULL answers are unknown);
+    * ``procedures.vial_out_at`` / ``drawn_up_at`` / ``injection_sec`` /
+      ``drawn_to_injection_min``: derived from the events (new event kinds ``vial_out``
+      and ``drawn_up``); existing procedures have none of these events, so they stay
+      NULL and nothing is rewritten.
+    """
+    conn = db.conn
+    for sql in (
+        "ALTER TABLE procedures ADD COLUMN vial_out_at TEXT",
+        "ALTER TABLE procedures ADD COLUMN drawn_up_at TEXT",
+        "ALTER TABLE procedures ADD COLUMN injection_sec REAL",
+        "ALTER TABLE procedures ADD COLUMN drawn_to_injection_min REAL",
+    ):
+        conn.execute(sql)
+    db.table("labs").create(
+        {
+            "id": T,
+            "patient_id": T,
+            "test": T,
+            "value": R,
+            "unit": T,
+            "taken_on": T,
+            "source": T,
+            "voided_at": T,
+            "created_at": T,
+            "updated_at": T,
+        },
+        pk="id",
+        foreign_keys=[("patient_id", "patients", "id")],
+        not_null={"patient_id", "test", "value", "taken_on", "created_at", "updated_at"},
+    )
+    db.table("labs").create_index(["patient_id", "test", "taken_on"])
+    db.table("timeouts").create(
+        {
+            "id": T,
+            "procedure_id": T,
+            "consent": I,
+            "skin": T,
+            "antithrombotic": T,
+            "antithrombotic_agent": T,
+            "antithrombotic_last_at": T,
+            "vp_shunt": I,
+            "platelets_lab_id": T,
+            "pt_lab_id": T,
+            "aptt_lab_id": T,
+            "inr_lab_id": T,
+            "urine_protein_lab_id": T,
+            "required": T,
+            "missing": T,
+            "flags": T,
+            "complete": I,
+            "reason": T,
+            "confirmed_at": T,
+            "confirmed_by": T,
+            "created_at": T,
+            "updated_at": T,
+        },
+        pk="id",
+        foreign_keys=[("procedure_id", "procedures", "id")],
+        not_null={"procedure_id", "created_at", "updated_at"},
+    )
+    db.table("timeouts").create_index(["procedure_id"], unique=True)
+
+
 MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {
     1: _v1,
     2: _v2,
     3: _v3,
     4: _v4,
     5: _v5,
+    6: _v6,
 }
 #: The migration after which the file is compacted (VACUUM, after its commit).
 VACUUM_AFTER = 5
@@ -580,4 +650,6 @@ CLINICAL_TABLES = (
     "events",
     "followups",
     "contact_attempts",
+    "labs",
+    "timeouts",
 )

@@ -338,7 +338,7 @@ class Store(FollowupStore):
             return {}
         sets = ", ".join(f"{k} = ?" for k in diff)
         values = [v for _, v in diff.values()]
-        if table in ("patients", "procedures", "identifiers", "followups"):
+        if table in ("patients", "procedures", "identifiers", "followups", "labs", "timeouts"):
             sets += ", updated_at = ?"
             values.append(to_text(self.now()))
         self.conn.execute(f"UPDATE {table} SET {sets} WHERE id = ?", (*values, record_id))
@@ -667,6 +667,8 @@ class Store(FollowupStore):
         with self.write():
             row, events, state = self._for_write(proc_id)
             timeline.check(state, kind, value)
+            if kind in timeline.DRUG_KINDS:  # an entered drug time: never in the future
+                timeline.check_drug_time(state, kind, value, self.now())
             attempt_id = state.current.id if state.current and kind != "attempt" else None
             self._append(row, events, kind, value, attempt_id)
             state = self._sync_derived(row, events)

@@ -50,8 +50,12 @@ def _snapshot(path: Path) -> tuple[int, dict[str, int], dict[str, set[str]]]:
 def test_there_is_a_fixture_for_every_older_schema() -> None:
     versions = {_snapshot(p)[0] for p in SCHEMAS}
     assert versions, "no tests/fixtures/schema*.db"
-    # every released schema below the current one has its fixture
-    assert set(range(1, SCHEMA_VERSION)) <= versions | {SCHEMA_VERSION}, versions
+    # every released schema below the current one has its fixture (a placeholder
+    # migration of a branch, replaced by the real one at merge, is no released schema)
+    from sma_log.storage.schema import MIGRATIONS
+
+    placeholders = {v for v, m in MIGRATIONS.items() if m.__name__.endswith("_reserved")}
+    assert set(range(1, SCHEMA_VERSION)) - placeholders <= versions | {SCHEMA_VERSION}, versions
 
 
 @pytest.mark.parametrize("fixture", SCHEMAS, ids=[p.name for p in SCHEMAS])

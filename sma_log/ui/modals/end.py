@@ -8,9 +8,9 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import Button, Select, Static
+from textual.widgets import Button, Input, Select, Static
 
-from ...domain import fields, timeline
+from ...domain import fields, predose, timeline
 from ..widgets.form import FormField, collect
 from .base import Dialog
 
@@ -22,10 +22,13 @@ class EndDialog(Dialog[dict[str, Any] | None]):
 
     BINDINGS = [Binding("ctrl+s", "save", "End procedure", id="end.save")]
 
-    def __init__(self, state: timeline.State, csf_removed_ml: Any = 5) -> None:
+    def __init__(
+        self, state: timeline.State, csf_removed_ml: Any = 5, regimen: str | None = None
+    ) -> None:
         super().__init__()
         self.state = state
         self.csf_removed_ml = csf_removed_ml
+        self.regimen = regimen
 
     def compose(self) -> ComposeResult:
         st = self.state
@@ -45,6 +48,7 @@ class EndDialog(Dialog[dict[str, Any] | None]):
             yield FormField(
                 specs["csf_removed_ml"], self.csf_removed_ml if "csf" in st.milestones else 0
             )
+            yield Static("", id="csf-vs-dose")
             yield FormField(specs["csf_appearance"], "clear" if "csf" in st.milestones else None)
             yield FormField(specs["failure_reason"])
             yield FormField(specs["fallback"])
@@ -56,6 +60,7 @@ class EndDialog(Dialog[dict[str, Any] | None]):
 
     def on_mount(self) -> None:
         self._toggle_failure()
+        self._csf_vs_dose()
         self.query_one("#drug_delivered").focus()
 
     def _delivered(self) -> bool | None:
@@ -66,6 +71,21 @@ class EndDialog(Dialog[dict[str, Any] | None]):
         failed = self._delivered() is False
         for name in FAILURE_ONLY:
             self.query_one(f"#field-{name}").display = failed
+
+    def _csf_vs_dose(self) -> None:
+        """The CSF removed (as typed) against the dose's volume (issue 14)."""
+        try:
+            csf = fields.OUTCOME_FIELDS["csf_removed_ml"].parse(
+                self.query_one("#csf_removed_ml", Input).value
+            )
+        except fields.ValidationError:
+            csf = None
+        text = Text(f"{'':24}{predose.csf_vs_dose_text(csf, self.regimen)}", style="italic")
+        self.query_one("#csf-vs-dose", Static).update(text)
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "csf_removed_ml":
+            self._csf_vs_dose()
 
     def on_select_changed(self, event: Select.Changed) -> None:
         if event.select.id == "drug_delivered":

@@ -115,6 +115,62 @@ LEARNING_RATES = {
 }
 
 
+# ---- pre-dose time-out and drug timing (issue 14): a block of its own -----------------
+PREDOSE_SPECS = {
+    "timeout_required": fields.FieldSpec(
+        "timeout_required",
+        "Time-out requires",
+        "text",
+        "label (the dosing label's preset), us, eu, none, or a comma list of items",
+        max_length=200,
+    ),
+    "platelets_min": fields.FieldSpec(
+        "platelets_min", "Flag platelets below", "float", minimum=0, maximum=1000, unit="×10⁹/L"
+    ),
+    "pt_max_s": fields.FieldSpec(
+        "pt_max_s", "Flag PT above", "float", minimum=5, maximum=200, unit="s"
+    ),
+    "aptt_max_s": fields.FieldSpec(
+        "aptt_max_s", "Flag aPTT above", "float", minimum=10, maximum=300, unit="s"
+    ),
+    "inr_max": fields.FieldSpec("inr_max", "Flag INR above", "float", minimum=0.5, maximum=20),
+    "lab_max_age_days": fields.FieldSpec(
+        "lab_max_age_days", "Lab results usable for", "float", minimum=0, maximum=3650, unit="days"
+    ),
+    "drug_warn_min": fields.FieldSpec(
+        "drug_warn_min",
+        "Warn before drug limit",
+        "float",
+        minimum=0,
+        maximum=360,
+        unit="min",
+    ),
+}
+#: Empty means "no limit" (the app never invents a clinical threshold): kept as None.
+PREDOSE_OPTIONAL = ("platelets_min", "pt_max_s", "aptt_max_s", "inr_max", "lab_max_age_days")
+
+
+def _check_required(value: object) -> str | None:
+    from ...domain import predose
+
+    try:
+        predose.required_items(str(value), "eu")
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _predose_values(values: dict[str, Any]) -> dict[str, Any]:
+    """The block's values for :class:`Settings`: empty limits stay empty (None)."""
+    out: dict[str, Any] = {}
+    for key in PREDOSE_SPECS:
+        value = values.pop(key, None)
+        if value is None and key not in PREDOSE_OPTIONAL:
+            value = getattr(Settings(), key)
+        out[key] = value
+    return out
+
+
 def _check_timezone(value: object) -> str | None:
     return schedule.validate_timezone(str(value)) if value else None
 
@@ -150,6 +206,17 @@ class SettingsDialog(Dialog[Settings | None]):
                     style="italic",
                 )
             )
+            yield Static(
+                Text(
+                    "Pre-dose time-out and drug timing: empty limits raise no flag "
+                    "(the app never invents a clinical threshold)",
+                    style="bold",
+                ),
+                classes="section",
+            )
+            for name, spec in PREDOSE_SPECS.items():
+                extra = _check_required if name == "timeout_required" else None
+                yield FormField(spec, getattr(s, name), extra=extra)
 
     def on_mount(self) -> None:
         self.query_one("#operator").focus()
@@ -158,6 +225,7 @@ class SettingsDialog(Dialog[Settings | None]):
         values, errors = collect(list(self.query(FormField)))
         if errors:
             return
+        predose_values = _predose_values(values)  # issue 14's block: None kept
         clean: dict[str, Any] = {
             k: ("" if v is None and k in ("operator", "timezone") else v) for k, v in values.items()
         }
@@ -170,7 +238,8 @@ class SettingsDialog(Dialog[Settings | None]):
         ):
             if clean.get(key) is None:
                 clean[key] = getattr(Settings(), key)
-        new = replace(self.settings, **{k: v for k, v in clean.items() if v is not None})
+        kept = {k: v for k, v in clean.items() if v is not None}
+        new = replace(self.settings, **kept, **predose_values)
         problem = new.learning_problem()  # the four together: p0 below p1, α + β below 1
         if problem:
             field = "learning_p1" if "p0 (" in problem else "learning_alpha"

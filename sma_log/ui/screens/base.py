@@ -88,6 +88,18 @@ def guarded(app: App[Any], action: Callable[[], T]) -> T | None:
     return None
 
 
+def unreadable_as_refusal(action: Callable[[], T]) -> T:
+    """Run a store call that reads values another tool may have written (a lab date
+    that is no date): such a value refuses the action with one sentence (a
+    :class:`RuleError`, shown by :func:`guarded`), never a traceback."""
+    try:
+        return action()
+    except (RuleError, ValidationError):
+        raise
+    except (ValueError, TypeError) as exc:
+        raise RuleError(f"A value in the file cannot be read ({exc}); nothing recorded") from exc
+
+
 def refuse(app: App[Any], message: str) -> None:
     """Say why nothing was recorded: a toast, and the status line until the next action."""
     app.notify(visible(message), title="Not recorded", severity="warning", markup=False)

@@ -151,7 +151,20 @@ class HelpScreen(Dialog[None]):
         parts: list[Any] = []
         sections = [(t, items) for t, items in help_sections(self.app, self.target) if items]
         width = max(len(" / ".join(i.keys)) for _, items in sections for i in items)
+        # Title, one row a key, a blank row and a heading a further section, the border:
+        # a screen with many keys (the live one) in a short terminal gets the keys that
+        # work everywhere on one line, so every key of its own shows without scrolling.
+        rows = 3 + sum(len(items) for _, items in sections) + 2 * (len(sections) - 1)
+        compact = rows > self.app.size.height
         for n, (title, items) in enumerate(sections):
+            if n and compact:
+                line = Text(title, style="bold underline")
+                for item in items:
+                    line.append("  ")
+                    line.append(" / ".join(item.keys), style="bold")
+                    line.append(f" {item.description}")
+                parts.append(line)
+                continue
             if n:  # the first section is the screen's own, named in the dialog's title
                 parts.append(Text("\n" + title, style="bold underline"))
             table = Table(box=None, show_header=False, padding=(0, 1), expand=True)

@@ -10,10 +10,12 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Static
 
-from ...domain import dosing, vocab
+from ...domain import dosing, fields, predose, vocab
+from ...domain.cells import number_text
+from ...storage import predose as predose_store
 from ..fmt import cell, local_datetime, minutes, shown
 from ..modals.followup import kind_words, state_words
-from .base import AppScreen, StatusLine
+from .base import AppScreen, StatusLine, unreadable_as_refusal
 
 if TYPE_CHECKING:
     from ...storage.db import Row
@@ -29,7 +31,24 @@ def _status(store: Store, row: Row) -> str:
 
 
 class PatientScreen(AppScreen):
-    BINDINGS = [Binding("escape", "back", "Back", id="patient.back")]
+    # No key of the live screen here (tests/test_ui_keys.py): + adds, as + starts on home.
+    BINDINGS = [
+        Binding(
+            "plus",
+            "add_lab",
+            "Add lab result",
+            tooltip="Platelets, PT/aPTT or INR, urine protein, with the sample's date",
+            id="patient.add_lab",
+        ),
+        Binding(
+            "delete",
+            "void_lab",
+            "Void lab result",
+            tooltip="The highlighted lab result: kept and audited, no longer used; asks first",
+            id="patient.void_lab",
+        ),
+        Binding("escape", "back", "Back", id="patient.back"),
+    ]
     HELP_TITLE = "Patient"
     HELP_NOTES = (("Enter", "Open the highlighted procedure", "on the live screen"),)
 
@@ -46,6 +65,9 @@ class PatientScreen(AppScreen):
             yield DataTable(id="patient-procedures", cursor_type="row", zebra_stripes=True)
             yield Static(Text("Follow-ups", style="bold"), classes="section")
             yield DataTable(id="patient-followups", cursor_type="row", zebra_stripes=True)
+            yield Static(Text("Lab results (+ adds one)", style="bold"), classes="section")
+            yield Static("", id="patient-labs-latest")
+            yield DataTable(id="patient-labs", cursor_type="row", zebra_stripes=True)
         yield StatusLine()
         yield Footer()
 
@@ -64,6 +86,9 @@ class PatientScreen(AppScreen):
         )
         self.query_one("#patient-followups", DataTable).add_columns(
             "Procedure", "What", "Status", "Score", "PDPH", "Calls"
+        )
+        self.query_one("#patient-labs", DataTable).add_columns(
+            "Taken on", "Test", "Value", "Unit", "Entered"
         )
         # The first draw is the base class's, on the first show (one refresh on open).
 
@@ -100,6 +125,113 @@ class PatientScreen(AppScreen):
             self._next_dose(text, nd, today)
         self.query_one("#next-dose", Static).update(text)
         self._tables()
+        self._labs()
+
+    def _labs(self) -> None:
+        """The patient's results, newest first, and what a time-out today would use."""
+        s = self.store
+        rows = self.guarded(lambda: predose_store.patient_labs(s, self.patient_id)) or []
+        table = self.query_one("#patient-labs", DataTable)
+        table.clear()
+        for r in rows:
+            value = r["value"]
+            table.add_row(
+                cell(r["taken_on"]),
+                cell(vocab.label(vocab.LAB_TESTS, r["test"])),
+                cell(number_text(value) if isinstance(value, (int, float)) else value),
+                cell(r["unit"]),
+                cell(vocab.label(vocab.LAB_SOURCES, r["source"]) if r.get("source") else None),
+                key=r["id"],
+            )
+        rules = self.sma.settings.predose_rules()
+        latest = self.guarded(
+            lambda: unreadable_as_refusal(
+                lambda: predose_store.latest_labs(s, self.patient_id, rules=rules, tz=self.tz)
+            )
+        )
+        text = Text()
+        if not rows:
+            text.append(" No lab result on file.", style="italic")
+        elif latest is not None:
+            text.append(" Usable today: ", style="bold")
+            parts = []
+            for test, lab in latest.items():
+                unit = fields.LAB_VALUE_FIELDS[test].unit
+                parts.append(
+                    f"{fields.LAB_VALUE_FIELDS[test].label} {number_text(lab.value)}"
+                    f"{' ' + unit if unit else ''} ({lab.taken_on.isoformat()})"
+                )
+            text.append(shown("; ".join(parts)) if parts else "none (too old for the site)")
+            flagged = predose.evaluate({}, latest, rules).flag_texts
+            for flag in flagged:
+                text.append(f"\n ! {flag}", style="bold")
+        self.query_one("#patient-labs-latest", Static).update(text)
+
+    def action_add_lab(self) -> None:
+        from ..modals.lab import LabDialog
+
+        pt = self.guarded(lambda: self.store.patient(self.patient_id))
+        if pt is None:
+            return
+
+        def done(row: dict[str, Any] | None) -> None:
+            if row is None:
+                return
+            self.refresh_from_store()
+            spec = fields.LAB_VALUE_FIELDS[row["test"]]
+            self.say(
+                f"{spec.label} {number_text(row['value'])} {row['unit']} of {row['taken_on']} "
+                "saved (audited)"
+            )
+
+        self.app.push_screen(
+            LabDialog(self.patient_id, shown(pt["study_code"]), self.sma.settings.predose_rules()),
+            done,
+        )
+
+    def action_void_lab(self) -> None:
+        """Delete: void the highlighted lab result (one confirmation, y)."""
+        table = self.query_one("#patient-labs", DataTable)
+        if not table.row_count:
+            self.refuse("No lab result to void")
+            return
+        if self.focused is not table:
+            self.refuse("Highlight the lab result first (Tab to the lab list), then Delete")
+            return
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        row = next(
+            (r for r in predose_store.patient_labs(self.store, self.patient_id) if r["id"] == key),
+            None,
+        )
+        if row is None:
+            self.refresh_from_store()
+            return
+        value = row["value"]
+        number = number_text(value) if isinstance(value, float) else value
+        what = (
+            f"{vocab.label(vocab.LAB_TESTS, row['test'])} {shown(number)} "
+            f"of {shown(row['taken_on'])}"
+        )
+
+        def answered(yes: bool | None) -> None:
+            if not yes:
+                self.say(f"{what}: kept")
+                return
+            if self.succeeded(lambda: predose_store.void_lab(self.store, str(key))):
+                self.refresh_from_store()
+                self.say(f"{what} voided (kept in the file and the audit log, no longer used)")
+
+        from ..modals.confirm import ConfirmDialog
+
+        self.app.push_screen(
+            ConfirmDialog(
+                f"Void the result {what}?",
+                "It is kept (who and when, in the audit log) but no time-out uses it again.",
+                yes_label="Void it",
+                no_label="Keep it",
+            ),
+            answered,
+        )
 
     def _next_dose(self, text: Text, nd: Any, today: Any) -> None:
         settings = self.sma.settings

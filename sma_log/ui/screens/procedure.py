@@ -16,12 +16,14 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Header, Static
 
-from ...domain import timeline, vocab
+from ...domain import predose, timeline, vocab
 from ...domain.clock import from_text
+from ...storage import predose as predose_store
 from ...storage.store import ProcedureView
 from ..fmt import local_time, shown
 from ..widgets.bedside import AttemptList, BigNumber, ElapsedTimer, KeyLegend, Milestones
-from .base import AppScreen, StatusLine
+from ..widgets.predose import DrugLine, TimeoutLine
+from .base import AppScreen, StatusLine, unreadable_as_refusal
 from .help import legend_items
 
 ACTION_WORDS = {
@@ -33,13 +35,26 @@ ACTION_WORDS = {
     "sedation": "Sedation changed",
     "note": "Note",
     "attempt_detail": "Attempt level/approach set",
+    "vial_out": "Vial out of the fridge",
+    "drawn_up": "Drug drawn up",
 }
 
 #: Actions of the live screen that record, or open a dialog that records. No key of
 #: a screen that leads here may be one of these keys (tests/test_ui_keys.py): a key
 #: pressed twice, or meant for another screen, must never record.
 RECORDING_ACTIONS = frozenset(
-    {"record", "flag", "undo", "end", "attempt_detail", "sedation", "note", "cancel_procedure"}
+    {
+        "record",
+        "flag",
+        "undo",
+        "end",
+        "attempt_detail",
+        "sedation",
+        "note",
+        "cancel_procedure",
+        "drug_time",
+        "timeout",
+    }
 )
 
 
@@ -135,6 +150,29 @@ class ProcedureScreen(AppScreen):
         ),
         Binding("s", "sedation", "Sedation", tooltip="Sedation changed", id="bedside.sedation"),
         Binding("n", "note", "Note", tooltip="Free text on the timeline", id="bedside.note"),
+        # Issue 14: the drug's timing, one key each (pressed twice: recorded once), and
+        # the pre-dose time-out, which the first attempt opens by itself when needed.
+        Binding(
+            "v",
+            "drug_time('vial_out')",
+            "Vial out",
+            tooltip="The vial left the fridge, now",
+            id="bedside.vial_out",
+        ),
+        Binding(
+            "w",
+            "drug_time('drawn_up')",
+            "Drawn up",
+            tooltip="Drug drawn into the syringe; the drug clock starts",
+            id="bedside.drawn_up",
+        ),
+        Binding(
+            "m",
+            "timeout",
+            "Time-out",
+            tooltip="Pre-dose checks and labs; a opens it if needed",
+            id="bedside.timeout",
+        ),
         Binding(
             "escape",
             "home",
@@ -153,6 +191,9 @@ class ProcedureScreen(AppScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("", id="patient-line")
+        with Horizontal(id="predose-row"):
+            yield TimeoutLine(id="timeout-line")
+            yield DrugLine(self.sma.clock, id="drug-line")
         with Horizontal(id="big-row"):
             yield ElapsedTimer(self.sma.clock, id="timer")
             yield BigNumber("Attempts", "0", id="attempts")
@@ -180,6 +221,53 @@ class ProcedureScreen(AppScreen):
         view = self.guarded(lambda: self.store.load_procedure(self.procedure_id))
         if view is not None:
             self.show(view)
+            self.show_timeout()
+
+    # ------------------------------------------------------------- pre-dose (issue 14)
+    def rules(self) -> predose.Rules:
+        """The site's time-out rules (settings: required items, flag limits)."""
+        return self.sma.settings.predose_rules()
+
+    def timeout_view(self) -> predose_store.TimeoutView | None:
+        return self.guarded(
+            lambda: unreadable_as_refusal(
+                lambda: predose_store.timeout_view(
+                    self.store, self.procedure_id, self.rules(), self.tz
+                )
+            )
+        )
+
+    def show_timeout(self, view: predose_store.TimeoutView | None = None) -> None:
+        """Redraw the time-out line (read from the file unless ``view`` is given)."""
+        view = view or self.timeout_view()
+        if view is not None:
+            self.query_one(TimeoutLine).show(view, self.tz)
+
+    def _show_drug(self, view: ProcedureView) -> None:
+        row = view.row
+        st = view.state
+        after = ""
+        if row["status"] != "open" and "injection_end" in st.milestones:
+            csf = row.get("csf_removed_ml")
+            csf_ml = (
+                float(csf) if isinstance(csf, (int, float)) and not isinstance(csf, bool) else None
+            )
+            after = predose.csf_vs_dose_text(csf_ml, row.get("regimen"))
+        stopped = st.milestones.get("end") or (
+            from_text(row["cancelled_at"]) if row.get("cancelled_at") else None
+        )
+        rules = self.rules()
+        self.query_one(DrugLine).set_times(
+            view.started_at,
+            view.anchor,
+            st.drug_times,
+            st.milestones,
+            label=rules.label,
+            warn_min=rules.drug_warn_min,
+            tz=self.tz,
+            stopped_at=stopped,
+            after=after,
+        )
 
     def show(self, view: ProcedureView) -> None:
         self.view = view
@@ -211,6 +299,7 @@ class ProcedureScreen(AppScreen):
             str(st.redirection_count),
             f"{current.redirections} in #{current.number}" if current else "",
         )
+        self._show_drug(view)
         self.query_one(Milestones).show(st, self.tz)
         self.query_one(AttemptList).show(st, self.tz)
         pt = view.patient
@@ -248,15 +337,93 @@ class ProcedureScreen(AppScreen):
 
     # ------------------------------------------------------------- actions
     def action_record(self, kind: str, value: str | None = None) -> None:
-        view = self.guarded(lambda: self.store.record(self.procedure_id, kind, value))
-        if view is None:
+        if kind == "attempt":
+            self._attempt()
             return
+        view = self.guarded(lambda: self.store.record(self.procedure_id, kind, value))
+        if view is not None:
+            self.recorded(view, kind)
+
+    def recorded(self, view: ProcedureView, kind: str, after: str = "") -> None:
+        """Draw what was committed and say so on the status line."""
         ev = view.events[-1]
         words = ACTION_WORDS.get(kind, kind)
         if kind == "attempt" and view.state.current:
             words = f"Attempt {view.state.current.number}"
         self.show(view)
-        self.say(f"{words} recorded at {local_time(ev.at, self.tz)} — u to undo")
+        if kind == "attempt" and view.state.attempt_count == 1:
+            self.show_timeout()  # confirmed with the first attempt, if it was judged
+        self.say(f"{words} recorded at {local_time(ev.at, self.tz)}{after} — u to undo")
+
+    def _attempt(self) -> None:
+        """a: a new attempt. The first one goes through the time-out (the Store judges
+        it and confirms it with the attempt in one transaction): complete, or nothing
+        required and nothing answered, it records at once, with no key of its own; a
+        required answer missing or a value flagged, the time-out dialog opens and the
+        attempt records once the answers or a reason are saved there."""
+        reason_needed = False
+
+        def first() -> ProcedureView | None:
+            nonlocal reason_needed
+            try:
+                return unreadable_as_refusal(
+                    lambda: predose_store.record_first_attempt(
+                        self.store, self.procedure_id, self.rules(), tz=self.tz
+                    )
+                )
+            except predose.ReasonNeeded:
+                reason_needed = True
+                return None
+
+        view = self.guarded(first)
+        if view is not None:
+            self.recorded(view, "attempt")
+        elif reason_needed:
+            self._open_timeout(for_attempt=True)
+
+    def _open_timeout(self, *, for_attempt: bool) -> None:
+        from ..modals.timeout import TimeoutDialog
+
+        def done(result: str | None) -> None:
+            self.refresh_from_store()
+            if result is None:
+                if for_attempt:
+                    self.refuse(
+                        "The time-out is not confirmed: no attempt recorded "
+                        "(a opens it again; give the missing answers or a reason)"
+                    )
+                return
+            if for_attempt and result == "attempt" and self.view is not None:
+                self.recorded(self.view, "attempt", after=" after the time-out")
+            else:
+                self.say(result)
+
+        self.app.push_screen(
+            TimeoutDialog(self.procedure_id, self.rules(), for_attempt=for_attempt), done
+        )
+
+    def action_timeout(self) -> None:
+        """m: the pre-dose time-out (answers, labs, drug times), any time while open."""
+        if not self._open():
+            return
+        self._open_timeout(for_attempt=False)
+
+    def action_drug_time(self, kind: str) -> None:
+        """v / w: the vial left the fridge / the drug was drawn up, now."""
+        view = self.guarded(
+            lambda: predose_store.record_drug_time(self.store, self.procedure_id, kind)
+        )
+        if view is None:
+            return
+        ev = view.events[-1]
+        self.show(view)
+        extra = ""
+        if kind == "drawn_up":
+            limit = predose.DRUG_LIMIT_HOURS.get(self.rules().label)
+            extra = f": the {limit:g} h label clock runs" if limit else ""
+        self.say(
+            f"{ACTION_WORDS[kind]} recorded at {local_time(ev.at, self.tz)}{extra} — u to undo"
+        )
 
     def action_flag(self, name: str) -> None:
         view = self.guarded(lambda: self.store.record(self.procedure_id, "flag", name))
@@ -351,7 +518,10 @@ class ProcedureScreen(AppScreen):
 
         from ..modals.end import EndDialog
 
-        self.app.push_screen(EndDialog(view.state, view.row.get("csf_removed_ml") or 5), done)
+        self.app.push_screen(
+            EndDialog(view.state, view.row.get("csf_removed_ml") or 5, view.row.get("regimen")),
+            done,
+        )
 
     def ask_score(self) -> None:
         """The 5-minute score right after the end; then home (the message goes there)."""

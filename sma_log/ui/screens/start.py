@@ -16,9 +16,12 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.suggester import SuggestFromList
 from textual.widgets import Button, Footer, Header, Input, Static
 
-from ...domain import fields, vocab
+from ...domain import fields, predose, vocab
+from ...domain.clock import to_text
 from ...domain.fields import ValidationError
+from ...storage import predose as predose_store
 from ..fmt import shown
+from ..modals.timeout import LAST_DOSE
 from ..widgets.form import FormField, collect
 from .base import AppScreen, StatusLine
 
@@ -71,6 +74,19 @@ class StartScreen(AppScreen):
             defaults = self._defaults({})
             for name, spec in fields.SETUP_FIELDS.items():
                 yield FormField(spec, defaults.get(name))
+            # Issue 14: the time-out's bedside answers may be given here, before the start
+            # (all optional; the live screen's first attempt asks for what is still
+            # required). Never carried over from a previous procedure: asked each dose.
+            yield Static(
+                Text("Pre-dose time-out (optional here; a asks for what is missing)", style="bold"),
+                classes="section",
+            )
+            for name, spec in fields.TIMEOUT_FIELDS.items():
+                yield FormField(spec, required=False)
+                if name == "antithrombotic_agent":
+                    yield FormField(
+                        LAST_DOSE, placeholder="HH:MM or YYYY-MM-DD HH:MM", extra=self._when_problem
+                    )
             with Horizontal(classes="buttons"):
                 yield Button("Start procedure (ctrl+s)", id="start", variant="success")
                 yield Button("Back (Escape)", id="back")
@@ -91,6 +107,26 @@ class StartScreen(AppScreen):
             field.focus()
             field.insert_text_at_cursor(event.character)
             event.stop()
+
+    def _when_problem(self, value: Any) -> str | None:
+        try:
+            predose.parse_when(str(value), self.tz, self.store.now())
+        except ValidationError as exc:
+            return exc.message
+        return None
+
+    def _timeout_answers(self) -> tuple[dict[str, Any], dict[str, str]]:
+        """The time-out answers typed here (only those given) and the refused ones."""
+        names = [*fields.TIMEOUT_FIELDS, "antithrombotic_last_at"]
+        boxes = [self.query_one(f"#field-{n}", FormField) for n in names]
+        values, errors = collect(boxes)
+        answers = {k: v for k, v in values.items() if v is not None}
+        last = answers.pop("antithrombotic_last_at", None)
+        if last:
+            answers["antithrombotic_last_at"] = to_text(
+                predose.parse_when(last, self.tz, self.store.now())
+            )
+        return answers, errors
 
     def _defaults(self, previous: dict[str, Any]) -> dict[str, Any]:
         base: dict[str, Any] = {
@@ -173,6 +209,8 @@ class StartScreen(AppScreen):
             extra = [self.query_one(f"#field-{n}", FormField) for n in PATIENT_EXTRA]
             new_values, more = collect(extra)
             errors.update(more)
+        answers, more = self._timeout_answers()
+        errors.update(more)
         if errors:
             first = next(iter(errors))
             self.refuse(f"Not started: {len(errors)} field(s) to fix — {errors[first]}")
@@ -188,5 +226,10 @@ class StartScreen(AppScreen):
         proc_id = self.guarded(lambda: self.store.start_procedure(pid, setup))
         if proc_id is None:
             return
+        if answers:  # checked above: only the file itself can refuse them now
+            rules = self.sma.settings.predose_rules()
+            self.guarded(
+                lambda: predose_store.save_timeout(self.store, proc_id, answers, rules, self.tz)
+            )
         self.app.pop_screen()
         self.sma.open_procedure(proc_id)

@@ -13,7 +13,7 @@ from textual.geometry import Size
 from textual.widget import Widget
 from textual.widgets import Label, Static
 
-from ...domain import timeline, vocab
+from ...domain import predose, timeline, vocab
 from ...domain.clock import Anchor, Clock, format_elapsed
 from ..fmt import local_time, shown
 from .bigtext import BigText
@@ -102,6 +102,15 @@ class Milestones(Static):
             text.append(f" {mark} ", style=style)
             text.append(f"{label:<20}", style=style)
             text.append(local_time(at, tz) if at else "—", style=style)
+            start = state.milestones.get("injection_start")
+            if key == "injection_end" and at and start:
+                # The bolus's length beside its end; outside the label's 1-3 min: marked.
+                seconds = (at - start).total_seconds()
+                flagged = predose.injection_flag(seconds) is not None
+                length = f"{round(seconds) // 60}:{round(seconds) % 60:02d}"
+                text.append(
+                    f" {length}{' !' if flagged else ''}", style="bold reverse" if flagged else ""
+                )
             text.append("\n")
         sed = shown(vocab.label(vocab.SEDATION, state.sedation))
         if state.sedation_agent:

@@ -111,6 +111,8 @@ class FormField(Horizontal):
     FormField > Vertical { height: auto; width: 1fr; }
     FormField .field-error { color: $text-error; height: auto; display: none; }
     FormField.-invalid .field-error { display: block; }
+    FormField .field-note { color: $text-warning; height: auto; display: none; }
+    FormField.-noted .field-note { display: block; }
     """
 
     def __init__(
@@ -184,6 +186,13 @@ class FormField(Horizontal):
                     what=spec.label,
                 )
             yield Static("", classes="field-error", markup=False)
+            yield Static("", classes="field-note", markup=False)
+
+    def show_note(self, message: str | None) -> None:
+        """A note beside the field that is not a refusal (a required answer missing, a
+        value that raises a clinical flag): the value is kept, the form may save."""
+        self.set_class(bool(message), "-noted")
+        self.query_one(".field-note", Static).update(Text(message or ""))
 
     @property
     def control(self) -> Input | Select[Any]:
