@@ -24,6 +24,8 @@ from pathlib import Path
 import pytest
 from reliability.term import SMA_LOG, TMUX, Terminal
 
+from sma_log.storage.store import Store
+
 pytestmark = pytest.mark.e2e
 
 if TMUX is None or not SMA_LOG:  # pragma: no cover - .ci/run installs both
@@ -129,11 +131,15 @@ def test_complete_time_out_and_missing_item_with_reason(
             "JOIN patients p ON p.id = pr.patient_id ORDER BY p.study_code"
         ).fetchall()
         vial_events = raw.execute("SELECT count(*) FROM events WHERE kind = 'vial_out'").fetchone()
-        reason_audited = raw.execute(
-            "SELECT count(*) FROM audit_log WHERE table_name = 'timeouts' "
-            "AND (field = 'reason' OR new_value LIKE '%urgent dose%')"
-        ).fetchone()
     raw.close()
+    # the decoded audit log (schema 5 keeps old values only: the Store gives the new)
+    with Store.open(db, "reader", readonly=True) as store:
+        reason_audited = [
+            sum(
+                e["field"] == "reason" or "urgent dose" in (e["new_value"] or "")
+                for e in store.audit_entries("timeouts", limit=-1)
+            )
+        ]
     assert rows == [
         ("PD-001", 1, "", None, "e2e-tester", 1, 1, 1),
         (
