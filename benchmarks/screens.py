@@ -31,9 +31,12 @@ import time
 from pathlib import Path
 
 TMUX = shutil.which("tmux") or "tmux"
-#: The command under test: ``$SMA_LOG_CMD`` if set (e.g. a wrapper running another
-#: checkout), else the ``sma-log`` beside this Python.
+#: The command under test: ``$SMA_LOG_CMD`` if set (an executable path, e.g. a wrapper
+#: running another checkout: refused if it does not exist, never silently replaced), else
+#: the ``sma-log`` beside this Python.
 SMA_LOG = Path(os.environ.get("SMA_LOG_CMD") or Path(sys.executable).with_name("sma-log"))
+if os.environ.get("SMA_LOG_CMD") and not SMA_LOG.exists():
+    sys.exit(f"SMA_LOG_CMD={SMA_LOG}: no such executable (give a path, not a command line)")
 
 #: What only the finished screen shows (a regex over the whole pane).
 #: Home: a filled table (Patients is below the fold at 100x30 when scores are pending).
@@ -43,7 +46,9 @@ QUEUE = re.compile(
 )
 REPORT_FRAME = re.compile(r"Report\s*\n(.*\n)*?\s*Group by")
 REPORT_FIGURES = re.compile(r"Procedures, n\s+\S+\s+\d+")
-REPORT_PLOTS = re.compile(r"Attempts per procedure(.*\n){1,3}.*┤")
+#: The plot box's title is set in the same refresh as its plot (the y axis may be below
+#: row 30 of the pane since the report's "missed" line: the title row and the box's top).
+REPORT_PLOTS = re.compile(r"─ Attempts per procedure ─[^\n]*\n[^\n]*┌")
 PATIENT = re.compile(r"Patient \S+\s*\n(.*\n)*?\s*Follow-ups\s*\n\s*Procedure\s+What")
 
 
