@@ -20,7 +20,6 @@ import click
 
 from . import __version__
 from .commands.common import EXIT_REFUSED, CommandRefused, Options, format_option
-from .domain.fields import ValidationError
 from .storage.errors import StorageError
 
 if TYPE_CHECKING:
@@ -31,7 +30,10 @@ DEMO_PREFIX = "sma-log-demo-"
 
 def _user_error(exc: BaseException) -> str | None:
     """The one line to show for an error the user can act on, or None for a bug."""
-    if isinstance(exc, (StorageError, ValidationError, CommandRefused)):
+    if isinstance(exc, (StorageError, CommandRefused)):
+        return str(exc)
+    fields = sys.modules.get("sma_log.domain.fields")  # imported by whatever raised it
+    if fields is not None and isinstance(exc, fields.ValidationError):
         return str(exc)
     config = sys.modules.get("sma_log.config")
     if config is not None and isinstance(exc, config.SettingsRefused):
@@ -59,6 +61,39 @@ def _one_line(message: str) -> str:
 
 class _Group(click.Group):
     """A group that turns user errors from any command into one line and exit 2."""
+
+    # Subcommands of sma_log.commands are imported when used (LAZY_COMMANDS, below).
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in LAZY_COMMANDS:
+            import importlib
+
+            module, attribute, _ = LAZY_COMMANDS[cmd_name]
+            command = getattr(importlib.import_module(f"sma_log.commands.{module}"), attribute)
+            self.add_command(command, cmd_name)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Click's command list; a command not imported yet shows the short help of
+        :data:`LAZY_COMMANDS` (the text click would take from its help)."""
+        from click.utils import make_default_short_help
+
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = []
+        for name in names:
+            loaded = super().get_command(ctx, name)
+            if loaded is None:
+                rows.append((name, make_default_short_help(LAZY_COMMANDS[name][2], limit)))
+            elif not loaded.hidden:
+                rows.append((name, loaded.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         """Click's usage errors as ONE line too (click prints three), exit code 2."""
@@ -490,27 +525,65 @@ def _size(path: Path) -> str:
 
 
 # ---------------------------------------------------------------- more commands
-def _register() -> None:
-    """Commands that live in sma_log.commands (each imports its heavy parts lazily)."""
-    from .commands.datasette import datasette_metadata
-    from .commands.export import export
-    from .commands.followups import followups
-    from .commands.importcmd import import_command
-    from .commands.labs import labs
-    from .commands.replicate import pull, replicate, restore
-    from .commands.settings import settings_command
-
-    main.add_command(datasette_metadata)
-    main.add_command(export)
-    main.add_command(followups)
-    main.add_command(import_command)
-    main.add_command(labs)
-    main.add_command(settings_command)
-    main.add_command(replicate)
-    main.add_command(restore)
-    main.add_command(pull)
-    main.add_command(__import__("sma_log.commands.report", fromlist=["report"]).report)
-    main.add_command(__import__("sma_log.commands.learning", fromlist=["x"]).learning_command)
-
-
-_register()
+#: The commands that live in sma_log.commands, imported only when one is used (its
+#: name, or completion): ``--help`` and ``--version`` load none of them (issue 13: start-up).
+#: name -> (module in sma_log.commands, attribute, the short help ``sma-log --help``
+#: shows: the first sentence of its help; tests/test_cli.py checks it is the command's).
+LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "datasette-metadata": (
+        "datasette",
+        "datasette_metadata",
+        "Print Datasette metadata (JSON) for browsing the database with Datasette.",
+    ),
+    "export": (
+        "export",
+        "export",
+        "Export the database for research: de-identified unless --identifiers is given.",
+    ),
+    "followups": (
+        "followups",
+        "followups",
+        "The follow-up queue: overdue first, then due now, upcoming and missed.",
+    ),
+    "import": (
+        "importcmd",
+        "import_command",
+        "Merge PATH (an sma-log database file or a JSON export) into the database.",
+    ),
+    "labs": (
+        "labs",
+        "labs",
+        "Pre-dose lab results: platelets, PT, aPTT, INR, spot urine protein.",
+    ),
+    "learning": (
+        "learning",
+        "learning_command",
+        "Each operator's learning curve: CUSUM and LC-CUSUM of failure, procedure by "
+        "procedure in start order, and where each limit was first reached.",
+    ),
+    "pull": (
+        "replicate",
+        "pull",
+        "Merge every device's latest replica in FOLDER into the database.",
+    ),
+    "replicate": (
+        "replicate",
+        "replicate",
+        "Stream the database to a replica with Litestream, until stopped (Ctrl-C).",
+    ),
+    "report": (
+        "report",
+        "report",
+        "The case-series figures of the ended procedures, overall and per group.",
+    ),
+    "restore": (
+        "replicate",
+        "restore",
+        "Restore a copy of the database from a replica into a NEW file, then check it.",
+    ),
+    "settings": (
+        "settings",
+        "settings_command",
+        "Show the settings, or change them (only the options given; the rest is kept).",
+    ),
+}

@@ -129,6 +129,43 @@ def test_help_and_version_do_not_import_textual_or_sqlite_utils(flag: str) -> No
     assert not [m for m in imported if m.split(".")[0] in ("textual", "sqlite_utils")]
 
 
+@pytest.mark.parametrize("flag", ["--help", "--version"])
+def test_help_and_version_import_no_subcommand_module(flag: str) -> None:
+    """Issue 13 (start-up): the subcommands of sma_log.commands are imported when used,
+    not to list them or print the version."""
+    probe = (
+        "import sys\n"
+        "from sma_log.cli import main\n"
+        "try:\n"
+        f"    main([{flag!r}])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith('sma_log.commands.') "
+        "and m != 'sma_log.commands.common')\n"
+        "print('LOADED', loaded)\n"
+    )
+    result = run("-c", probe)
+    assert result.returncode == 0, result.stderr
+    assert "LOADED []" in result.stdout, result.stdout
+
+
+def test_lazy_commands_list_the_short_help_of_the_command_itself(runner: CliRunner) -> None:
+    """--help shows LAZY_COMMANDS' short help without importing the command: it must be
+    the command's own (its help's first sentence), and the listing the same as with
+    every command imported."""
+    from click.utils import make_default_short_help
+
+    from sma_log.cli import LAZY_COMMANDS
+
+    lazy_help = runner.invoke(main, ["--help"]).output
+    ctx = main.make_context("sma-log", [], resilient_parsing=True)
+    for name, (_, _, short) in LAZY_COMMANDS.items():
+        command = main.get_command(ctx, name)
+        assert command is not None and command.name == name
+        assert make_default_short_help(command.help or "", 500) == short, name
+    assert runner.invoke(main, ["--help"]).output == lazy_help  # now every one imported
+
+
 def test_bad_option_is_a_usage_error(runner: CliRunner) -> None:
     result = runner.invoke(main, ["--no-such-option"])
     assert result.exit_code == 2
