@@ -123,6 +123,9 @@ def test_text_prints_parameters_and_crossings(config: Path, db: Path) -> None:
     assert "p0 0.2 (acceptable), p1 0.4 (unacceptable), α 0.1, β 0.1" in out
     assert "Dr Bianchi" not in out and "Dr Rossi: n 4, failures 2 (50.0%)" in out
     assert "CUSUM h1 (unacceptable) first reached: not reached" in out
+    # people read the site's time (Europe/Rome: 09:00 UTC is 10:00); json/csv keep UTC
+    assert "started (Europe/Rome)" in out and "2026-01-05 10:00" in out
+    assert "09:00" not in out
 
 
 def test_csv_one_row_per_procedure_with_the_parameters(config: Path, db: Path) -> None:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .common import CommandRefused, Options, format_option, open_for_reading
+from .common import CommandRefused, Options, format_option, open_for_reading, site_timezone
 
 if TYPE_CHECKING:
     from ..domain.learning import Curve, Parameters
@@ -74,7 +74,7 @@ def learning_command(opts: Options, operator: str | None, fmt: str) -> None:
     elif fmt == "csv":
         _csv(curves, params, definition)
     else:
-        _text(curves, params, definition)
+        _text(curves, params, definition, site_timezone(settings))
 
 
 def _operator(wanted: str, known: list[str]) -> str:
@@ -108,13 +108,21 @@ def parameters_line(params: Parameters, definition: str) -> str:
     )
 
 
-def _at(point: Any) -> str:
+def _local(utc: str, tz: str) -> str:
+    """A point's start (UTC, whole seconds, ``…Z``) in the site's time, as people read it
+    (json and csv keep the UTC form)."""
+    import pendulum
+
+    return str(pendulum.parse(utc).in_timezone(tz).format("YYYY-MM-DD HH:mm"))
+
+
+def _at(point: Any, tz: str) -> str:
     if point is None:
         return "not reached"
-    return f"#{point.number} ({point.started_at}, {point.procedure_id})"
+    return f"#{point.number} ({_local(point.started_at, tz)}, {point.procedure_id})"
 
 
-def _text(curves: list[Curve], params: Parameters, definition: str) -> None:
+def _text(curves: list[Curve], params: Parameters, definition: str, tz: str) -> None:
     from ..domain.text import visible
 
     click.echo(f"Learning curves: {_definition_text(definition)}")
@@ -126,17 +134,18 @@ def _text(curves: list[Curve], params: Parameters, definition: str) -> None:
         rate = f"{100 * c.failure_rate:.1f}%" if c.failure_rate is not None else "—"
         click.echo()
         click.echo(f"{visible(c.operator)}: n {c.n}, failures {c.failures} ({rate})")
-        click.echo(f"  CUSUM h1 (unacceptable) first reached: {_at(c.h1_crossed)}")
-        click.echo(f"  CUSUM h0 (acceptable) first reached:   {_at(c.h0_crossed)}")
-        click.echo(f"  LC-CUSUM h (adequate) first reached:   {_at(c.lc_signal)}")
+        click.echo(f"  CUSUM h1 (unacceptable) first reached: {_at(c.h1_crossed, tz)}")
+        click.echo(f"  CUSUM h0 (acceptable) first reached:   {_at(c.h0_crossed, tz)}")
+        click.echo(f"  LC-CUSUM h (adequate) first reached:   {_at(c.lc_signal, tz)}")
+        head = f"started ({tz})"
+        width = max(16, len(head))
         click.echo(
-            f"  {'#':>4}  {'started (UTC)':<20}  {'procedure':<26}  fail  {'CUSUM':>8}  "
-            f"{'LC-CUSUM':>8}"
+            f"  {'#':>4}  {head:<{width}}  {'procedure':<26}  fail  {'CUSUM':>8}  {'LC-CUSUM':>8}"
         )
         for p in c.points:
             click.echo(
-                f"  {p.number:>4}  {p.started_at:<20}  {p.procedure_id:<26}  {p.failure:>4}  "
-                f"{p.cusum:>8.3f}  {p.lc_cusum:>8.3f}"
+                f"  {p.number:>4}  {_local(p.started_at, tz):<{width}}  {p.procedure_id:<26}  "
+                f"{p.failure:>4}  {p.cusum:>8.3f}  {p.lc_cusum:>8.3f}"
             )
 
 
