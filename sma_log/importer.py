@@ -1598,12 +1598,7 @@ def import_lab_csv(
         except fields.ValidationError as exc:
             result.refused.append((line, visible(exc.message)))
             continue
-        same_row = [
-            r
-            for r in stored.patient_labs(store, patient["id"])
-            if r["test"] == test and r["taken_on"] == day.isoformat() and r["value"] == value
-        ]
-        if same_row:
+        if stored.lab_exists(store, patient["id"], test, day, value):
             result.already += 1
             continue
         if not dry_run:

@@ -15,6 +15,7 @@ from conftest import T0, VALID_SETUP
 from sma_log.domain import fields, predose, timeline
 from sma_log.domain.clock import Clock, to_text
 from sma_log.storage import predose as sp
+from sma_log.storage.errors import Conflict
 from sma_log.storage.schema import SCHEMA_VERSION
 from sma_log.storage.store import Store
 
@@ -66,9 +67,15 @@ def test_add_lab_validates_stores_and_audits(store: Store, proc: tuple[str, str]
             store, patient_id, "pt", "12", "2026-01-01", rules=predose.Rules(lab_max_age_days=30)
         )
     assert len(sp.patient_labs(store, patient_id)) == 1  # nothing else saved
+    # the same result entered twice (a second tap, `labs add` run again): refused
+    with pytest.raises(Conflict, match="already stored"):
+        sp.add_lab(store, patient_id, "platelets", "250", "2026-03-20", source="cli")
+    assert len(sp.patient_labs(store, patient_id)) == 1
     sp.void_lab(store, row["id"])
     assert sp.patient_labs(store, patient_id) == []
     assert audit(store, "labs")[-1]["field"] == "voided_at"
+    # a voided result may be entered again (the mistake was the voiding)
+    sp.add_lab(store, patient_id, "platelets", "250", "2026-03-20", source="cli")
 
 
 def test_complete_timeout(store: Store, proc: tuple[str, str], at: Any) -> None:
@@ -177,7 +184,7 @@ def test_cancelled_procedure_timeout_refused(store: Store, proc: tuple[str, str]
         sp.save_timeout(store, proc_id, ITEMS)
 
 
-def test_schema4_file_migrates_to_6_without_rewriting(tmp_path: Path) -> None:
+def test_schema4_file_migrates_to_6_deriving_only_the_injection_length(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     shutil.copy2(FIXTURES / "schema4_predose.db", path)
     before = sqlite3.connect(path)
@@ -190,7 +197,17 @@ def test_schema4_file_migrates_to_6_without_rewriting(tmp_path: Path) -> None:
         rows = s.query("SELECT * FROM procedures ORDER BY id")
         new = ("vial_out_at", "drawn_up_at", "injection_sec", "drawn_to_injection_min")
         assert [tuple(v for k, v in r.items() if k not in new) for r in rows] == procs
-        assert all(r[c] is None for r in rows for c in new)
+        # no vial_out / drawn_up events yet: those three stay NULL ...
+        assert all(r[c] is None for r in rows for c in new if c != "injection_sec")
+        # ... but the injection's length is derived from what the procedure already had,
+        # exactly as the Store derives it from the events (the reviewer found it NULL)
+        for r in rows:
+            derived = timeline.drug_columns(
+                timeline.replay([e for e in s.load_procedure(r["id"]).events]),
+                lambda at: at.isoformat(),
+            )["injection_sec"]
+            assert r["injection_sec"] == derived
+        assert any(r["injection_sec"] is not None for r in rows)
         assert s.counts()["audit_log"] == audit_n  # the migration wrote no audit row
         assert s.backup is not None and s.backup.exists()
         # the old open procedure takes a time-out and drug times

@@ -69,8 +69,27 @@ def add_lab(
     with store.write() as conn:
         if conn.execute("SELECT 1 FROM patients WHERE id = ?", (patient_id,)).fetchone() is None:
             raise NotFound("No such patient")
+        if lab_exists(store, patient_id, code, when, number):
+            raise Conflict(
+                f"This result is already stored ({code} {number:g} {canonical} on "
+                f"{when.isoformat()}); nothing added"
+            )
         store._insert("labs", row)
     return row
+
+
+def lab_exists(store: Store, patient_id: str, test: str, taken_on: _dt.date, value: float) -> bool:
+    """A result identical to one stored and not voided (same patient, test, date and
+    value): the same result entered twice (a second tap, a lab export imported again),
+    never stored twice, whatever the door (patient page, bedside, CLI, import)."""
+    return (
+        store.one(
+            "SELECT 1 FROM labs WHERE patient_id = ? AND test = ? AND taken_on = ? "
+            "AND value = ? AND voided_at IS NULL",
+            (patient_id, test, taken_on.isoformat(), value),
+        )
+        is not None
+    )
 
 
 def void_lab(store: Store, lab_id: str) -> None:

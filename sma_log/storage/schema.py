@@ -568,9 +568,13 @@ def _v6(db: sqlite_utils.Database) -> None:
     * ``timeouts``: one pre-dose time-out per procedure (NULL answers are unknown);
     * ``procedures.vial_out_at`` / ``drawn_up_at`` / ``injection_sec`` /
       ``drawn_to_injection_min``: derived from the events (new event kinds ``vial_out``
-      and ``drawn_up``); existing procedures have none of these events, so they stay
-      NULL and nothing is rewritten.
+      and ``drawn_up``); existing procedures have none of the new events, so three stay
+      NULL, but ``injection_sec`` is derived from the injection start and end a
+      procedure already has: it is filled here, as the Store would derive it
+      (:func:`sma_log.domain.timeline.drug_columns`; a derived column, not audited).
     """
+    from ..domain.clock import from_text
+
     conn = db.conn
     for sql in (
         "ALTER TABLE procedures ADD COLUMN vial_out_at TEXT",
@@ -579,6 +583,18 @@ def _v6(db: sqlite_utils.Database) -> None:
         "ALTER TABLE procedures ADD COLUMN drawn_to_injection_min REAL",
     ):
         conn.execute(sql)
+    rows = conn.execute(
+        "SELECT id, injection_start_at, injection_end_at FROM procedures "
+        "WHERE injection_start_at IS NOT NULL AND injection_end_at IS NOT NULL"
+    ).fetchall()
+    updates = []
+    for proc_id, start, end in rows:
+        try:
+            seconds = (from_text(end) - from_text(start)).total_seconds()
+        except (TypeError, ValueError):  # a value another tool wrote: left for info --check
+            continue
+        updates.append((float(round(seconds)), proc_id))
+    conn.executemany("UPDATE procedures SET injection_sec = ? WHERE id = ?", updates)
     db.table("labs").create(
         {
             "id": T,
