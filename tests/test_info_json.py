@@ -209,6 +209,8 @@ def test_settings_text_is_unchanged(config: Path) -> None:
         "INR max",
         "lab max age",
         "drug warning",
+        "learning failure",  # issue 14: the learning curves' settings
+        "learning rates",
     ]
 
 

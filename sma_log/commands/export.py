@@ -81,14 +81,16 @@ def export(
 
     \b
     De-identified (default): no identifiers table, no free-text notes (notes, failure
-    reasons, other adverse events, closed reasons, contact notes), no time of day
-    (dates in the site time zone, elapsed times in minutes; the SQLite copy moves each
-    procedure to start at 12:00 local time on its date, keeping every interval), and
-    no audit log in the SQLite copy. Study codes are kept.
+    reasons, other adverse events, closed reasons, contact notes, time-out reasons),
+    no time of day (every instant is its date in the site time zone, in every format
+    including the SQLite copy; elapsed times are kept in minutes or seconds), record ids
+    with their time part zeroed, and no audit log in the SQLite copy. Study codes are
+    kept.
 
     \b
     csv     PATH/ holds patients, procedures, attempts, events, followups,
-            contact_attempts, procedures_analysis and data_dictionary .csv
+            contact_attempts, labs, timeouts, procedures_analysis and
+            data_dictionary .csv
     json    PATH is one JSON document (its JSON Schema ships with sma-log)
     sqlite  PATH is a consistent copy, safe while another sma-log is writing
     redcap  PATH/ holds redcap_data_dictionary.csv and redcap_import.csv

@@ -334,6 +334,13 @@ def _show_settings(settings: Any, path: Path) -> None:
         ("theme", settings.theme),
         ("replica", settings.replica or "(none: sma-log replicate needs --to)"),  # issue 15
         *_predose_rows(settings),
+        # learning curves (issue 14): every chart prints them too
+        ("learning failure", settings.learning_failure),
+        (
+            "learning rates",
+            f"p0 {settings.learning_p0:g} (acceptable), p1 {settings.learning_p1:g} "
+            f"(unacceptable), α {settings.learning_alpha:g}, β {settings.learning_beta:g}",
+        ),
     ]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:

@@ -252,7 +252,7 @@ def _report_bad_cells(
 
 def _bad_cells(conn: sqlite3.Connection, opts: ExportOptions) -> None:
     """Report the copy's bad cells to ``opts.bad``; de-identified, empty the instants
-    that cannot be read (they cannot be moved to 12:00 and their text may hold the
+    that cannot be read (they have no date to give and their text may hold the
     time of day), or refuse the export if such an instant cannot be empty."""
     from .jsondoc import table_order
 
