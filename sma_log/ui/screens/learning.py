@@ -78,7 +78,7 @@ class LearningScreen(AppScreen):
         Binding("g", "refresh", "Recompute", id="learning.refresh"),
     ]
     AUTO_FOCUS = "#learning-operator"
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (90, "-wide")]
 
     def __init__(self) -> None:
         super().__init__()
