@@ -587,6 +587,21 @@ def test_drug_times_typed_in_the_time_out_and_a_drawn_up_time_after_the_injectio
     assert len(drawn) == 1  # the refused time added nothing
 
 
+def test_undoing_a_typed_drug_time_says_the_time_it_stood_for(tmp_path: Path, frozen: None) -> None:
+    """u after a drawn-up time typed in the time-out names that time (09:40 local), not
+    the moment it was typed (reviewer: it said the typing time)."""
+    db = tmp_path / "t.db"
+    make_db(db, answers=COMPLETE)
+
+    async def script(app: SmaLogApp, pilot: Pilot[Any]) -> None:
+        await keys(pilot, "m")
+        app.screen.query_one("#drawn_up", Input).value = "09:40"
+        await keys(pilot, "ctrl+s", "u")
+        assert status(app).startswith("Undone: Drug drawn up (09:40:00)"), status(app)
+
+    drive(db, script)
+
+
 def test_a_lab_date_another_tool_wrote_wrong_is_said_not_a_traceback(tmp_path: Path) -> None:
     """A labs row whose date is no date (written by another tool): the patient page,
     the live screen, m and a all stay up and say so; nothing is recorded."""

@@ -447,7 +447,10 @@ class ProcedureScreen(AppScreen):
         if undone.kind == "flag":
             words = dict(timeline.FLAGS).get(undone.value or "", "Flag")
         self.show(view)
-        self.say(f"Undone: {words} ({local_time(undone.at, self.tz)}); kept in the audit log")
+        # a drug time typed in the time-out stands for its entered instant, not the
+        # moment it was typed (timeline.drug_instant)
+        when = timeline.drug_instant(undone) if undone.kind in timeline.DRUG_KINDS else undone.at
+        self.say(f"Undone: {words} ({local_time(when, self.tz)}); kept in the audit log")
 
     def _open(self) -> bool:
         if self.view is None or self.view.row["status"] != "open":
