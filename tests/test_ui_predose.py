@@ -210,7 +210,10 @@ def test_escape_from_the_time_out_records_no_attempt(tmp_path: Path) -> None:
     assert timeout_row(db) is None
 
 
-def test_answers_and_a_flagged_lab_typed_in_the_time_out(tmp_path: Path, frozen: None) -> None:
+@pytest.mark.parametrize("with_missing", [False, True])
+def test_answers_and_a_flagged_lab_typed_in_the_time_out(
+    tmp_path: Path, frozen: None, with_missing: bool
+) -> None:
     """m opens the time-out before the puncture; the answers typed, a urine protein of
     0.35 g/L flagged beside its row (label: > 0.2); a date in the future refused
     beside its row and nothing saved; fixed, then saved with a reason and the lab
@@ -238,6 +241,15 @@ def test_answers_and_a_flagged_lab_typed_in_the_time_out(tmp_path: Path, frozen:
         note = str(dialog.query_one("#lab-urine_protein .field-note").render())
         assert "urine protein 0.35 g/L > 0.2" in note
         assert dialog.query_one("#field-reason").display
+        if with_missing:  # saved without its reason, with an answer missing too
+            dialog.query_one("#vp_shunt", Select).clear()
+            await keys(pilot, "ctrl+s")
+            # the status line says both: the flag and what is missing (reviewer)
+            assert "1 flagged; missing VP shunt — a asks for a reason" in status(app), status(app)
+            await keys(pilot, "m")
+            dialog = app.screen
+            assert isinstance(dialog, TimeoutDialog)
+            dialog.query_one("#vp_shunt", Select).value = "no"
         dialog.query_one("#reason", Input).value = "repeat sample sent; nephrology aware"
         await keys(pilot, "ctrl+s")
         assert isinstance(app.screen, ProcedureScreen)

@@ -425,11 +425,9 @@ class TimeoutDialog(Dialog[str | None]):
             return
         left = view.check
         missing = ", ".join(predose.ITEM_LABELS[i] for i in left.missing)
-        self.dismiss(
-            "Time-out saved, not confirmed: "
-            + (f"missing {missing}" if missing else f"{len(left.flags)} flagged")
-            + " — a asks for a reason"
-        )
+        said = [f"{len(left.flags)} flagged"] if left.flags else []
+        said += [f"missing {missing}"] if missing else []
+        self.dismiss("Time-out saved, not confirmed: " + "; ".join(said) + " — a asks for a reason")
 
     def _confirmed_words(self, view: predose_store.TimeoutView) -> str:
         at = local_time(view.confirmed_at, self.tz, "HH:mm:ss")
