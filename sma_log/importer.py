@@ -68,7 +68,8 @@ compared and never overwrite a value here (a new record gets them empty).
 
 Provenance: an import that changes something adds two audit rows (``action='import'``,
 ``table_name='import'``, ``record_id`` the run's id): ``field='source'`` in its first
-batch that changes something (``new_value`` a JSON note: source path, its kind, schema,
+batch that changes something (``new_value`` a JSON note: source path, or the label the
+caller gives instead (``sma-log pull``: the device and its replica), its kind, schema,
 sha256 of a JSON file), and ``field='result'`` in its last batch (the counts, conflicts
 and refusals). Both have the same ``at`` and ``user`` as the per-row audit rows of the
 run, so a run stopped part-way shows as a ``source`` row without its ``result``.
@@ -689,12 +690,22 @@ class _Tally:
 
 
 class _Merger:
-    def __init__(self, store: Store, source: Source, result: ImportResult, prefer: bool) -> None:
+    def __init__(
+        self,
+        store: Store,
+        source: Source,
+        result: ImportResult,
+        prefer: bool,
+        label: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
         from .domain.clock import to_text
 
         self.store = store
         self.conn: sqlite3.Connection = store.conn
         self.source = source
+        self.label = label  # what the provenance names instead of the source's path
+        self.details = dict(details or {})
         self.result = result
         self.prefer = prefer
         self.at = to_text(store.now())  # one instant on every audit row of this import
@@ -1352,10 +1363,13 @@ class _Merger:
         src = self.source
         return {
             # a name that is not UTF-8 is kept readable (\xe9), not refused
-            "source": os.fsencode(Path(src.path).resolve()).decode("utf-8", "backslashreplace"),
+            "source": self.label
+            if self.label is not None
+            else os.fsencode(Path(src.path).resolve()).decode("utf-8", "backslashreplace"),
             "kind": src.kind,
             "schema_version": src.schema_version,
             **src.note,
+            **self.details,
             "prefer_incoming": self.prefer,
         }
 
@@ -1425,6 +1439,8 @@ def import_file(
     prefer_incoming: bool = False,
     dry_run: bool = False,
     source: Source | None = None,
+    source_label: str | None = None,
+    source_details: Mapping[str, Any] | None = None,
     progress: Callable[[str], Any] | None = None,
     budget: float = TX_BUDGET,
     gap: float = TX_GAP,
@@ -1436,19 +1452,22 @@ def import_file(
     ``budget``/``gap``: the longest write transaction and the shortest pause between
     two (seconds); ``pause(seconds)`` is called between two transactions, with no
     transaction open, for what remains of the gap (``time.sleep``).
+    ``source_label``: the source as the result and the audit log's provenance name it,
+    instead of the file's path (``sma-log pull`` imports a temporary restored copy: it
+    names the device and its replica); ``source_details``: more keys of that note.
     """
     src = source or open_source(path, store.path)
     try:
         if dry_run:
-            return _dry_run(store, src, prefer_incoming, progress)
+            return _dry_run(store, src, prefer_incoming, progress, source_label, source_details)
         result = ImportResult(
-            source=str(src.path),
+            source=source_label if source_label is not None else str(src.path),
             kind=src.kind,
             schema_version=src.schema_version,
             tables=src.tables(),
             prefer_incoming=prefer_incoming,
         )
-        merger = _Merger(store, src, result, prefer_incoming)
+        merger = _Merger(store, src, result, prefer_incoming, source_label, source_details)
         merger.run(_units(src, progress), budget, gap, pause)
         for table in result.tables:
             result.counts.setdefault(table, dict.fromkeys(COUNT_KEYS, 0))
@@ -1467,7 +1486,12 @@ def _order(counts: Mapping[str, Any]) -> list[str]:
 
 
 def _dry_run(
-    store: Store, src: Source, prefer: bool, progress: Callable[[str], Any] | None
+    store: Store,
+    src: Source,
+    prefer: bool,
+    progress: Callable[[str], Any] | None,
+    label: str | None = None,
+    details: Mapping[str, Any] | None = None,
 ) -> ImportResult:
     """The import into a private copy of ``store``'s database, thrown away."""
     from .storage.store import Store
@@ -1483,7 +1507,7 @@ def _dry_run(
         with Store.open(copy, store.user, clock=store.clock) as scratch:
             scratch.windows = store.windows
             result = ImportResult(
-                source=str(src.path),
+                source=label if label is not None else str(src.path),
                 kind=src.kind,
                 schema_version=src.schema_version,
                 tables=src.tables(),
@@ -1491,7 +1515,9 @@ def _dry_run(
                 dry_run=True,
             )
             # nobody else writes to the copy: no pause, long transactions
-            _Merger(scratch, src, result, prefer).run(_units(src, progress), 10.0, 0.0)
+            _Merger(scratch, src, result, prefer, label, details).run(
+                _units(src, progress), 10.0, 0.0
+            )
         for table in result.tables:
             result.counts.setdefault(table, dict.fromkeys(COUNT_KEYS, 0))
         result.counts = {t: result.counts[t] for t in _order(result.counts)}

@@ -4,6 +4,8 @@ nothing written. The promise under SIGKILL is tests/reliability/test_replica_pro
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import selectors
 import shutil
@@ -169,6 +171,44 @@ def test_replicate_in_step_then_restore_a_checked_private_copy(tmp_path: Path) -
     assert patient_ids(other) == set(ids)
 
 
+def test_restore_at_a_time_between_two_shipped_states(tmp_path: Path) -> None:
+    """--at between two states of one replica gives exactly the first; the latest, the
+    second; the output says which point of the replica each is."""
+    db = tmp_path / "bedside.db"
+    replica = tmp_path / "share" / "laptop-1"
+    a_ids = make_db(db, "A", 2)
+    with Store.open(db, "writer", clock=Clock(monotonic=False)) as store:  # the WAL kept
+        replicate_once(db, replica)  # Litestream itself ships state A, then returns
+        # --at is read to the second: the first whole second after A was shipped
+        between = math.floor(time.time()) + 1
+        deadline = time.monotonic() + 5
+        while time.time() < between + 0.05:  # B must be shipped after that second
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        b_id = store.create_patient({"study_code": "B-1", "sma_type": "3"})["id"]
+        subprocess.run(
+            [litestream.binary(), "replicate", "-once", str(db), f"file://{replica}"],
+            capture_output=True,
+            check=True,
+            timeout=60,
+        )
+    at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(between))
+    out_a, out_b = tmp_path / "at.db", tmp_path / "latest.db"
+    done = cli("restore", "--from", str(replica), "--to", str(out_a), "--at", at, tmp=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert patient_ids(out_a) == set(a_ids)
+    assert f"restored to: the last copy shipped before {at}: txid 0000" in done.stdout
+    latest = cli("restore", "--from", str(replica), "--to", str(out_b), tmp=tmp_path)
+    assert latest.returncode == 0, latest.stderr
+    assert patient_ids(out_b) == {*a_ids, b_id}
+    assert "restored to: the latest copy: txid 0000" in latest.stdout
+
+    def txid(text: str) -> int:
+        return int(text.split("txid ", 1)[1].split(",", 1)[0].split()[0], 16)
+
+    assert txid(done.stdout) < txid(latest.stdout)
+
+
 # ---------------------------------------------------------------- refusals
 def test_replicate_refusals_write_nothing(tmp_path: Path) -> None:
     db = tmp_path / "bedside.db"
@@ -254,8 +294,29 @@ def test_pull_merges_every_device_once_and_reports_conflicts(tmp_path: Path) -> 
     assert first.returncode == 0, first.stderr
     for name in devices:
         assert f"Imported {name} ({unit / name})" in first.stdout
+    assert first.stdout.count("restored from the replica: txid 0000") == 3
     every = {i for ids in devices.values() for i in ids}
     assert patient_ids(station_db) == every
+    # The record of each import names the device and its replica (and the position
+    # restored), never the temporary copy pull merged from (gone when pull ends).
+    with Store.open(station_db, "reader", create=False, readonly=True) as store:
+        provenance = store.audit_entries(table="import")
+        everything = store.audit_entries(limit=100_000)
+    notes = [json.loads(e["new_value"] or "{}") for e in provenance if e["field"] == "source"]
+    # (the station's own replica adds nothing to the station's file: no import rows)
+    assert sorted(note["source"] for note in notes) == [
+        f"{name} ({unit / name})" for name in ("laptop-a", "laptop-b")
+    ]
+    for note in notes:
+        name = note["device"]
+        assert note["source"] == f"{name} ({unit / name})"
+        assert note["replica"] == f"file://{unit / name}"
+        assert int(note["restored_txid"], 16) > 0
+        assert note["restored_shipped_at"].endswith("Z")
+    assert everything and not any(
+        "sma-log-pull-" in f"{e['old_value']} {e['new_value']}" for e in everything
+    )
+    assert "sma-log-pull-" not in first.stdout + first.stderr
     # twice: nothing added
     second = cli("--db", str(station_db), "pull", str(unit), tmp=tmp_path)
     assert second.returncode == 0, second.stderr

@@ -12,13 +12,16 @@ is a path.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
 import subprocess
 import tempfile
 import urllib.parse
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .common import CommandRefused
 
@@ -177,8 +180,6 @@ def state_folder() -> Path:
 
 
 def _yaml_text(value: str) -> str:
-    import json
-
     return json.dumps(value)  # a JSON string is a YAML double-quoted scalar
 
 
@@ -241,40 +242,77 @@ def logfmt(line: str) -> dict[str, str]:
     for key, raw in _LOGFMT.findall(line):
         if raw.startswith('"'):
             with contextlib.suppress(ValueError):
-                import json
-
                 raw = json.loads(raw)
         fields[key] = raw
     return fields
 
 
-def replica_times(exe: str, url: str) -> list[str]:
-    """The creation times (UTC, ``…Z``) of the replica's files, from ``litestream ltx``."""
+@dataclass(frozen=True)
+class RestorePoint:
+    """Where a restore stopped: the replica's transaction (Litestream's hex TXID) and
+    when the last file restored was written to the replica (UTC ``…Z``, to the second;
+    empty if Litestream did not list it)."""
+
+    txid: str
+    shipped_at: str
+
+
+def replica_files(exe: str, url: str) -> list[dict[str, Any]]:
+    """The replica's files at every level (``litestream ltx -level all -json``): level,
+    min_txid, max_txid and timestamp (when the file's last commit was shipped: a
+    compacted file keeps its newest input's time, superfly/ltx Compactor)."""
     try:
         done = subprocess.run(
-            [exe, "ltx", url], capture_output=True, text=True, check=False, timeout=120
+            [exe, "ltx", "-level", "all", "-json", url],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
         )
-    except (OSError, subprocess.TimeoutExpired):
+        found = json.loads(done.stdout) if done.returncode == 0 else []
+    except (OSError, subprocess.TimeoutExpired, ValueError):
         return []
-    found = re.findall(r"\s(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)\s*$", done.stdout, re.MULTILINE)
-    return sorted(found)
+    return [f for f in found if isinstance(f, dict)] if isinstance(found, list) else []
 
 
-def restore(exe: str, url: str, out: Path, timestamp: str | None) -> None:
-    """``litestream restore`` of the replica at ``url`` into the new file ``out``.
+def replica_times(exe: str, url: str) -> list[str]:
+    """The creation times (UTC, ``…Z``) of the replica's files, every level."""
+    return sorted(str(f.get("timestamp", "")) for f in replica_files(exe, url))
 
-    Litestream 0.5.17 answers "timestamp does not exist" for a time after its newest
+
+def _shipped_at(exe: str, url: str, txid: str, files: list[dict[str, Any]]) -> str:
+    for listing in (files, None):
+        if listing is None:
+            listing = replica_files(exe, url)  # a file shipped since the first listing
+        for f in listing:
+            if f.get("max_txid") == txid and f.get("timestamp"):
+                return str(f["timestamp"])
+    return ""
+
+
+def restore(exe: str, url: str, out: Path, timestamp: str | None) -> RestorePoint:
+    """``litestream restore`` of the replica at ``url`` into the new file ``out``; the
+    point it restored to.
+
+    With ``timestamp``, Litestream 0.5.17 restores the newest state whose files were
+    all shipped strictly before it (its CalcRestorePlan): whole files only, so the
+    state may be older than the time asked, by up to the span of one file (the sync
+    interval for recent files; 30 s, 5 min, 1 h once compacted). The returned point
+    says which. It answers "timestamp does not exist" for a time after its newest
     file (measured): such a time is the latest copy, restored as such.
     """
+    files = replica_files(exe, url)
     if timestamp:
-        times = replica_times(exe, url)
-        if times and timestamp >= times[-1]:
+        times = sorted(str(f.get("timestamp", "")) for f in files)
+        # Listed to the second: a time in the newest file's second goes to Litestream,
+        # which knows the millisecond (that file may be after the time asked).
+        if times and timestamp > times[-1]:
             timestamp = None
         elif times and timestamp < times[0]:
             raise CommandRefused(
                 f"{url}: no backup at that time in the replica (it starts at {times[0]} UTC)"
             )
-    args = [exe, "restore", "-no-expand-env", "-o", str(out)]
+    args = [exe, "restore", "-no-expand-env", "-json", "-o", str(out)]
     if timestamp:
         args += ["-timestamp", timestamp]
     try:
@@ -296,3 +334,7 @@ def restore(exe: str, url: str, out: Path, timestamp: str | None) -> None:
         raise CommandRefused(f"{url}: Litestream cannot restore it: {reason}")
     if not out.exists():
         raise CommandRefused(f"{url}: Litestream restored nothing")
+    txid = ""
+    with contextlib.suppress(ValueError, AttributeError, TypeError):
+        txid = str(json.loads(done.stdout[done.stdout.index("{") :]).get("txid") or "")
+    return RestorePoint(txid=txid, shipped_at=_shipped_at(exe, url, txid, files) if txid else "")

@@ -282,8 +282,9 @@ def _parse_time(text: str, tz: str) -> str:
     "--at",
     "at",
     metavar="TIME",
-    help="Restore the database as it was at TIME (ISO 8601; site local time unless it "
-    "ends in Z or an offset). Default: the latest copy.",
+    help="Restore the newest copy shipped to the replica before TIME (ISO 8601; site local "
+    "time unless it ends in Z or an offset). Whole shipped files only: it may be older than "
+    "TIME, never newer; the output says which. Default: the latest copy.",
 )
 @click.pass_obj
 def restore(opts: Options, source: str, to: Path, at: str | None) -> None:
@@ -308,7 +309,7 @@ def restore(opts: Options, source: str, to: Path, at: str | None) -> None:
     scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.restoring-", dir=target.parent))
     try:
         restored_file = scratch / "restored.db"
-        litestream.restore(exe, url, restored_file, timestamp)
+        point = litestream.restore(exe, url, restored_file, timestamp)
         held = _checked(restored_file, source)
         os.chmod(restored_file, 0o600)
         _link_into_place(restored_file, target)
@@ -318,7 +319,7 @@ def restore(opts: Options, source: str, to: Path, at: str | None) -> None:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     took = time.monotonic() - started
-    _print_restored(target, source, held, at, tz, took)
+    _print_restored(target, source, held, at, tz, took, point)
 
 
 def _refuse_existing(target: Path) -> None:
@@ -368,8 +369,32 @@ def _local(text: str | None, tz: str) -> str:
     return str(from_text(text).in_timezone(tz).format("YYYY-MM-DD HH:mm:ss zz"))
 
 
+def _position(point: litestream.RestorePoint, tz: str) -> str:
+    shipped = f", shipped {_shipped(point.shipped_at, tz)}" if point.shipped_at else ""
+    return f"txid {point.txid}{shipped}"
+
+
+def _shipped(text: str, tz: str) -> str:
+    """A Litestream time (UTC ``…Z``, to the second) in the site's time zone."""
+    import pendulum
+
+    try:
+        value = pendulum.parse(text)
+    except (ValueError, pendulum.parsing.exceptions.ParserError):
+        return text
+    if not isinstance(value, pendulum.DateTime):
+        return text
+    return str(value.in_timezone(tz).format("YYYY-MM-DD HH:mm:ss zz"))
+
+
 def _print_restored(
-    target: Path, source: str, held: Any, at: str | None, tz: str, took: float
+    target: Path,
+    source: str,
+    held: Any,
+    at: str | None,
+    tz: str,
+    took: float,
+    point: litestream.RestorePoint,
 ) -> None:
     from ..domain.text import visible
 
@@ -381,6 +406,11 @@ def _print_restored(
             f"in {took:.1f} s"
         )
     )
+    if point.txid:
+        # Litestream restores whole shipped files: with --at, the newest state shipped
+        # before that time, which may be older than it (never newer).
+        what = f"the last copy shipped before {at}" if at else "the latest copy"
+        click.echo(visible(f"  restored to: {what}: {_position(point, tz)}"))
     click.echo(f"  holds: {counts}")
     click.echo(f"  last event: {_local(held.last_event_at, tz)}")
     click.echo(f"  checks: integrity ok, schema {held.schema_version}, {report}")
@@ -407,13 +437,14 @@ def pull(opts: Options, folder: Path, prefer_incoming: bool) -> None:
     Exit codes: 0 merged; 3 merged, with conflicts or refused records left out; 2 a
     replica was refused: nothing changed.
     """
-    from ..importer import import_file, open_source
+    from ..importer import ImportRefused, import_file, open_source
     from ..storage.store import Store
     from .importcmd import _report
     from .progress import progress_bar
 
     devices = _devices(folder)
     exe = litestream.binary()
+    tz = site_timezone(opts.settings)
     scratch = Path(tempfile.mkdtemp(prefix="sma-log-pull-"))
     left = 0
     try:
@@ -421,13 +452,25 @@ def pull(opts: Options, folder: Path, prefer_incoming: bool) -> None:
         for name, sub in devices:  # all restored and checked before anything is merged
             url = litestream.replica_url(str(sub), create=False)
             copy = scratch / f"{name}.db"
-            litestream.restore(exe, url, copy, None)
+            point = litestream.restore(exe, url, copy, None)
             _checked(copy, str(sub))
-            copies.append((name, sub, copy))
+            copies.append((name, sub, url, point, copy))
         target = opts.db_path
         with Store.open(target, opts.user) as store:
-            for name, sub, copy in copies:
-                source = open_source(copy, target)
+            for name, sub, url, point, copy in copies:
+                # The import names the device and its replica, never the temporary copy
+                # (gone when pull ends): in its audit log provenance and what it prints.
+                label = f"{name} ({sub})"
+                details = {
+                    "device": name,
+                    "replica": url,
+                    "restored_txid": point.txid or None,
+                    "restored_shipped_at": point.shipped_at or None,
+                }
+                try:
+                    source = open_source(copy, target)
+                except ImportRefused as exc:
+                    raise ImportRefused(str(exc).replace(str(copy), label)) from None
                 try:
                     with progress_bar(f"Pulling {name}", unit="records") as bar:
                         result = import_file(
@@ -435,12 +478,17 @@ def pull(opts: Options, folder: Path, prefer_incoming: bool) -> None:
                             copy,
                             prefer_incoming=prefer_incoming,
                             source=source,
+                            source_label=label,
+                            source_details=details,
                             progress=bar.stage if bar.enabled else None,
                         )
+                except ImportRefused as exc:
+                    raise ImportRefused(str(exc).replace(str(copy), label)) from None
                 finally:
                     source.close()
-                result.source = f"{name} ({sub})"
                 _report(result, target)
+                if point.txid:
+                    click.echo(f"  restored from the replica: {_position(point, tz)}")
                 left += len(result.conflicts) + len(result.refused)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
