@@ -122,6 +122,12 @@ def test_replicate_in_step_then_restore_a_checked_private_copy(tmp_path: Path) -
             assert time.monotonic() < deadline and proc.poll() is None, lines
             if sel.select(timeout=1):
                 lines.append(proc.stderr.readline())
+    # a second replicate of the same file while this one runs: refused, one line
+    # (Litestream wants one instance per database; reviewer ran two side by side)
+    second = cli("--db", str(db), "replicate", "--to", str(tmp_path / "other"), tmp=tmp_path)
+    assert second.returncode == 2
+    assert "already running for this database" in one_error_line(second.stderr)
+    assert not (tmp_path / "other").exists()
     # a commit made while it runs is shipped at the latest when it is stopped
     with Store.open(db, "late", clock=Clock(monotonic=False)) as store:
         ids.append(store.create_patient({"study_code": "A-late", "sma_type": "1"})["id"])
@@ -289,9 +295,12 @@ def test_pull_merges_every_device_once_and_reports_conflicts(tmp_path: Path) -> 
         db = tmp_path / f"{name}.db"
         devices[name] = make_db(db, name, 3)
         replicate_once(db, unit / name)
+    (unit / "notareplica").mkdir()  # a device folder with nothing in it
     station_db = tmp_path / "station.db"
     first = cli("--db", str(station_db), "pull", str(unit), tmp=tmp_path)
     assert first.returncode == 0, first.stderr
+    assert "skipped notareplica: no replica in it" in first.stderr  # said, not hidden
+    (unit / "notareplica").rmdir()
     for name in devices:
         assert f"Imported {name} ({unit / name})" in first.stdout
     assert first.stdout.count("restored from the replica: txid 0000") == 3

@@ -68,6 +68,14 @@ def replicate(opts: Options, to: str | None, sync_interval: float, log: Path | N
         raise CommandRefused(f"{db}: no such database file (nothing to replicate)")
     inspect_header(db)  # a foreign, newer or damaged file: refused before anything runs
     _check_database(db, opts.user)
+    guard = _only_replicator(db)  # held until this command ends
+    try:
+        _replicate(db, target, sync_interval, log)
+    finally:
+        os.close(guard)
+
+
+def _replicate(db: Path, target: str, sync_interval: float, log: Path | None) -> None:
     exe = litestream.binary()
     folder = litestream.replica_folder(target)
     created = folder if folder is not None and not folder.exists() else None
@@ -84,6 +92,25 @@ def replicate(opts: Options, to: str | None, sync_interval: float, log: Path | N
         raise
     finally:
         shutil.rmtree(state, ignore_errors=True)
+
+
+def _only_replicator(db: Path) -> int:
+    """An exclusive ``flock`` on the database file for as long as this replicate runs:
+    Litestream wants one instance per database, and two would share its state folder
+    beside the file. (SQLite locks with POSIX record locks, which ``flock`` does not
+    touch.) A second ``sma-log replicate`` of the same file is refused in one line."""
+    import fcntl
+
+    fd = os.open(db, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise CommandRefused(
+            f"{db}: another sma-log replicate is already running for this database "
+            "(one Litestream per database: stop it first)"
+        ) from None
+    return fd
 
 
 def _replica_setting(opts: Options) -> str:
@@ -512,6 +539,11 @@ def _devices(folder: Path) -> list[tuple[str, Path]]:
     except OSError as exc:
         raise CommandRefused(f"{folder}: cannot be read ({exc.strerror or exc})") from None
     found = [(p.name, p) for p in subs if (p / "ltx").is_dir()]
+    from ..domain.text import visible
+
+    for p in subs:
+        if not (p / "ltx").is_dir():  # a misnamed or never-started device: said, not hidden
+            click.echo(visible(f"skipped {p.name}: no replica in it (no ltx folder)"), err=True)
     if not found:
         raise CommandRefused(
             f"{folder}: no replicas here (one folder per device, each written by "
