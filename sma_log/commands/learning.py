@@ -111,9 +111,12 @@ def parameters_line(params: Parameters, definition: str) -> str:
 def _local(utc: str, tz: str) -> str:
     """A point's start (UTC, whole seconds, ``…Z``) in the site's time, as people read it
     (json and csv keep the UTC form)."""
+    from datetime import datetime
+
     import pendulum
 
-    return str(pendulum.parse(utc).in_timezone(tz).format("YYYY-MM-DD HH:mm"))
+    when = pendulum.instance(datetime.fromisoformat(utc.replace("Z", "+00:00")))
+    return str(when.in_timezone(tz).format("YYYY-MM-DD HH:mm"))
 
 
 def _at(point: Any, tz: str) -> str:

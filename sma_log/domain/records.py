@@ -57,6 +57,7 @@ from typing import Any, get_args
 
 from . import fields, schedule, timeline, vocab
 from .clock import from_text, stored_fields, to_text
+from .predose import ITEMS
 from .text import visible
 
 ULID_RE = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
@@ -380,19 +381,8 @@ def _specs(group: Mapping[str, fields.FieldSpec], *skip: str) -> dict[str, Rule]
 
 
 #: The time-out's item codes (:data:`sma_log.domain.predose.ITEMS`) and the lab tests a
-#: flag may name.
-_TIMEOUT_ITEMS: tuple[str, ...] = (
-    "consent",
-    "skin",
-    "antithrombotic",
-    "vp_shunt",
-    "platelets",
-    "coagulation",
-    "urine_protein",
-    "pt",
-    "aptt",
-    "inr",
-)
+#: flag may name (one list each, where they are defined).
+_TIMEOUT_ITEMS: tuple[str, ...] = tuple(dict.fromkeys((*ITEMS, *vocab.codes(vocab.LAB_TESTS))))
 NOTE = Spec(fields.NOTE_FIELD)
 STAFF = Text(100)
 EVENT_KINDS: vocab.Choices = tuple((k, k) for k in get_args(timeline.EventKind))

@@ -26,6 +26,8 @@ import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from ..domain import records
+
 INSERT_FIELD = "*"
 
 #: Per table, the columns a writer may rewrite without an audit row after the insert
@@ -34,32 +36,7 @@ INSERT_FIELD = "*"
 #: event) and what an import recomputes from the events it merges
 #: (``records.DERIVED['procedures']``). Their values at insert, and the new value of an
 #: audited change to one of them, are kept. tests/test_audit_replay.py checks the list.
-UNAUDITED: dict[str, frozenset[str]] = {
-    "procedures": frozenset(
-        {
-            "attempts_n",
-            "redirections_n",
-            "first_attempt_success",
-            "first_puncture_at",
-            "csf_at",
-            "injection_start_at",
-            "injection_end_at",
-            "procedure_min",
-            "puncture_min",
-            "sedation",
-            "sedation_agent",
-            "dose_mg",
-            "started_at",
-            "ended_at",
-            "cancelled_at",
-            # drug timing (schema 6), derived from the vial_out / drawn_up events
-            "vial_out_at",
-            "drawn_up_at",
-            "injection_sec",
-            "drawn_to_injection_min",
-        }
-    )
-}
+UNAUDITED: dict[str, frozenset[str]] = {"procedures": frozenset(records.DERIVED["procedures"])}
 
 #: Tables whose rows are a cache of other audited rows, kept by the Store in the same
 #: transaction and never audited (since schema 5): every column of an attempt is derived
