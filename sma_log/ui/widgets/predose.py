@@ -75,7 +75,7 @@ class TimeoutLine(_Line):
             text.append(f"✓ confirmed {local_time(view.confirmed_at, tz, 'HH:mm')}")
         elif not check.required and view.row is None:
             state = "idle"  # the site requires nothing and nothing was answered
-            text.append("not required · m to record one")
+            text.append("not required · m to fill in")  # one row at 80 columns
         elif check.flags:
             state = "flag"
             text.append(f"! {len(check.flags)} flagged", style="bold")
