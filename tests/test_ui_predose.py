@@ -284,6 +284,8 @@ def test_drug_keys_record_once_warn_before_the_limit_and_undo(tmp_path: Path, fr
         assert line.state == "idle" and "not drawn up" in line.plain
         await keys(pilot, "v", "v")
         assert "already" in status(app)  # the second press: nothing
+        # said in the site's time like every time on the screen (09:00 UTC = 10:00 Rome)
+        assert "recorded at 10:00:00;" in status(app) and "UTC" not in status(app)
         pendulum.travel_to(T0.add(minutes=20), freeze=True)
         await keys(pilot, "w", "w")
         assert "already" in status(app)
@@ -586,7 +588,7 @@ def test_drug_times_typed_in_the_time_out_and_a_drawn_up_time_after_the_injectio
         await keys(pilot, "ctrl+s")
         assert app.screen is dialog
         error = str(dialog.query_one("#field-drawn_up .field-error").render())
-        assert "cannot be after the injection start" in error
+        assert "cannot be after the injection start (10:00:00)" in error  # Rome time
 
     drive(db, script)
     with Store.open(db, "reader", clock=Clock(monotonic=False)) as s:

@@ -88,7 +88,25 @@ DRUG_KINDS = ("vial_out", "drawn_up")
 
 
 class RuleError(ValueError):
-    """An action that the timeline refuses (out of order, repeated, after the end)."""
+    """An action that the timeline refuses (out of order, repeated, after the end).
+
+    An instant the message names is given apart (``{0}`` in the message): ``str()``
+    says it in UTC, labelled (the CLI, an import's report); :meth:`in_zone` says it in
+    the site's time, as the screen shows every other time.
+    """
+
+    def __init__(self, message: str, *instants: datetime) -> None:
+        self.template = message
+        self.instants = instants
+        super().__init__(message.format(*map(_hhmm, instants)) if instants else message)
+
+    def in_zone(self, tz: str) -> str:
+        if not self.instants:
+            return str(self)
+        import pendulum
+
+        said = (pendulum.instance(i).in_timezone(tz).strftime("%H:%M:%S") for i in self.instants)
+        return self.template.format(*said)
 
 
 @dataclass(frozen=True)
@@ -361,13 +379,15 @@ def check_drug_time(
     inj = state.milestones.get("injection_start")
     if inj is not None and (when is None or when > inj):
         raise RuleError(
-            f"{label} cannot be after the injection start ({_hhmm(inj)}): "
-            "enter the earlier time it happened"
+            f"{label} cannot be after the injection start ({{0}}): "
+            "enter the earlier time it happened",
+            inj,
         )
     if value is None and kind in state.drug_times:  # a key pressed twice records once
         raise RuleError(
-            f"{label} was already recorded at {_hhmm(state.drug_times[kind])}; u undoes it, "
-            "or enter the time in the time-out (m)"
+            f"{label} was already recorded at {{0}}; u undoes it, "
+            "or enter the time in the time-out (m)",
+            state.drug_times[kind],
         )
     vial = state.drug_times.get("vial_out")
     if kind == "drawn_up" and vial is not None and when is not None and when < vial:
@@ -376,7 +396,7 @@ def check_drug_time(
         drawn = state.drug_times["drawn_up"]
         if when is None or when > drawn:
             raise RuleError(
-                f"The vial cannot leave the fridge after the drug was drawn up ({_hhmm(drawn)})"
+                "The vial cannot leave the fridge after the drug was drawn up ({0})", drawn
             )
 
 

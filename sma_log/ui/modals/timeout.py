@@ -326,7 +326,7 @@ class TimeoutDialog(Dialog[str | None]):
                 except ValidationError as exc:
                     errors[kind] = exc.message
                 except RuleError as exc:
-                    errors[kind] = str(exc)
+                    errors[kind] = exc.in_zone(self.tz)
                 else:
                     drug[kind] = when
                     state.drug_times[kind] = when
@@ -408,7 +408,10 @@ class TimeoutDialog(Dialog[str | None]):
         except ValidationError as exc:
             self._field_error(exc.field, exc.message)
             return
-        except (RuleError, Conflict, NotFound) as exc:
+        except RuleError as exc:
+            self._say(exc.in_zone(self.tz))
+            return
+        except (Conflict, NotFound) as exc:
             self._say(str(exc))
             return
         except StorageError as exc:

@@ -76,7 +76,9 @@ def guarded(app: App[Any], action: Callable[[], T]) -> T | None:
     """
     try:
         return action()
-    except (RuleError, ValidationError, Conflict, NotFound) as exc:
+    except RuleError as exc:
+        refuse(app, exc.in_zone(getattr(app, "tz", "UTC")))  # times as the screen says them
+    except (ValidationError, Conflict, NotFound) as exc:
         refuse(app, str(exc))
     except StorageError as exc:
         from ..modals.message import MessageDialog
