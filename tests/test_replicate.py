@@ -146,6 +146,7 @@ def test_replicate_in_step_then_restore_a_checked_private_copy(tmp_path: Path) -
     done = cli("restore", "--from", str(replica), "--to", str(target), tmp=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "holds: 6 patients, 1 procedures" in done.stdout
+    assert "followups" in done.stdout and "0 labs, 0 timeouts" in done.stdout  # reviewer
     assert "last event: 20" in done.stdout
     assert "integrity ok" in done.stdout
     assert target.stat().st_mode & 0o777 == 0o600
