@@ -192,3 +192,31 @@ def drive(
     tick(60)
     act(import_file, st, folder / "a2.json", prefer_incoming=True, pause=lambda s: None)
     pendulum.travel_back()
+
+
+def build_fixture(out: Path, version: int) -> None:
+    """Write ``out``: this scenario run by the sma-log on ``sys.path`` (an old checkout:
+    tests/fixtures/make_schema4.py, make_schema5.py), which must write ``version``;
+    checkpointed into one .db (no -wal); the import's second file is left out."""
+    import shutil
+    import sqlite3
+    import tempfile
+
+    from sma_log.domain.clock import Clock
+    from sma_log.storage.store import Store
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+
+        def open_store(path: Path, user: str) -> Store:
+            return Store.open(path, user, clock=Clock(monotonic=False))
+
+        store = open_store(folder / "a.db", "tester")
+        assert store.user_version() == version
+        drive(store, open_store, folder, lambda: None)
+        store.close()
+        conn = sqlite3.connect(folder / "a.db")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.execute("PRAGMA journal_mode = DELETE")
+        conn.close()
+        shutil.copyfile(folder / "a.db", out)

@@ -57,16 +57,10 @@ def check_restored(path: Path, label: str) -> Restored:
                     f"({found[0]})"
                 )
         row = store.conn.execute("SELECT max(at) FROM events").fetchone()
-        counts = store.counts()
-        tables = set(store.tables())
-        for table in ("followups", "labs", "timeouts"):  # what a unit checks after a restore
-            if table in tables:
-                counts[table] = int(
-                    store.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-                )
         return Restored(
             schema_version=version,
-            counts=counts,
+            # and what a unit checks after a restore
+            counts=store.counts(also=("followups", "labs", "timeouts")),
             last_event_at=None if row[0] is None else str(row[0]),
             report_checked=report_checked,
         )

@@ -923,10 +923,14 @@ class Store(FollowupStore):
         with self.write() as conn:
             reportcache.rebuild(conn, restore_triggers=True)
 
-    def counts(self) -> dict[str, int]:
+    def counts(self, also: Sequence[str] = ()) -> dict[str, int]:
+        """Rows per table: the core ones, then ``also`` where the file has them."""
+        tables = ["patients", "procedures", "attempts", "events", "audit_log"]
+        if also:
+            present = set(self.tables())
+            tables += [t for t in also if t in present]
         return {
-            t: int(self.conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0])
-            for t in ("patients", "procedures", "attempts", "events", "audit_log")
+            t: int(self.conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in tables
         }
 
 
